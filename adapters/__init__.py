@@ -1,0 +1,1 @@
+"""Adapters to the outside world: storage, keys, secrets, the clock."""

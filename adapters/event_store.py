@@ -1,0 +1,97 @@
+"""The event store: an eventsourcing application on SQLite or PostgreSQL, chosen by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Notification
+
+from domain.client import Client
+
+APP_NAME = "keyledger"
+
+
+class DatabaseUrlError(ValueError):
+    """`KEYLEDGER_DATABASE_URL` names no store keyledger can use."""
+
+
+def persistence_env(database_url: str, *, pool_size: int = 5) -> dict[str, str]:
+    """The eventsourcing settings for `sqlite:///path` or `postgresql://user@host:port/db`."""
+    url = urlsplit(database_url)
+    if url.scheme == "sqlite":
+        path = unquote(url.path[1:] if url.path.startswith("/") else url.path)
+        if not path:
+            raise DatabaseUrlError("sqlite URL needs a path: sqlite:///var/keyledger.db")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    if url.scheme in ("postgresql", "postgres"):
+        dbname = unquote(url.path.lstrip("/"))
+        if not dbname or not url.hostname:
+            raise DatabaseUrlError("postgresql URL needs a host and a database name")
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": dbname,
+            "POSTGRES_HOST": url.hostname,
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_POOL_SIZE": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": "4",
+            "POSTGRES_LOCK_TIMEOUT": "5",
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_PRE_PING": "y",
+        }
+    raise DatabaseUrlError(
+        f"unsupported database URL scheme {url.scheme!r}: use sqlite:/// or postgresql://"
+    )
+
+
+class Ledger(Application[UUID]):
+    """The keyledger event store: commands that record domain events, and the raw log."""
+
+    name = APP_NAME
+
+    def __init__(self, database_url: str, *, pool_size: int = 5) -> None:
+        super().__init__(env=persistence_env(database_url, pool_size=pool_size))
+        self.database_url = database_url
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres"
+
+    @property
+    def datastore(self) -> Any:
+        """The connection pool the recorders share (for read-model tables beside the events)."""
+        return self.factory.datastore  # type: ignore[attr-defined]
+
+    def append(self, events: Sequence[DomainEventProtocol[UUID]]) -> None:
+        """Durably record already-created events in one transaction (all or none)."""
+        self.save(*events)
+
+    def get_client(self, client_id: UUID) -> Client | None:
+        try:
+            client: object = self.repository.get(client_id)
+        except AggregateNotFoundError:
+            return None
+        return client if isinstance(client, Client) else None
+
+    def head(self) -> int:
+        """The highest notification id committed so far (0 for an empty store)."""
+        return self.recorder.max_notification_id() or 0
+
+    def read(
+        self, after: int, limit: int, stop: int | None = None, topics: Sequence[str] = ()
+    ) -> Sequence[Notification]:
+        return self.recorder.select_notifications(
+            after + 1, limit=limit, stop=stop, topics=list(topics)
+        )

@@ -1,0 +1,130 @@
+"""Group commit: concurrent requests' events are written together, each caller awaits its own.
+
+Request handlers enqueue their events with an asyncio future. One writer thread per process
+drains whatever is pending into a single transaction and resolves every future of the batch
+with one `call_soon_threadsafe`. A token is answered only after its batch committed
+(DESIGN.md invariant 1); one transaction per token would cap throughput at the rate at which
+the event store serialises commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Events = Sequence[Any]
+_STOP = object()
+
+
+class QueueFull(Exception):
+    """More events are waiting than the writer may hold; the caller should back off."""
+
+
+class GroupCommitter:
+    """One writer thread that saves queued events in batches."""
+
+    def __init__(
+        self, save: Callable[[list[Any]], None], *, max_batch: int = 128, max_pending: int = 10_000
+    ) -> None:
+        self._save = save
+        self._max_batch = max_batch
+        self._max_pending = max_pending
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.saved = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, events: Events) -> asyncio.Future[None]:
+        """Queue events for the next batch; the future resolves once they are committed."""
+        if self._queue.qsize() >= self._max_pending:
+            raise QueueFull
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put((events, future, loop))
+        return future
+
+    def stop(self) -> None:
+        """Write everything already queued, then end the writer thread."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout=30)
+        self._thread = None
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            batch: list[Any] = []
+            while True:
+                if item is _STOP:
+                    stopping = True
+                else:
+                    batch.append(item)
+                if len(batch) >= self._max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: list[Any]) -> None:
+        results = self._commit(batch)
+        self.batches += 1
+        by_loop: dict[Any, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
+        for (_, future, loop), error in zip(batch, results, strict=True):
+            by_loop.setdefault(loop, []).append((future, error))
+        for loop, outcomes in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, outcomes)
+            except RuntimeError:
+                log.warning("event loop closed before %d commits were reported", len(outcomes))
+
+    def _commit(self, batch: list[Any]) -> list[BaseException | None]:
+        """Save the batch at once; if that fails, each item alone so one bad item fails alone."""
+        try:
+            self._save([e for events, _, _ in batch for e in events])
+        except Exception as exc:
+            if len(batch) == 1:
+                log.error("event write failed: %s", exc)
+                return [exc]
+        else:
+            self.saved += len(batch)
+            return [None] * len(batch)
+        results: list[BaseException | None] = []
+        for events, _, _ in batch:
+            try:
+                self._save(list(events))
+            except Exception as exc:
+                log.error("event write failed: %s", exc)
+                results.append(exc)
+            else:
+                self.saved += 1
+                results.append(None)
+        return results
+
+
+def _resolve(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for future, error in outcomes:
+        if future.cancelled():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

@@ -1,0 +1,49 @@
+"""The Litestar application: routes, error rendering, and the runtime's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from api.bootstrap import Runtime, build
+from api.discovery import authorization_server_metadata
+from api.errors import http_error_response, oauth_error_response, unexpected_error_response
+from api.health import healthz, readyz
+from api.oauth2 import OAuth2Controller
+from api.settings import Settings
+from domain.oauth_errors import OAuthError
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
+    """The ASGI app; with no arguments (the uvicorn factory) settings come from the env."""
+    settings = settings or (runtime.settings if runtime else Settings.from_env())
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        rt = runtime or build(settings)
+        rt.start()
+        app.state.runtime = rt
+        try:
+            yield
+        finally:
+            rt.stop()
+
+    return Litestar(
+        route_handlers=[OAuth2Controller, authorization_server_metadata, healthz, readyz],
+        lifespan=[lifespan],
+        exception_handlers={
+            OAuthError: oauth_error_response,
+            HTTPException: http_error_response,
+            Exception: unexpected_error_response,
+        },
+        openapi_config=OpenAPIConfig(title="keyledger", version="0.1.0", path="/schema"),
+        debug=False,
+    )

@@ -1,0 +1,102 @@
+"""The composition root: builds the real adapters from `Settings` and wires the application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.client_secrets import SecretHasher, load_or_create_pepper
+from adapters.clients_table import clients_table
+from adapters.clock import SystemClock
+from adapters.event_store import Ledger
+from adapters.group_commit import GroupCommitter
+from adapters.signing import JwtSigner, KeyRing
+from api.issuance import Clock, TokenIssuer
+from api.settings import Settings
+from projections.clients import ClientsFollower, ClientsView
+
+log = logging.getLogger("keyledger")
+
+
+class SkipEventWrite:
+    """Benchmark-only writer that records nothing: it breaks DESIGN.md invariant 1."""
+
+    def submit(self, events: Sequence[Any]) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    """The event store, its tables created if missing."""
+    return Ledger(settings.database_url, pool_size=settings.db_pool_size)
+
+
+def prepare(settings: Settings) -> None:
+    """Create tables, keys and pepper once, before any worker process starts."""
+    ledger = open_ledger(settings)
+    try:
+        clients_table(ledger.datastore)
+    finally:
+        ledger.close()
+    KeyRing.load(settings.keys_dir, settings.signing_alg)
+    load_or_create_pepper(settings.keys_dir, settings.secret_pepper)
+
+
+@dataclass
+class Runtime:
+    """Everything a server process runs, started and stopped together."""
+
+    settings: Settings
+    ledger: Ledger
+    keys: KeyRing
+    hasher: SecretHasher
+    view: ClientsView
+    follower: ClientsFollower
+    committer: GroupCommitter
+    issuer: TokenIssuer
+
+    def start(self) -> None:
+        try:
+            self.follower.load()
+        except Exception:
+            log.exception("clients read model not loaded yet; the follower keeps trying")
+        self.follower.start()
+        self.committer.start()
+
+    def stop(self) -> None:
+        self.committer.stop()
+        self.follower.stop()
+        self.ledger.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.follower.ready.is_set() and self.committer.alive
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Runtime:
+    """Wire a server process from settings; nothing runs until `Runtime.start()`."""
+    ledger = open_ledger(settings)
+    keys = KeyRing.load(settings.keys_dir, settings.signing_alg)
+    hasher = SecretHasher(load_or_create_pepper(settings.keys_dir, settings.secret_pepper))
+    view = ClientsView()
+    follower = ClientsFollower(
+        ledger, clients_table(ledger.datastore), view, interval=settings.follow_interval
+    )
+    committer = GroupCommitter(
+        ledger.append, max_batch=settings.write_batch_max, max_pending=settings.write_queue_max
+    )
+    if settings.bench_skip_event_write:
+        log.warning("KEYLEDGER_BENCH_SKIP_EVENT_WRITE is on: tokens are NOT recorded")
+    issuer = TokenIssuer(
+        clients=view,
+        hasher=hasher,
+        signer=JwtSigner(keys),
+        writer=SkipEventWrite() if settings.bench_skip_event_write else committer,
+        clock=clock or SystemClock(),
+        issuer=settings.issuer_url,
+    )
+    return Runtime(settings, ledger, keys, hasher, view, follower, committer, issuer)

@@ -1,0 +1,70 @@
+"""Client credentials in a token request, RFC 6749 §2.3.1.
+
+`client_secret_basic`: "The client identifier is encoded using the
+application/x-www-form-urlencoded encoding algorithm ... and the encoded value is used as
+the username; the client password is encoded using the same algorithm and used as the
+password." `client_secret_post`: `client_id` and `client_secret` in the body.
+"The client MUST NOT use more than one authentication method in each request."
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from domain.oauth_errors import InvalidClient, InvalidRequest
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A presented client id and secret, and how they were presented."""
+
+    client_id: str
+    secret: str
+    method: str
+
+    @property
+    def used_basic(self) -> bool:
+        return self.method == "client_secret_basic"
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"Credentials(client_id={self.client_id!r}, method={self.method!r})"
+
+
+def _basic(header: str) -> Credentials:
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        raise InvalidClient(reason="malformed_authorization_header", used_basic=True)
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidClient(reason="malformed_basic_credentials", used_basic=True) from None
+    raw_id, sep, raw_secret = decoded.partition(":")
+    if not sep:
+        raise InvalidClient(reason="malformed_basic_credentials", used_basic=True)
+    try:
+        client_id = unquote_plus(raw_id, errors="strict")
+        secret = unquote_plus(raw_secret, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidClient(reason="malformed_basic_credentials", used_basic=True) from None
+    if not client_id or not secret:
+        raise InvalidClient(reason="malformed_basic_credentials", used_basic=True)
+    return Credentials(client_id, secret, "client_secret_basic")
+
+
+def extract_credentials(
+    authorization: str | None, body_client_id: str | None, body_secret: str | None
+) -> Credentials:
+    """The one set of credentials the request presents, or the RFC error."""
+    if authorization is not None:
+        if body_secret is not None:
+            raise InvalidRequest("use one client authentication method, not two")
+        credentials = _basic(authorization)
+        if body_client_id is not None and body_client_id != credentials.client_id:
+            raise InvalidRequest("client_id in the body differs from the Authorization header")
+        return credentials
+    if body_client_id is None or body_secret is None:
+        raise InvalidClient(reason="no_client_authentication")
+    return Credentials(body_client_id, body_secret, "client_secret_post")

@@ -1,0 +1,28 @@
+"""Authorization server metadata, RFC 8414 §2, describing exactly what is served."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get
+
+from api.settings import Settings
+
+
+def metadata(settings: Settings) -> dict[str, Any]:
+    issuer = settings.issuer_url
+    return {
+        "issuer": issuer,
+        "token_endpoint": f"{issuer}/oauth2/token",
+        "jwks_uri": f"{issuer}/oauth2/jwks",
+        "grant_types_supported": ["client_credentials"],
+        # REQUIRED by RFC 8414; keyledger has no authorization endpoint, so none.
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": [],
+    }
+
+
+@get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata", tags=["discovery"])
+async def authorization_server_metadata(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    return metadata(request.app.state.runtime.settings)

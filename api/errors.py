@@ -1,0 +1,57 @@
+"""Rendering errors: RFC 6749 §5.2 JSON on the OAuth endpoints, never a bare 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from domain.oauth_errors import InvalidClient, OAuthError
+
+log = logging.getLogger("keyledger.errors")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def oauth_error_response(request: Request[Any, Any, Any], exc: OAuthError) -> Response[Any]:
+    """RFC 6749 §5.2: `error` and `error_description`, with `no-store` caching."""
+    headers = dict(NO_STORE)
+    if isinstance(exc, InvalidClient):
+        # §5.2: 401 with WWW-Authenticate for header auth; we send it for every client
+        # authentication failure so responses do not differ by cause.
+        headers["WWW-Authenticate"] = 'Basic realm="keyledger", charset="UTF-8"'
+    log.info(
+        "oauth error %s on %s: %s",
+        exc.error,
+        request.url.path,
+        exc.reason,
+    )
+    return Response(
+        {"error": exc.error, "error_description": exc.description},
+        status_code=exc.status_code,
+        headers=headers,
+    )
+
+
+def http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Framework errors (413, 405, 404, ...) in the OAuth error shape on every path."""
+    if exc.status_code >= 500:
+        log.error("server error on %s: %s", request.url.path, exc.detail)
+        body = {"error": "server_error", "error_description": "internal error"}
+    else:
+        error = {404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "invalid_request"
+        )
+        body = {"error": error, "error_description": str(exc.detail)}
+    return Response(body, status_code=exc.status_code, headers=NO_STORE | dict(exc.headers or {}))
+
+
+def unexpected_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unexpected error on %s", request.url.path, exc_info=exc)
+    return Response(
+        {"error": "server_error", "error_description": "internal error"},
+        status_code=500,
+        headers=NO_STORE,
+    )

@@ -1,0 +1,141 @@
+"""Issuing an access token: authenticate, decide, record durably, sign (RFC 6749 §4.4).
+
+Access tokens are JWTs per RFC 9068 §2.2: `iss`, `exp`, `aud`, `sub`, `client_id`, `iat`,
+`jti`, and `scope`. The response follows RFC 6749 §5.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import uuid
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from api.client_auth import Credentials
+from domain.client import SecretSlot
+from domain.client_record import ClientRecord
+from domain.oauth_errors import TemporarilyUnavailable
+from domain.policy import Grant, TokenRequest, decide
+from domain.scope import format_scope
+from domain.token import IssuedToken
+
+
+class ClientLookup(Protocol):
+    def get(self, client_id: str) -> ClientRecord | None: ...
+
+
+class SecretHashing(Protocol):
+    def hash(self, secret: str) -> str: ...
+
+
+class TokenSigner(Protocol):
+    @property
+    def kid(self) -> str: ...
+
+    def sign(self, claims: dict[str, Any]) -> str: ...
+
+
+class EventWriter(Protocol):
+    def submit(self, events: Sequence[Any]) -> Awaitable[None]: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class IssuedAccessToken:
+    """What the token endpoint answers with."""
+
+    access_token: str
+    expires_in: int
+    scope: str
+    jti: str
+
+    def response_body(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
+        }
+
+
+def matching_secret(record: ClientRecord | None, presented_hash: str) -> SecretSlot | None:
+    """The client's secret slot whose hash equals the presented one (constant-time compares)."""
+    if record is None:
+        return None
+    found = None
+    for slot in record.secrets:
+        if hmac.compare_digest(presented_hash, slot.secret_hash):
+            found = slot
+    return found
+
+
+def access_token_claims(grant: Grant, issuer: str, jti: str) -> dict[str, Any]:
+    """RFC 9068 §2.2 claims for a client_credentials grant (`sub` is the client itself)."""
+    return {
+        "iss": issuer,
+        "sub": grant.client_id,
+        "client_id": grant.client_id,
+        "aud": grant.audience[0] if len(grant.audience) == 1 else list(grant.audience),
+        "iat": int(grant.issued_at.timestamp()),
+        "exp": int(grant.expires_at.timestamp()),
+        "jti": jti,
+        "scope": format_scope(grant.scopes),
+    }
+
+
+class TokenIssuer:
+    """The token endpoint's use case; every collaborator is a port."""
+
+    def __init__(
+        self,
+        *,
+        clients: ClientLookup,
+        hasher: SecretHashing,
+        signer: TokenSigner,
+        writer: EventWriter,
+        clock: Clock,
+        issuer: str,
+    ) -> None:
+        self._clients = clients
+        self._hasher = hasher
+        self._signer = signer
+        self._writer = writer
+        self._clock = clock
+        self._issuer = issuer
+
+    async def issue(self, credentials: Credentials, request: TokenRequest) -> IssuedAccessToken:
+        # Hash before looking up, so unknown and known client ids take the same time.
+        presented = self._hasher.hash(credentials.secret)
+        record = self._clients.get(credentials.client_id)
+        grant = decide(
+            record, matching_secret(record, presented), request, self._clock.now(), self._issuer
+        )
+        jti = str(uuid.uuid4())
+        token = IssuedToken(
+            jti=jti,
+            client_id=grant.client_id,
+            scopes=sorted(grant.scopes),
+            audience=list(grant.audience),
+            issued_at=grant.issued_at,
+            expires_at=grant.expires_at,
+            kid=self._signer.kid,
+            client_version=grant.client_version,
+            secret_generation=grant.secret_generation,
+            auth_method=credentials.method,
+        )
+        access_token = self._signer.sign(access_token_claims(grant, self._issuer, jti))
+        try:
+            await self._writer.submit(token.collect_events())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise TemporarilyUnavailable(
+                reason=f"event_write_failed: {type(exc).__name__}"
+            ) from exc
+        return IssuedAccessToken(access_token, grant.lifetime, format_scope(grant.scopes), jti)

@@ -1,0 +1,81 @@
+"""Configuration, read from `KEYLEDGER_*` environment variables (the README's table)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from adapters.signing import SUPPORTED_ALGORITHMS
+
+
+class SettingsError(ValueError):
+    """A configuration value keyledger cannot use; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting with its default; `KEYLEDGER_<NAME>` overrides each."""
+
+    database_url: str = "sqlite:///var/keyledger.db"
+    issuer: str | None = None
+    keys_dir: Path = Path("var/keys")
+    signing_alg: str = "ES256"
+    secret_pepper: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    follow_interval: float = 0.1
+    write_batch_max: int = 128
+    write_queue_max: int = 10_000
+    db_pool_size: int = 5
+    log_level: str = "info"
+    bench_skip_event_write: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"KEYLEDGER_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.name, raw, f.type)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.signing_alg not in SUPPORTED_ALGORITHMS:
+            raise SettingsError(
+                f"KEYLEDGER_SIGNING_ALG must be one of {', '.join(SUPPORTED_ALGORITHMS)}"
+            )
+        if not self.issuer_url.startswith(("https://", "http://")) or "#" in self.issuer_url:
+            raise SettingsError("KEYLEDGER_ISSUER must be an http(s) URL without fragment")
+        if not 1 <= self.workers <= 64:
+            raise SettingsError("KEYLEDGER_WORKERS must be 1 to 64")
+        if self.follow_interval <= 0 or self.write_batch_max < 1 or self.write_queue_max < 1:
+            raise SettingsError("follow interval, batch and queue sizes must be positive")
+
+    @property
+    def issuer_url(self) -> str:
+        """`KEYLEDGER_ISSUER`, else the URL the server listens on."""
+        return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def _convert(name: str, raw: str, kind: object) -> object:
+    try:
+        if kind in ("int", int):
+            return int(raw)
+        if kind in ("float", float):
+            return float(raw)
+        if kind in ("bool", bool):
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes", "on")
+        if kind in ("Path", Path):
+            return Path(raw)
+    except ValueError:
+        raise SettingsError(f"KEYLEDGER_{name.upper()} has an invalid value: {raw!r}") from None
+    return raw

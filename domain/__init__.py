@@ -1,0 +1,1 @@
+"""The pure model of keyledger: aggregates, events, value objects and policies."""

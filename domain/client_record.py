@@ -1,0 +1,96 @@
+"""`ClientRecord`: what the token endpoint knows about a client, as the read model holds it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from domain.client import SecretSlot
+
+
+@dataclass(frozen=True)
+class ClientRecord:
+    """A client's current state, folded from its events; holds secret hashes, never secrets."""
+
+    client_id: str
+    name: str
+    status: str
+    allowed_scopes: frozenset[str]
+    default_scopes: frozenset[str]
+    token_ttl: int
+    audiences: tuple[str, ...]
+    secrets: tuple[SecretSlot, ...]
+    version: int
+    registered_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
+
+    def evolve(self, **changes: Any) -> ClientRecord:
+        return replace(self, **changes)
+
+    def public_view(self) -> dict[str, Any]:
+        """The record as admins see it: secret generations and expiry, never hashes."""
+        return {
+            "client_id": self.client_id,
+            "name": self.name,
+            "status": self.status,
+            "allowed_scopes": sorted(self.allowed_scopes),
+            "default_scopes": sorted(self.default_scopes),
+            "token_ttl": self.token_ttl,
+            "audiences": list(self.audiences),
+            "secrets": [
+                {
+                    "generation": s.generation,
+                    "expires_at": s.expires_at.isoformat() if s.expires_at else None,
+                }
+                for s in self.secrets
+            ],
+            "version": self.version,
+            "registered_at": self.registered_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                **self.public_view(),
+                "secrets": [
+                    {
+                        "generation": s.generation,
+                        "secret_hash": s.secret_hash,
+                        "expires_at": s.expires_at.isoformat() if s.expires_at else None,
+                    }
+                    for s in self.secrets
+                ],
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ClientRecord:
+        d = json.loads(text)
+        return cls(
+            client_id=d["client_id"],
+            name=d["name"],
+            status=d["status"],
+            allowed_scopes=frozenset(d["allowed_scopes"]),
+            default_scopes=frozenset(d["default_scopes"]),
+            token_ttl=d["token_ttl"],
+            audiences=tuple(d["audiences"]),
+            secrets=tuple(
+                SecretSlot(
+                    generation=s["generation"],
+                    secret_hash=s["secret_hash"],
+                    expires_at=datetime.fromisoformat(s["expires_at"]) if s["expires_at"] else None,
+                )
+                for s in d["secrets"]
+            ),
+            version=d["version"],
+            registered_at=datetime.fromisoformat(d["registered_at"]),
+            updated_at=datetime.fromisoformat(d["updated_at"]),
+        )

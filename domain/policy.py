@@ -1,0 +1,118 @@
+"""The client_credentials grant decision, RFC 6749 §4.4, with RFC 8707 resource indicators.
+
+Pure: given what is known about the client, which of its secrets the presented one matched,
+the request and the time, it returns the grant to issue or raises the RFC error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from domain.client import SecretSlot
+from domain.client_record import ClientRecord
+from domain.oauth_errors import InvalidClient, InvalidScope, InvalidTarget
+from domain.scope import ScopeSyntaxError, parse_scope
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """The grant parameters of a token request; `scope` None means omitted."""
+
+    scope: str | None
+    resources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a token will say: the decision, before signing."""
+
+    client_id: str
+    scopes: frozenset[str]
+    audience: tuple[str, ...]
+    issued_at: datetime
+    expires_at: datetime
+    client_version: int
+    secret_generation: int
+
+    @property
+    def lifetime(self) -> int:
+        return int((self.expires_at - self.issued_at).total_seconds())
+
+
+def authenticate(
+    client: ClientRecord | None, matched: SecretSlot | None, now: datetime
+) -> tuple[ClientRecord, SecretSlot]:
+    """Raise `invalid_client` unless an active client presented one of its live secrets."""
+    if client is None:
+        raise InvalidClient(reason="unknown_client")
+    if matched is None:
+        raise InvalidClient(reason="wrong_secret")
+    if not matched.is_live(now):
+        raise InvalidClient(reason="expired_secret")
+    if not client.is_active:
+        raise InvalidClient(reason=f"client_{client.status}")
+    return client, matched
+
+
+def granted_scopes(client: ClientRecord, requested: str | None) -> frozenset[str]:
+    """RFC 6749 §3.3: the requested scopes if all are allowed, else the client's defaults.
+
+    "If the client omits the scope parameter ... the authorization server MUST either process
+    the request using a pre-defined default value or fail the request indicating an invalid
+    scope": with no defaults, we fail.
+    """
+    if requested is None:
+        if not client.default_scopes:
+            raise InvalidScope(reason="no_default_scope")
+        return client.default_scopes
+    try:
+        scopes = parse_scope(requested)
+    except ScopeSyntaxError as exc:
+        raise InvalidScope(
+            f"malformed scope: {exc.bad_token!r}", reason="malformed_scope"
+        ) from None
+    if not scopes <= client.allowed_scopes:
+        raise InvalidScope(reason="scope_not_allowed")
+    return scopes
+
+
+def is_resource_indicator(value: str) -> bool:
+    """RFC 8707 §2: "MUST be an absolute URI ... MUST NOT include a fragment component"."""
+    return bool(urlsplit(value).scheme) and "#" not in value and value.strip() == value
+
+
+def audience(client: ClientRecord, resources: tuple[str, ...], issuer: str) -> tuple[str, ...]:
+    """The token's `aud`: the requested resources, else the client's audiences, else the issuer."""
+    if resources:
+        for resource in resources:
+            if not is_resource_indicator(resource):
+                raise InvalidTarget("resource must be an absolute URI without fragment")
+            if resource not in client.audiences:
+                raise InvalidTarget(reason="resource_not_allowed")
+        return tuple(sorted(set(resources)))
+    return client.audiences or (issuer,)
+
+
+def decide(
+    client: ClientRecord | None,
+    matched: SecretSlot | None,
+    request: TokenRequest,
+    now: datetime,
+    issuer: str,
+) -> Grant:
+    """Decide a client_credentials request: the grant, or the RFC 6749 §5.2 error."""
+    client, matched = authenticate(client, matched, now)
+    now = now.replace(microsecond=0)  # JWT times are whole seconds (RFC 7519 NumericDate)
+    scopes = granted_scopes(client, request.scope)
+    aud = audience(client, request.resources, issuer)
+    return Grant(
+        client_id=client.client_id,
+        scopes=scopes,
+        audience=aud,
+        issued_at=now,
+        expires_at=now + timedelta(seconds=client.token_ttl),
+        client_version=client.version,
+        secret_generation=matched.generation,
+    )

@@ -1,0 +1,133 @@
+"""POST /oauth2/token against a real event store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import jwt
+
+from api.settings import Settings
+from tests.integration.helpers import basic, register, running, stored_token
+
+
+async def test_a_registered_client_gets_a_token_that_verifies_against_the_jwks(
+    settings: Settings,
+) -> None:
+    async with running(settings) as (http, runtime):
+        creds = await register(runtime)
+        response = await http.post(
+            "/oauth2/token",
+            content="grant_type=client_credentials&scope=invoices:read",
+            headers=basic(creds.client_id, creds.client_secret),
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["token_type"] == "Bearer"
+        assert body["expires_in"] == 300
+        assert body["scope"] == "invoices:read"
+        jwks = (await http.get("/oauth2/jwks")).json()
+        header = jwt.get_unverified_header(body["access_token"])
+        [jwk] = [k for k in jwks["keys"] if k["kid"] == header["kid"]]
+        claims = jwt.decode(
+            body["access_token"],
+            jwt.PyJWK(jwk).key,
+            algorithms=["ES256"],
+            audience="https://auth.example.test",
+            issuer="https://auth.example.test",
+        )
+        assert header["typ"] == "at+jwt"
+        assert claims["sub"] == claims["client_id"] == creds.client_id
+        assert claims["scope"] == "invoices:read"
+        assert claims["exp"] - claims["iat"] == 300
+
+
+async def test_the_token_response_is_never_cached(settings: Settings) -> None:
+    async with running(settings) as (http, runtime):
+        creds = await register(runtime)
+        response = await http.post(
+            "/oauth2/token",
+            content="grant_type=client_credentials",
+            headers=basic(creds.client_id, creds.client_secret),
+        )
+        assert response.headers["cache-control"] == "no-store"
+
+
+async def test_client_secret_post_is_accepted(settings: Settings) -> None:
+    async with running(settings) as (http, runtime):
+        creds = await register(runtime)
+        response = await http.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": creds.client_id,
+                "client_secret": creds.client_secret,
+            },
+        )
+        assert response.status_code == 200, response.text
+
+
+async def test_an_omitted_scope_grants_the_clients_default_scopes(settings: Settings) -> None:
+    async with running(settings) as (http, runtime):
+        creds = await register(runtime, default_scopes=["invoices:read"], token_ttl=900)
+        response = await http.post(
+            "/oauth2/token",
+            content="grant_type=client_credentials",
+            headers=basic(creds.client_id, creds.client_secret),
+        )
+        assert response.json()["scope"] == "invoices:read"
+        assert response.json()["expires_in"] == 900
+
+
+async def test_the_issued_event_is_committed_before_the_token_is_returned(
+    settings: Settings,
+) -> None:
+    async with running(settings) as (http, runtime):
+        creds = await register(runtime, audiences=["https://invoices.example"])
+        response = await http.post(
+            "/oauth2/token",
+            content="grant_type=client_credentials&scope=invoices:write",
+            headers=basic(creds.client_id, creds.client_secret),
+        )
+        claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+        token = stored_token(runtime, claims["jti"])
+        assert token.client_id == creds.client_id
+        assert token.scopes == ["invoices:write"]
+        assert token.audience == ["https://invoices.example"]
+        assert int(token.issued_at.timestamp()) == claims["iat"]
+        assert int(token.expires_at.timestamp()) == claims["exp"]
+        assert token.kid == jwt.get_unverified_header(response.json()["access_token"])["kid"]
+        assert token.secret_generation == 1
+        assert token.client_version == 1
+        assert token.auth_method == "client_secret_basic"
+
+
+async def test_a_requested_resource_becomes_the_audience(settings: Settings) -> None:
+    async with running(settings) as (http, runtime):
+        creds = await register(runtime, audiences=["https://a.example", "https://b.example"])
+        response = await http.post(
+            "/oauth2/token",
+            content="grant_type=client_credentials&resource=https%3A%2F%2Fb.example",
+            headers=basic(creds.client_id, creds.client_secret),
+        )
+        claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+        assert claims["aud"] == "https://b.example"
+
+
+async def test_metadata_describes_what_is_served(settings: Settings) -> None:
+    async with running(settings) as (http, _):
+        meta = (await http.get("/.well-known/oauth-authorization-server")).json()
+        assert meta["issuer"] == "https://auth.example.test"
+        assert meta["token_endpoint"] == "https://auth.example.test/oauth2/token"
+        assert meta["jwks_uri"] == "https://auth.example.test/oauth2/jwks"
+        assert meta["grant_types_supported"] == ["client_credentials"]
+        assert set(meta["token_endpoint_auth_methods_supported"]) == {
+            "client_secret_basic",
+            "client_secret_post",
+        }
+
+
+async def test_health_readiness_and_openapi_are_served(settings: Settings) -> None:
+    async with running(settings) as (http, _):
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        assert (await http.get("/readyz")).status_code == 200
+        schema = (await http.get("/schema/openapi.json")).json()
+        assert "/oauth2/token" in schema["paths"]
+        assert "x-www-form-urlencoded" in schema["paths"]["/oauth2/token"]["post"]["description"]
