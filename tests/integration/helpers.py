@@ -50,13 +50,14 @@ async def register(runtime: Runtime, **settings: Any) -> NewCredentials:
     return created
 
 
-async def wait_for_client(runtime: Runtime, client_id: str, timeout: float = 1.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while runtime.view.get(client_id) is None:
-        if loop.time() > deadline:
-            raise AssertionError(f"client {client_id} not visible within {timeout}s")
-        await asyncio.sleep(0.01)
+async def wait_for_client(runtime: Runtime, client_id: str, within: float = 1.0) -> None:
+    """DESIGN.md invariant 2: a registered client is visible within a second."""
+    try:
+        async with asyncio.timeout(within):
+            while runtime.view.get(client_id) is None:  # noqa: ASYNC110 - a thread fills it
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"client {client_id} not visible within {within}s") from None
 
 
 def stored_token(runtime: Runtime, jti: str) -> IssuedToken:

@@ -1,0 +1,82 @@
+"""Run `keyledger serve` and the `keyledger` CLI as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+KEYLEDGER = str(Path(sys.executable).parent / "keyledger")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def environment(database_url: str, keys_dir: Path, port: int = 0, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYLEDGER_")}
+    env.update(
+        KEYLEDGER_DATABASE_URL=database_url,
+        KEYLEDGER_KEYS_DIR=str(keys_dir),
+        KEYLEDGER_PORT=str(port),
+        KEYLEDGER_LOG_LEVEL="warning",
+        **extra,
+    )
+    return env
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KEYLEDGER, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def cli_json(env: dict[str, str], *args: str) -> Any:
+    done = cli(env, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@contextmanager
+def serve(env: dict[str, str], *args: str, log: Path) -> Iterator[str]:
+    """A running server; yields its base URL once /readyz answers 200; stopped afterwards."""
+    port = env["KEYLEDGER_PORT"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [KEYLEDGER, "serve", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError(f"server exited: {log.read_text()}")
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"server not ready: {log.read_text()}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,106 @@
+"""Group commit: batches form under load, each caller learns its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from adapters.group_commit import GroupCommitter, QueueFull
+
+
+class RecordingStore:
+    """Saves into a list; can be held shut to let a backlog build, and can refuse items."""
+
+    def __init__(self) -> None:
+        self.saved: list[Any] = []
+        self.calls: list[list[Any]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.refuse: set[Any] = set()
+
+    def save(self, events: list[Any]) -> None:
+        self.gate.wait()
+        self.calls.append(list(events))
+        if self.refuse & set(events):
+            raise RuntimeError("conflict")
+        self.saved.extend(events)
+
+
+async def test_requests_that_arrive_while_a_write_runs_commit_together() -> None:
+    store = RecordingStore()
+    committer = GroupCommitter(store.save, max_batch=128)
+    committer.start()
+    store.gate.clear()
+    first = committer.submit(["e0"])
+    await asyncio.sleep(0.05)  # the writer now holds e0 and waits on the gate
+    rest = [committer.submit([f"e{i}"]) for i in range(1, 51)]
+    store.gate.set()
+    await asyncio.gather(first, *rest)
+    committer.stop()
+    assert sorted(store.saved) == sorted(f"e{i}" for i in range(51))
+    assert len(store.calls) == 2
+
+
+async def test_a_future_resolves_only_after_its_events_were_saved() -> None:
+    store = RecordingStore()
+    committer = GroupCommitter(store.save)
+    committer.start()
+    store.gate.clear()
+    future = committer.submit(["e1"])
+    await asyncio.sleep(0.05)
+    assert not future.done()
+    store.gate.set()
+    await future
+    assert store.saved == ["e1"]
+    committer.stop()
+
+
+async def test_one_failing_item_fails_alone_and_the_rest_commit() -> None:
+    store = RecordingStore()
+    store.refuse = {"bad"}
+    committer = GroupCommitter(store.save)
+    committer.start()
+    store.gate.clear()
+    blocker = committer.submit(["first"])
+    await asyncio.sleep(0.05)
+    good = [committer.submit([f"ok{i}"]) for i in range(5)]
+    bad = committer.submit(["bad"])
+    store.gate.set()
+    await asyncio.gather(blocker, *good)
+    with pytest.raises(RuntimeError):
+        await bad
+    committer.stop()
+    assert "bad" not in store.saved
+    assert {f"ok{i}" for i in range(5)} <= set(store.saved)
+
+
+async def test_a_full_queue_refuses_new_work_instead_of_growing() -> None:
+    store = RecordingStore()
+    committer = GroupCommitter(store.save, max_pending=3)
+    committer.start()
+    store.gate.clear()
+    held = committer.submit(["held"])
+    await asyncio.sleep(0.05)
+    queued = [committer.submit([f"q{i}"]) for i in range(3)]
+    with pytest.raises(QueueFull):
+        committer.submit(["overflow"])
+    store.gate.set()
+    await asyncio.gather(held, *queued)
+    committer.stop()
+
+
+async def test_stopping_writes_everything_already_queued() -> None:
+    store = RecordingStore()
+    committer = GroupCommitter(store.save)
+    committer.start()
+    store.gate.clear()
+    futures = [committer.submit([f"e{i}"]) for i in range(10)]
+    stopper = asyncio.get_running_loop().run_in_executor(None, committer.stop)
+    await asyncio.sleep(0.05)
+    store.gate.set()
+    await stopper
+    await asyncio.gather(*futures)
+    assert len(store.saved) == 10
