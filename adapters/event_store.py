@@ -49,7 +49,9 @@ def persistence_env(database_url: str, *, pool_size: int = 5) -> dict[str, str]:
             "POSTGRES_MAX_OVERFLOW": "4",
             "POSTGRES_LOCK_TIMEOUT": "5",
             "POSTGRES_CONNECT_TIMEOUT": "5",
-            "POSTGRES_PRE_PING": "y",
+            "APPLICATION_RECORDER_TOPIC": (
+                "adapters.postgres_recorder:GroupCommitPostgresApplicationRecorder"
+            ),
         }
     raise DatabaseUrlError(
         f"unsupported database URL scheme {url.scheme!r}: use sqlite:/// or postgresql://"
@@ -75,8 +77,12 @@ class Ledger(Application[UUID]):
         return self.factory.datastore  # type: ignore[attr-defined]
 
     def append(self, events: Sequence[DomainEventProtocol[UUID]]) -> None:
-        """Durably record already-created events in one transaction (all or none)."""
-        self.save(*events)
+        """Durably record already-created events in one transaction (all or none).
+
+        The same as `save(*events)` for an application without snapshots or notify hooks,
+        minus `save`'s per-object runtime-Protocol isinstance checks (≈30 µs an event here).
+        """
+        self.events.put(list(events))
 
     def get_client(self, client_id: UUID) -> Client | None:
         try:

@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.async_group_commit import AsyncPostgresGroupCommitter
 from adapters.client_secrets import SecretHasher, load_or_create_pepper
 from adapters.clients_table import clients_table
 from adapters.clock import SystemClock
 from adapters.event_store import Ledger
 from adapters.group_commit import GroupCommitter
+from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.signing import JwtSigner, KeyRing
 from api.issuance import Clock, TokenIssuer
 from api.settings import Settings
@@ -56,25 +58,47 @@ class Runtime:
     hasher: SecretHasher
     view: ClientsView
     follower: ClientsFollower
-    committer: GroupCommitter
+    committer: GroupCommitter | AsyncPostgresGroupCommitter
     issuer: TokenIssuer
 
-    def start(self) -> None:
+    async def start(self) -> None:
         try:
             self.follower.load()
         except Exception:
             log.exception("clients read model not loaded yet; the follower keeps trying")
         self.follower.start()
-        self.committer.start()
+        if isinstance(self.committer, AsyncPostgresGroupCommitter):
+            await self.committer.start()
+        else:
+            self.committer.start()
 
-    def stop(self) -> None:
-        self.committer.stop()
+    async def stop(self) -> None:
+        if isinstance(self.committer, AsyncPostgresGroupCommitter):
+            await self.committer.stop()
+        else:
+            self.committer.stop()
         self.follower.stop()
         self.ledger.close()
 
     @property
     def ready(self) -> bool:
         return self.follower.ready.is_set() and self.committer.alive
+
+
+def _committer(ledger: Ledger, settings: Settings) -> GroupCommitter | AsyncPostgresGroupCommitter:
+    """PostgreSQL batches on the event loop; SQLite (no async driver) on a writer thread."""
+    recorder = ledger.recorder
+    if isinstance(recorder, GroupCommitPostgresApplicationRecorder):
+        return AsyncPostgresGroupCommitter(
+            settings.database_url,
+            recorder.append_statement,
+            ledger.mapper,
+            max_batch=settings.write_batch_max,
+            max_pending=settings.write_queue_max,
+        )
+    return GroupCommitter(
+        ledger.append, max_batch=settings.write_batch_max, max_pending=settings.write_queue_max
+    )
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -86,9 +110,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     follower = ClientsFollower(
         ledger, clients_table(ledger.datastore), view, interval=settings.follow_interval
     )
-    committer = GroupCommitter(
-        ledger.append, max_batch=settings.write_batch_max, max_pending=settings.write_queue_max
-    )
+    committer = _committer(ledger, settings)
     if settings.bench_skip_event_write:
         log.warning("KEYLEDGER_BENCH_SKIP_EVENT_WRITE is on: tokens are NOT recorded")
     issuer = TokenIssuer(

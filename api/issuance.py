@@ -117,7 +117,7 @@ class TokenIssuer:
             record, matching_secret(record, presented), request, self._clock.now(), self._issuer
         )
         jti = str(uuid.uuid4())
-        token = IssuedToken(
+        issued = IssuedToken.issue(
             jti=jti,
             client_id=grant.client_id,
             scopes=sorted(grant.scopes),
@@ -131,7 +131,7 @@ class TokenIssuer:
         )
         access_token = self._signer.sign(access_token_claims(grant, self._issuer, jti))
         try:
-            await self._writer.submit(token.collect_events())
+            await self._writer.submit([issued])
         except asyncio.CancelledError:
             raise
         except Exception as exc:
