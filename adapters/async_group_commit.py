@@ -77,6 +77,7 @@ class AsyncPostgresGroupCommitter:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            await asyncio.sleep(0)  # let requests already read from their sockets join in
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]

@@ -14,7 +14,8 @@ from api.bootstrap import Runtime, build
 from api.discovery import authorization_server_metadata
 from api.errors import http_error_response, oauth_error_response, unexpected_error_response
 from api.health import healthz, readyz
-from api.oauth2 import OAuth2Controller
+from api.oauth2 import jwks, token_endpoint
+from api.openapi_docs import document_token_endpoint
 from api.settings import Settings
 from domain.oauth_errors import OAuthError
 
@@ -42,7 +43,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             await rt.stop()
 
     return Litestar(
-        route_handlers=[OAuth2Controller, authorization_server_metadata, healthz, readyz],
+        route_handlers=[token_endpoint, jwks, authorization_server_metadata, healthz, readyz],
+        on_startup=[document_token_endpoint],
         lifespan=[lifespan],
         exception_handlers={
             OAuthError: oauth_error_response,

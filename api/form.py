@@ -6,12 +6,21 @@ from the request ... Request and response parameters MUST NOT be included more t
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
 from domain.oauth_errors import InvalidRequest
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 16 * 1024
+
+
+class BodyTooLarge(InvalidRequest):
+    """The body exceeds what an OAuth request can need."""
+
+    status_code = 413
+    limit = MAX_FORM_BYTES
+    default_description = f"the request body exceeds {MAX_FORM_BYTES} bytes"
 
 
 class BadEncoding(InvalidRequest):
@@ -46,3 +55,20 @@ def parse_form(body: bytes, repeatable: frozenset[str] = frozenset()) -> dict[st
 def single(params: dict[str, list[str]], name: str) -> str | None:
     values = params.get(name)
     return values[0] if values else None
+
+
+async def read_limited(receive: Any, limit: int = MAX_FORM_BYTES) -> bytes:
+    """The ASGI request body, refused as soon as it grows past `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise InvalidRequest("the client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)

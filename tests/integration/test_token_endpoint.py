@@ -129,5 +129,8 @@ async def test_health_readiness_and_openapi_are_served(settings: Settings) -> No
         assert (await http.get("/healthz")).json() == {"status": "ok"}
         assert (await http.get("/readyz")).status_code == 200
         schema = (await http.get("/schema/openapi.json")).json()
-        assert "/oauth2/token" in schema["paths"]
-        assert "x-www-form-urlencoded" in schema["paths"]["/oauth2/token"]["post"]["description"]
+        token = schema["paths"]["/oauth2/token"]["post"]
+        form = token["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+        assert form["properties"]["grant_type"]["enum"] == ["client_credentials"]
+        assert {"200", "400", "401"} <= token["responses"].keys()
+        assert "/oauth2/jwks" in schema["paths"]
