@@ -90,6 +90,21 @@ def test_a_streamed_body_over_16_kib_is_refused_without_reading_it_all(tmp_path:
         assert response.json()["error"] == "invalid_request"
 
 
+def test_a_repeated_authorization_header_is_invalid_request(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", free_port())
+    with serve(env, log=tmp_path / "serve.log") as base:
+        response = httpx.post(
+            f"{base}/oauth2/token",
+            content="grant_type=client_credentials",
+            headers=[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Authorization", "Basic eDp5"),
+                ("Authorization", "Basic eDp5"),
+            ],
+        )
+        assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+
+
 def test_clients_list_and_show_report_the_registered_client(
     sqlite_url: str, tmp_path: Path
 ) -> None:

@@ -132,17 +132,6 @@ async def test_every_client_authentication_failure_looks_the_same(
         assert runtime.ledger.head() == head
 
 
-async def test_a_repeated_authorization_header_is_invalid_request(settings: Settings) -> None:
-    async with running(settings) as (http, runtime):
-        creds = await register(runtime)
-        auth = basic(creds.client_id, creds.client_secret)["Authorization"]
-        headers = [("Authorization", auth), ("Authorization", auth), *FORM.items()]
-        response = await http.post(
-            "/oauth2/token", content="grant_type=client_credentials", headers=headers
-        )
-        assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
-
-
 async def test_get_on_the_token_endpoint_is_not_allowed(settings: Settings) -> None:
     async with running(settings) as (http, _):
         response = await http.get("/oauth2/token")
