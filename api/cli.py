@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from adapters.client_secrets import SecretHasher, load_or_create_pepper
-from adapters.clock import SystemClock
-from adapters.event_store import DatabaseUrlError
-from api.bootstrap import open_ledger, prepare
-from api.client_admin import current_clients, register_client
+from api import cli_clients as c
+from api.bootstrap import prepare
+from api.client_admin import ClientNotFound, ConcurrentChange
 from api.settings import Settings, SettingsError
-from domain.client import DEFAULT_TOKEN_TTL, ClientSettings, InvalidClientSettings
-
-
-class CliError(Exception):
-    """An error the CLI reports in one line with exit status 2."""
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:
-        return "cli:unknown"
-
-
-def _scopes(value: str | None) -> list[str] | None:
-    return None if value is None else [s for s in value.split(" ") if s]
+from domain.client import ClientCommandRejected
+from domain.client_settings import DEFAULT_TOKEN_TTL, InvalidClientSettings
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -60,96 +38,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_register(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    client_settings = ClientSettings.create(
-        name=args.name,
-        allowed_scopes=_scopes(args.scope) or [],
-        default_scopes=_scopes(args.default_scope),
-        token_ttl=args.token_ttl,
-        audiences=args.audience or [],
-    )
-    hasher = SecretHasher(load_or_create_pepper(settings.keys_dir, settings.secret_pepper))
-    ledger = open_ledger(settings)
-    try:
-        created = register_client(
-            ledger, hasher, SystemClock(), client_settings, actor=_actor(), reason=args.reason
-        )
-    finally:
-        ledger.close()
-    if args.json:
-        print(json.dumps({"client_id": created.client_id, "client_secret": created.client_secret}))
-    elif args.export:
-        print(f"export CLIENT_ID={created.client_id} CLIENT_SECRET={created.client_secret}")
-    else:
-        print(f"client_id:     {created.client_id}")
-        print(f"client_secret: {created.client_secret}")
-        print("The secret is shown only this once: store it now.", file=sys.stderr)
-    return 0
+def _common(parser: argparse.ArgumentParser, *, json: bool = True) -> argparse.ArgumentParser:
+    parser.add_argument("--reason", help="why (recorded in the client's history)")
+    if json:
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
 
 
-def _with_clients(action: Any) -> Any:
-    ledger = open_ledger(Settings.from_env())
-    try:
-        return action(current_clients(ledger))
-    finally:
-        ledger.close()
+def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    clients = commands.add_parser("clients", help="register, change and inspect clients")
+    sub = clients.add_subparsers(dest="clients_command", required=True)
 
-
-def _cmd_list(args: argparse.Namespace) -> int:
-    records = _with_clients(lambda view: [r.public_view() for r in view.all()])
-    if args.json:
-        print(json.dumps(records, indent=2))
-        return 0
-    table = Table("client_id", "name", "status", "scopes", "ttl", "registered")
-    for r in records:
-        table.add_row(
-            r["client_id"],
-            r["name"],
-            r["status"],
-            " ".join(r["allowed_scopes"]),
-            str(r["token_ttl"]),
-            r["registered_at"],
-        )
-    Console().print(table)
-    return 0
-
-
-def _cmd_show(args: argparse.Namespace) -> int:
-    record = _with_clients(lambda view: view.get(args.client_id))
-    if record is None:
-        raise CliError(f"no client with id {args.client_id}")
-    data = record.public_view()
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return 0
-    table = Table("field", "value", show_header=False)
-    for key, value in data.items():
-        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-        if key == "secrets":
-            text = ", ".join(
-                f"#{s['generation']} (expires {s['expires_at'] or 'never'})" for s in value
-            )
-        table.add_row(key, text)
-    Console().print(table)
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="keyledger", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    serve = commands.add_parser("serve", help="run the HTTP server")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, help="server processes (default 1)")
-    serve.set_defaults(func=_cmd_serve)
-
-    clients = commands.add_parser("clients", help="register and inspect clients")
-    client_commands = clients.add_subparsers(dest="clients_command", required=True)
-
-    register = client_commands.add_parser(
-        "register", help="register a client; prints its secret once"
+    register = _common(
+        sub.add_parser("register", help="register a client; prints its secret once"), json=False
     )
     register.add_argument("--name", required=True)
     register.add_argument("--scope", required=True, help='allowed scopes, space-separated: "a b"')
@@ -165,22 +66,117 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument(
         "--audience", action="append", metavar="URL", help="allowed audience (repeatable)"
     )
-    register.add_argument("--reason")
     output = register.add_mutually_exclusive_group()
     output.add_argument(
         "--json", action="store_true", help='print {"client_id": ..., "client_secret": ...}'
     )
     output.add_argument("--export", action="store_true", help="print a shell export line")
-    register.set_defaults(func=_cmd_register)
+    register.set_defaults(func=c.cmd_register)
 
-    list_ = client_commands.add_parser("list", help="list clients")
+    list_ = sub.add_parser("list", help="list clients")
     list_.add_argument("--json", action="store_true")
-    list_.set_defaults(func=_cmd_list)
+    list_.set_defaults(func=c.cmd_list)
 
-    show = client_commands.add_parser("show", help="show one client")
+    show = sub.add_parser("show", help="show one client, now or as it was at --at")
     show.add_argument("client_id")
+    show.add_argument("--at", metavar="RFC3339", help="e.g. 2026-11-20T10:00Z")
     show.add_argument("--json", action="store_true")
-    show.set_defaults(func=_cmd_show)
+    show.set_defaults(func=c.cmd_show)
+
+    history = sub.add_parser(
+        "history", help="every change: time, actor, event, what changed, reason"
+    )
+    history.add_argument("client_id")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(func=c.cmd_history)
+
+    rotate = _common(
+        sub.add_parser(
+            "rotate-secret", help="new secret (shown once); the old one works for --grace"
+        )
+    )
+    rotate.add_argument("client_id")
+    rotate.add_argument(
+        "--grace", default="24h", help="how long the previous secret keeps working: 0s to 30d"
+    )
+    rotate.set_defaults(func=c.cmd_rotate)
+
+    for name, func, help_ in [
+        (
+            "revoke-previous-secret",
+            c.cmd_revoke_previous,
+            "end the previous secret's grace period now",
+        ),
+        ("reactivate", c.cmd_reactivate, "let a suspended client authenticate again"),
+        ("delete", c.cmd_delete, "decommission: never authenticates again; history stays"),
+    ]:
+        parser = _common(sub.add_parser(name, help=help_))
+        parser.add_argument("client_id")
+        parser.set_defaults(func=func)
+
+    suspend = sub.add_parser(
+        "suspend", help="refuse the client until reactivated (on every replica within 1 s)"
+    )
+    suspend.add_argument("client_id")
+    suspend.add_argument("--reason", required=True)
+    suspend.add_argument("--json", action="store_true")
+    suspend.set_defaults(func=c.cmd_suspend)
+
+    set_scopes = _common(
+        sub.add_parser("set-scopes", help="replace the allowed (and default) scopes")
+    )
+    set_scopes.add_argument("client_id")
+    set_scopes.add_argument("--scope", required=True)
+    set_scopes.add_argument("--default-scope", help="default: the old defaults that stay allowed")
+    set_scopes.set_defaults(func=c.cmd_set_scopes)
+
+    ttl = _common(sub.add_parser("set-token-ttl", help="token lifetime in seconds, 60 to 86400"))
+    ttl.add_argument("client_id")
+    ttl.add_argument("seconds", type=int)
+    ttl.set_defaults(func=c.cmd_set_token_ttl)
+
+    audiences = _common(sub.add_parser("set-audiences", help="replace the allowed audiences"))
+    audiences.add_argument("client_id")
+    audiences.add_argument("audiences", nargs="*", metavar="URL")
+    audiences.set_defaults(func=c.cmd_set_audiences)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keyledger", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="server processes (default 1)")
+    serve.set_defaults(func=_cmd_serve)
+
+    _client_commands(commands)
+
+    tokens = commands.add_parser("tokens", help="revoke tokens")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
+    revoke = _common(
+        tokens_sub.add_parser("revoke", help="void a client's tokens issued before a time")
+    )
+    revoke.add_argument("--client", required=True, metavar="CLIENT_ID")
+    revoke.add_argument("--before", metavar="RFC3339", help="default: now")
+    revoke.add_argument(
+        "--secret-generation", type=int, metavar="N", help="only tokens minted with that secret"
+    )
+    revoke.set_defaults(func=c.cmd_revoke_tokens)
+
+    admin = commands.add_parser("admin", help="administration of keyledger itself")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    bootstrap = _common(
+        admin_sub.add_parser(
+            "bootstrap", help="create the first admin client; prints its secret once"
+        )
+    )
+    bootstrap.add_argument("--name", default="keyledger-admin")
+    bootstrap.add_argument(
+        "--force", action="store_true", help="add one even if an admin client exists"
+    )
+    bootstrap.set_defaults(func=c.cmd_bootstrap)
     return parser
 
 
@@ -189,14 +185,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.func(args)
         return result
-    except (CliError, InvalidClientSettings, SettingsError, DatabaseUrlError, ValueError) as exc:
+    except ClientNotFound as exc:
+        print(f"keyledger: error: no client with id {exc}", file=sys.stderr)
+    except ConcurrentChange as exc:
+        print(f"keyledger: error: conflict: {exc}", file=sys.stderr)
+    except (
+        c.CliError,
+        ClientCommandRejected,
+        InvalidClientSettings,
+        SettingsError,
+        ValueError,
+    ) as exc:
         print(f"keyledger: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         print(f"keyledger: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,88 +1,25 @@
-"""The `Client` aggregate: a machine that may exchange its credentials for tokens."""
+"""The `Client` aggregate: a machine that may exchange its credentials for tokens.
+
+Every command records who did it (`actor`) and, optionally, why (`reason`). Commands compute
+everything new (hashes, times, generations) before the event, so replay is deterministic.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from urllib.parse import urlsplit
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.scope import ScopeSyntaxError, is_scope_token
+from domain.client_settings import ClientSettings, InvalidClientSettings
 
-MIN_TOKEN_TTL = 60
-MAX_TOKEN_TTL = 86_400
-DEFAULT_TOKEN_TTL = 300
-MAX_NAME_LENGTH = 200
+MAX_GRACE = timedelta(days=30)
+DEFAULT_GRACE = timedelta(hours=24)
 
 
-class InvalidClientSettings(ValueError):
-    """A client setting outside what the model allows; the message names the setting."""
-
-
-@dataclass(frozen=True)
-class ClientSettings:
-    """What an admin chooses for a client, validated as a whole."""
-
-    name: str
-    allowed_scopes: tuple[str, ...]
-    default_scopes: tuple[str, ...]
-    token_ttl: int
-    audiences: tuple[str, ...]
-
-    @classmethod
-    def create(
-        cls,
-        *,
-        name: str,
-        allowed_scopes: frozenset[str] | set[str] | list[str] | tuple[str, ...],
-        default_scopes: frozenset[str] | set[str] | list[str] | tuple[str, ...] | None = None,
-        token_ttl: int = DEFAULT_TOKEN_TTL,
-        audiences: frozenset[str] | set[str] | list[str] | tuple[str, ...] = (),
-    ) -> ClientSettings:
-        """Validate and normalise; default scopes default to all allowed scopes."""
-        name = name.strip()
-        if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
-            raise InvalidClientSettings(f"name must be 1 to {MAX_NAME_LENGTH} printable characters")
-        allowed = _scope_tokens(allowed_scopes)
-        defaults = allowed if default_scopes is None else _scope_tokens(default_scopes)
-        if not set(defaults) <= set(allowed):
-            extra = " ".join(sorted(set(defaults) - set(allowed)))
-            raise InvalidClientSettings(f"default scopes not in the allowed scopes: {extra}")
-        if isinstance(token_ttl, bool) or not MIN_TOKEN_TTL <= token_ttl <= MAX_TOKEN_TTL:
-            raise InvalidClientSettings(
-                f"token lifetime must be {MIN_TOKEN_TTL} to {MAX_TOKEN_TTL} seconds"
-            )
-        return cls(
-            name=name,
-            allowed_scopes=allowed,
-            default_scopes=defaults,
-            token_ttl=token_ttl,
-            audiences=tuple(sorted({_audience(a) for a in audiences})),
-        )
-
-
-def _scope_tokens(
-    tokens: frozenset[str] | set[str] | list[str] | tuple[str, ...],
-) -> tuple[str, ...]:
-    for token in tokens:
-        if not is_scope_token(token):
-            raise InvalidClientSettings(str(ScopeSyntaxError(token, token)))
-    return tuple(sorted(set(tokens)))
-
-
-def _audience(value: str) -> str:
-    """RFC 8707 §2: an absolute URI, without a fragment component."""
-    parts = urlsplit(value)
-    if (
-        not parts.scheme
-        or "#" in value
-        or any(c.isspace() for c in value)
-        or value != value.strip()
-    ):
-        raise InvalidClientSettings(f"audience must be an absolute URI without fragment: {value!r}")
-    return value
+class ClientCommandRejected(Exception):
+    """A command the client's current state does not allow (an HTTP 409)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +50,54 @@ class Client(Aggregate):
         actor: str
         reason: str | None
 
+    class Changed(Aggregate.Event):
+        """Base of every later client event: when, by whom, why."""
+
+        at: datetime
+        actor: str
+        reason: str | None
+
+    class SecretRotated(Changed):
+        """A new secret became current; the previous one stays valid until its expiry."""
+
+        generation: int
+        secret_hash: str
+        previous_generation: int
+        previous_expires_at: datetime
+
+    class PreviousSecretRevoked(Changed):
+        """The rotated-out secret stopped working before its grace period ended."""
+
+        generation: int
+
+    class Suspended(Changed):
+        """The client may not authenticate until reactivated."""
+
+    class Reactivated(Changed):
+        """A suspended client may authenticate again."""
+
+    class ScopesChanged(Changed):
+        allowed_scopes: list[str]
+        default_scopes: list[str]
+
+    class TokenLifetimeChanged(Changed):
+        token_ttl: int
+
+    class AudiencesChanged(Changed):
+        audiences: list[str]
+
+    class Renamed(Changed):
+        name: str
+
+    class TokensRevoked(Changed):
+        """Tokens issued before `cutoff` (only those of `secret_generation`, if set) are void."""
+
+        cutoff: datetime
+        secret_generation: int | None
+
+    class Deleted(Changed):
+        """Decommissioned: the client never authenticates again; its id is never reused."""
+
     @event(Registered)
     def __init__(
         self,
@@ -132,8 +117,7 @@ class Client(Aggregate):
         self.default_scopes = list(default_scopes)
         self.token_ttl = token_ttl
         self.audiences = list(audiences)
-        self.secret_generation = 1
-        self.secret_hash = secret_hash
+        self.secrets = [SecretSlot(1, secret_hash, None)]
         self.status = "active"
         self.registered_at = registered_at
 
@@ -165,3 +149,217 @@ class Client(Aggregate):
     @property
     def client_id(self) -> str:
         return str(self.id)
+
+    @property
+    def secret_generation(self) -> int:
+        return self.secrets[0].generation
+
+    def settings(self) -> ClientSettings:
+        return ClientSettings(
+            name=self.name,
+            allowed_scopes=tuple(self.allowed_scopes),
+            default_scopes=tuple(self.default_scopes),
+            token_ttl=self.token_ttl,
+            audiences=tuple(self.audiences),
+        )
+
+    def _require_not_deleted(self) -> None:
+        if self.status == "deleted":
+            raise ClientCommandRejected("the client is deleted")
+
+    # Commands: validate, compute, then record the event.
+
+    def rotate_secret(
+        self, *, secret_hash: str, now: datetime, grace: timedelta, actor: str, reason: str | None
+    ) -> None:
+        """Make a new secret current; the current one expires after `grace` (0 to 30 days)."""
+        self._require_not_deleted()
+        if not timedelta(0) <= grace <= MAX_GRACE:
+            raise InvalidClientSettings("grace must be 0 seconds to 30 days")
+        self._secret_rotated(
+            generation=self.secret_generation + 1,
+            secret_hash=secret_hash,
+            previous_generation=self.secret_generation,
+            previous_expires_at=now + grace,
+            at=now,
+            actor=actor,
+            reason=reason,
+        )
+
+    @event(SecretRotated)
+    def _secret_rotated(
+        self,
+        generation: int,
+        secret_hash: str,
+        previous_generation: int,
+        previous_expires_at: datetime,
+        at: datetime,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        current = self.secrets[0]
+        # At most two secrets live at once: an older one still in its grace period ends now.
+        self.secrets = [
+            SecretSlot(generation, secret_hash, None),
+            SecretSlot(previous_generation, current.secret_hash, previous_expires_at),
+        ]
+
+    def revoke_previous_secret(self, *, now: datetime, actor: str, reason: str | None) -> None:
+        self._require_not_deleted()
+        live = [s for s in self.secrets[1:] if s.is_live(now)]
+        if not live:
+            raise ClientCommandRejected("the client has no previous secret in its grace period")
+        self._previous_secret_revoked(
+            generation=live[0].generation, at=now, actor=actor, reason=reason
+        )
+
+    @event(PreviousSecretRevoked)
+    def _previous_secret_revoked(
+        self, generation: int, at: datetime, actor: str, reason: str | None
+    ) -> None:
+        self.secrets = [s for s in self.secrets if s.generation != generation]
+
+    def suspend(self, *, now: datetime, actor: str, reason: str | None) -> None:
+        self._require_not_deleted()
+        if not reason or not reason.strip():
+            raise InvalidClientSettings("suspending a client needs a reason")
+        if self.status == "suspended":
+            raise ClientCommandRejected("the client is already suspended")
+        self._suspended(at=now, actor=actor, reason=reason)
+
+    @event(Suspended)
+    def _suspended(self, at: datetime, actor: str, reason: str | None) -> None:
+        self.status = "suspended"
+
+    def reactivate(self, *, now: datetime, actor: str, reason: str | None) -> None:
+        self._require_not_deleted()
+        if self.status != "suspended":
+            raise ClientCommandRejected("the client is not suspended")
+        self._reactivated(at=now, actor=actor, reason=reason)
+
+    @event(Reactivated)
+    def _reactivated(self, at: datetime, actor: str, reason: str | None) -> None:
+        self.status = "active"
+
+    def change_scopes(
+        self,
+        *,
+        allowed_scopes: list[str],
+        default_scopes: list[str] | None,
+        now: datetime,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        """New allowed scopes; defaults omitted keep the old defaults that are still allowed."""
+        self._require_not_deleted()
+        if default_scopes is None:
+            default_scopes = [s for s in self.default_scopes if s in set(allowed_scopes)]
+        valid = ClientSettings.create(
+            name=self.name,
+            allowed_scopes=allowed_scopes,
+            default_scopes=default_scopes,
+            token_ttl=self.token_ttl,
+            audiences=self.audiences,
+        )
+        self._scopes_changed(
+            allowed_scopes=list(valid.allowed_scopes),
+            default_scopes=list(valid.default_scopes),
+            at=now,
+            actor=actor,
+            reason=reason,
+        )
+
+    @event(ScopesChanged)
+    def _scopes_changed(
+        self,
+        allowed_scopes: list[str],
+        default_scopes: list[str],
+        at: datetime,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        self.allowed_scopes = list(allowed_scopes)
+        self.default_scopes = list(default_scopes)
+
+    def change_token_lifetime(
+        self, *, token_ttl: int, now: datetime, actor: str, reason: str | None
+    ) -> None:
+        self._require_not_deleted()
+        ClientSettings.create(
+            name=self.name, allowed_scopes=self.allowed_scopes, token_ttl=token_ttl
+        )
+        self._token_lifetime_changed(token_ttl=token_ttl, at=now, actor=actor, reason=reason)
+
+    @event(TokenLifetimeChanged)
+    def _token_lifetime_changed(
+        self, token_ttl: int, at: datetime, actor: str, reason: str | None
+    ) -> None:
+        self.token_ttl = token_ttl
+
+    def change_audiences(
+        self, *, audiences: list[str], now: datetime, actor: str, reason: str | None
+    ) -> None:
+        self._require_not_deleted()
+        valid = ClientSettings.create(
+            name=self.name, allowed_scopes=self.allowed_scopes, audiences=audiences
+        )
+        self._audiences_changed(audiences=list(valid.audiences), at=now, actor=actor, reason=reason)
+
+    @event(AudiencesChanged)
+    def _audiences_changed(
+        self, audiences: list[str], at: datetime, actor: str, reason: str | None
+    ) -> None:
+        self.audiences = list(audiences)
+
+    def rename(self, *, name: str, now: datetime, actor: str, reason: str | None) -> None:
+        self._require_not_deleted()
+        valid = ClientSettings.create(name=name, allowed_scopes=self.allowed_scopes)
+        self._renamed(name=valid.name, at=now, actor=actor, reason=reason)
+
+    @event(Renamed)
+    def _renamed(self, name: str, at: datetime, actor: str, reason: str | None) -> None:
+        self.name = name
+
+    def revoke_tokens(
+        self,
+        *,
+        cutoff: datetime,
+        secret_generation: int | None,
+        now: datetime,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        """Void tokens issued before `cutoff` (not later than now), optionally of one secret."""
+        self._require_not_deleted()
+        if cutoff > now:
+            raise InvalidClientSettings("the cut-off cannot be in the future")
+        if secret_generation is not None and not 1 <= secret_generation <= self.secret_generation:
+            raise InvalidClientSettings(f"the client has no secret generation {secret_generation}")
+        self._tokens_revoked(
+            cutoff=cutoff, secret_generation=secret_generation, at=now, actor=actor, reason=reason
+        )
+
+    @event(TokensRevoked)
+    def _tokens_revoked(
+        self,
+        cutoff: datetime,
+        secret_generation: int | None,
+        at: datetime,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        pass  # voids tokens, not the client: the token read models act on it
+
+    def delete(self, *, now: datetime, actor: str, reason: str | None) -> None:
+        self._require_not_deleted()
+        self._deleted(at=now, actor=actor, reason=reason)
+
+    @event(Deleted)
+    def _deleted(self, at: datetime, actor: str, reason: str | None) -> None:
+        self.status = "deleted"
+        self.secrets = []
+
+
+def event_time(event: Client.Registered | Client.Changed) -> datetime:
+    """When a client event happened, by the time the command recorded (not the write time)."""
+    return event.registered_at if isinstance(event, Client.Registered) else event.at

@@ -25,6 +25,8 @@ class ClientRecord:
     version: int
     registered_at: datetime
     updated_at: datetime
+    tokens_revoked_before: datetime | None = None
+    generation_cutoffs: tuple[tuple[int, datetime], ...] = ()
 
     @property
     def is_active(self) -> bool:
@@ -53,6 +55,10 @@ class ClientRecord:
             "version": self.version,
             "registered_at": self.registered_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "tokens_revoked_before": _iso(self.tokens_revoked_before),
+            "secret_generation_cutoffs": {
+                str(g): c.isoformat() for g, c in self.generation_cutoffs
+            },
         }
 
     def to_json(self) -> str:
@@ -93,4 +99,19 @@ class ClientRecord:
             version=d["version"],
             registered_at=datetime.fromisoformat(d["registered_at"]),
             updated_at=datetime.fromisoformat(d["updated_at"]),
+            tokens_revoked_before=_parse(d.get("tokens_revoked_before")),
+            generation_cutoffs=tuple(
+                sorted(
+                    (int(g), datetime.fromisoformat(c))
+                    for g, c in d.get("secret_generation_cutoffs", {}).items()
+                )
+            ),
         )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

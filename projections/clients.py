@@ -20,28 +20,91 @@ from domain.client_record import ClientRecord
 
 log = logging.getLogger(__name__)
 
-CLIENT_EVENT_TYPES: tuple[type[Any], ...] = (Client.Registered,)
+CLIENT_EVENT_TYPES: tuple[type[Any], ...] = (
+    Client.Registered,
+    Client.SecretRotated,
+    Client.PreviousSecretRevoked,
+    Client.Suspended,
+    Client.Reactivated,
+    Client.ScopesChanged,
+    Client.TokenLifetimeChanged,
+    Client.AudiencesChanged,
+    Client.Renamed,
+    Client.TokensRevoked,
+    Client.Deleted,
+)
 CLIENT_TOPICS = tuple(get_topic(t) for t in CLIENT_EVENT_TYPES)
 READ_BATCH = 1000
+
+
+def registered(event: Client.Registered) -> ClientRecord:
+    return ClientRecord(
+        client_id=str(event.originator_id),
+        name=event.name,
+        status="active",
+        allowed_scopes=frozenset(event.allowed_scopes),
+        default_scopes=frozenset(event.default_scopes),
+        token_ttl=event.token_ttl,
+        audiences=tuple(event.audiences),
+        secrets=(SecretSlot(generation=1, secret_hash=event.secret_hash, expires_at=None),),
+        version=event.originator_version,
+        registered_at=event.registered_at,
+        updated_at=event.registered_at,
+    )
+
+
+def _changes(record: ClientRecord, event: Any) -> dict[str, Any]:
+    """The fields a later client event changes."""
+    match event:
+        case Client.SecretRotated():
+            return {
+                "secrets": (
+                    SecretSlot(event.generation, event.secret_hash, None),
+                    SecretSlot(
+                        event.previous_generation,
+                        record.secrets[0].secret_hash,
+                        event.previous_expires_at,
+                    ),
+                )
+            }
+        case Client.PreviousSecretRevoked():
+            return {"secrets": tuple(s for s in record.secrets if s.generation != event.generation)}
+        case Client.Suspended():
+            return {"status": "suspended"}
+        case Client.Reactivated():
+            return {"status": "active"}
+        case Client.ScopesChanged():
+            return {
+                "allowed_scopes": frozenset(event.allowed_scopes),
+                "default_scopes": frozenset(event.default_scopes),
+            }
+        case Client.TokenLifetimeChanged():
+            return {"token_ttl": event.token_ttl}
+        case Client.AudiencesChanged():
+            return {"audiences": tuple(event.audiences)}
+        case Client.Renamed():
+            return {"name": event.name}
+        case Client.TokensRevoked() if event.secret_generation is None:
+            before = record.tokens_revoked_before
+            return {"tokens_revoked_before": max(filter(None, (before, event.cutoff)))}
+        case Client.TokensRevoked(secret_generation=int(generation)):
+            cutoffs = dict(record.generation_cutoffs)
+            cutoffs[generation] = max(filter(None, (cutoffs.get(generation), event.cutoff)))
+            return {"generation_cutoffs": tuple(sorted(cutoffs.items()))}
+        case Client.Deleted():
+            return {"status": "deleted", "secrets": ()}
+    return {}
 
 
 def evolve(record: ClientRecord | None, event: Any) -> ClientRecord | None:
     """The record after one `Client` event (a pure fold; replay gives the same record)."""
     if isinstance(event, Client.Registered):
-        return ClientRecord(
-            client_id=str(event.originator_id),
-            name=event.name,
-            status="active",
-            allowed_scopes=frozenset(event.allowed_scopes),
-            default_scopes=frozenset(event.default_scopes),
-            token_ttl=event.token_ttl,
-            audiences=tuple(event.audiences),
-            secrets=(SecretSlot(generation=1, secret_hash=event.secret_hash, expires_at=None),),
-            version=event.originator_version,
-            registered_at=event.registered_at,
-            updated_at=event.registered_at,
-        )
-    return record
+        return registered(event)
+    if record is None or not isinstance(event, Client.Changed):
+        return record
+    return record.evolve(
+        **_changes(record, event), version=event.originator_version, updated_at=event.at
+    )
 
 
 class ClientsView:

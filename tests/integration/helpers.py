@@ -15,8 +15,9 @@ from adapters.clock import SystemClock
 from api.app import create_app
 from api.bootstrap import Runtime, build
 from api.client_admin import NewCredentials, register_client
+from api.issuance import Clock
 from api.settings import Settings
-from domain.client import ClientSettings
+from domain.client_settings import ClientSettings
 from domain.token import IssuedToken, token_id
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -28,9 +29,11 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[tuple[AsyncTestClient[Any], Runtime]]:
+async def running(
+    settings: Settings, clock: Clock | None = None
+) -> AsyncIterator[tuple[AsyncTestClient[Any], Runtime]]:
     """The app with its lifespan (follower, group commit) on the given store."""
-    runtime = build(settings)
+    runtime = build(settings, clock=clock)
     async with AsyncTestClient(app=create_app(runtime=runtime)) as client:
         yield client, runtime
 

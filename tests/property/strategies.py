@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
-from domain.client import MAX_TOKEN_TTL, MIN_TOKEN_TTL, SecretSlot
+from domain.client import SecretSlot
 from domain.client_record import ClientRecord
+from domain.client_settings import MAX_TOKEN_TTL, MIN_TOKEN_TTL
 
 SCOPE_CHARS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"\\')
 scope_tokens = st.text(alphabet=SCOPE_CHARS, min_size=1, max_size=12)

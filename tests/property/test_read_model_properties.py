@@ -14,7 +14,7 @@ from adapters.clients_table import clients_table
 from adapters.clock import FixedClock
 from adapters.event_store import Ledger
 from api.client_admin import register_client
-from domain.client import ClientSettings
+from domain.client_settings import ClientSettings
 from projections.clients import ClientsFollower, ClientsView
 from tests.property.strategies import scope_sets
 

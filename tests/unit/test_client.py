@@ -5,7 +5,8 @@ from uuid import uuid4
 
 import pytest
 
-from domain.client import Client, ClientSettings, InvalidClientSettings
+from domain.client import Client
+from domain.client_settings import ClientSettings, InvalidClientSettings
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

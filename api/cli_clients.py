@@ -1,0 +1,241 @@
+"""The `keyledger clients|tokens|admin` commands: each one line of intent over `ClientAdmin`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from adapters.client_secrets import SecretHasher, load_or_create_pepper
+from adapters.clock import SystemClock
+from api.bootstrap import open_ledger
+from api.client_admin import (
+    ADMIN_SCOPE,
+    ClientAdmin,
+    NewCredentials,
+    current_clients,
+    parse_duration,
+)
+from api.settings import Settings
+from api.timestamps import parse_rfc3339
+from domain.client_settings import ClientSettings
+
+
+class CliError(Exception):
+    """An error the CLI reports in one line with exit status 2."""
+
+
+def actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli:unknown"
+
+
+def scopes(value: str | None) -> list[str] | None:
+    return None if value is None else [s for s in value.split(" ") if s]
+
+
+@contextmanager
+def admin() -> Iterator[ClientAdmin]:
+    settings = Settings.from_env()
+    hasher = SecretHasher(load_or_create_pepper(settings.keys_dir, settings.secret_pepper))
+    ledger = open_ledger(settings)
+    try:
+        yield ClientAdmin(ledger, hasher, SystemClock())
+    finally:
+        ledger.close()
+
+
+def print_credentials(args: argparse.Namespace, created: NewCredentials) -> None:
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "client_id": created.client_id,
+                    "client_secret": created.client_secret,
+                    "secret_generation": created.generation,
+                }
+            )
+        )
+    elif getattr(args, "export", False):
+        print(f"export CLIENT_ID={created.client_id} CLIENT_SECRET={created.client_secret}")
+    else:
+        print(f"client_id:     {created.client_id}")
+        print(f"client_secret: {created.client_secret}")
+        print("The secret is shown only this once: store it now.", file=sys.stderr)
+
+
+def print_record(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return
+    table = Table("field", "value", show_header=False)
+    for key, value in data.items():
+        if key == "secrets":
+            text = ", ".join(
+                f"#{s['generation']} (expires {s['expires_at'] or 'never'})" for s in value
+            )
+        elif isinstance(value, list):
+            text = " ".join(map(str, value))
+        else:
+            text = str(value)
+        table.add_row(key, text)
+    Console().print(table)
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    settings = ClientSettings.create(
+        name=args.name,
+        allowed_scopes=scopes(args.scope) or [],
+        default_scopes=scopes(args.default_scope),
+        token_ttl=args.token_ttl,
+        audiences=args.audience or [],
+    )
+    with admin() as a:
+        print_credentials(args, a.register(settings, actor=actor(), reason=args.reason))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with admin() as a:
+        records = [r.public_view() for r in current_clients(a.ledger).all()]
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    table = Table("client_id", "name", "status", "scopes", "ttl", "registered")
+    for r in records:
+        table.add_row(
+            r["client_id"],
+            r["name"],
+            r["status"],
+            " ".join(r["allowed_scopes"]),
+            str(r["token_ttl"]),
+            r["registered_at"],
+        )
+    Console().print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with admin() as a:
+        found = (
+            a.state_at(args.client_id, parse_rfc3339(args.at))
+            if args.at
+            else current_clients(a.ledger).get(args.client_id)
+        )
+    if found is None:
+        raise CliError(f"no client with id {args.client_id}")
+    record = found
+    print_record(args, record.public_view())
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    with admin() as a:
+        entries = a.history(args.client_id)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    table = Table("time", "actor", "event", "what changed", "reason")
+    for e in entries:
+        changes = ", ".join(f"{k}={v}" for k, v in e["changes"].items())
+        table.add_row(e["at"], e["actor"], e["event"], changes, e["reason"] or "")
+    Console().print(table)
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    with admin() as a:
+        created = a.rotate_secret(
+            args.client_id, grace=parse_duration(args.grace), actor=actor(), reason=args.reason
+        )
+    print_credentials(args, created)
+    return 0
+
+
+def _change(args: argparse.Namespace, method: str, **kwargs: Any) -> int:
+    """Run one client command and print the client's new state."""
+    with admin() as a:
+        client = a.change(
+            args.client_id,
+            lambda c, now: getattr(c, method)(now=now, actor=actor(), reason=args.reason, **kwargs),
+        )
+        record = current_clients(a.ledger).get(client.client_id)
+    assert record is not None
+    print_record(args, record.public_view())
+    return 0
+
+
+def cmd_revoke_previous(args: argparse.Namespace) -> int:
+    return _change(args, "revoke_previous_secret")
+
+
+def cmd_suspend(args: argparse.Namespace) -> int:
+    return _change(args, "suspend")
+
+
+def cmd_reactivate(args: argparse.Namespace) -> int:
+    return _change(args, "reactivate")
+
+
+def cmd_set_scopes(args: argparse.Namespace) -> int:
+    return _change(
+        args,
+        "change_scopes",
+        allowed_scopes=scopes(args.scope) or [],
+        default_scopes=scopes(args.default_scope),
+    )
+
+
+def cmd_set_token_ttl(args: argparse.Namespace) -> int:
+    return _change(args, "change_token_lifetime", token_ttl=args.seconds)
+
+
+def cmd_set_audiences(args: argparse.Namespace) -> int:
+    return _change(args, "change_audiences", audiences=args.audiences)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    return _change(args, "delete")
+
+
+def cmd_revoke_tokens(args: argparse.Namespace) -> int:
+    with admin() as a:
+        before = parse_rfc3339(args.before) if args.before else None
+        client = a.change(
+            args.client,
+            lambda c, now: c.revoke_tokens(
+                cutoff=before or now,
+                secret_generation=args.secret_generation,
+                now=now,
+                actor=actor(),
+                reason=args.reason,
+            ),
+        )
+        entry = a.history(client.client_id)[-1]
+    if args.json:
+        print(json.dumps(entry))
+    else:
+        print(f"revoked tokens of {client.client_id}: {entry['changes']}")
+    return 0
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    with admin() as a:
+        existing = a.admin_clients(current_clients(a.ledger))
+        if existing and not args.force:
+            ids = ", ".join(r.client_id for r in existing)
+            raise CliError(f"an admin client already exists ({ids}); use --force to add another")
+        settings = ClientSettings.create(name=args.name, allowed_scopes=[ADMIN_SCOPE])
+        print_credentials(
+            args, a.register(settings, actor=actor(), reason=args.reason or "bootstrap")
+        )
+    return 0
