@@ -10,13 +10,25 @@ from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
+from api.admin_api import COMPONENTS, AdminClientsController, bearer_error_response
+from api.bearer_auth import BearerError
 from api.bootstrap import Runtime, build
+from api.client_admin import ClientNotFound, ConcurrentChange
 from api.discovery import authorization_server_metadata
-from api.errors import http_error_response, oauth_error_response, unexpected_error_response
+from api.errors import (
+    conflict_response,
+    http_error_response,
+    not_found_response,
+    oauth_error_response,
+    unexpected_error_response,
+    unprocessable_response,
+)
 from api.health import healthz, readyz
 from api.oauth2 import jwks, token_endpoint
 from api.openapi_docs import document_token_endpoint
 from api.settings import Settings
+from domain.client import ClientCommandRejected
+from domain.client_settings import InvalidClientSettings
 from domain.oauth_errors import OAuthError
 
 
@@ -43,14 +55,28 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             await rt.stop()
 
     return Litestar(
-        route_handlers=[token_endpoint, jwks, authorization_server_metadata, healthz, readyz],
+        route_handlers=[
+            token_endpoint,
+            jwks,
+            authorization_server_metadata,
+            healthz,
+            readyz,
+            AdminClientsController,
+        ],
         on_startup=[document_token_endpoint],
         lifespan=[lifespan],
         exception_handlers={
             OAuthError: oauth_error_response,
+            BearerError: bearer_error_response,
+            ClientNotFound: not_found_response,
+            ConcurrentChange: conflict_response,
+            ClientCommandRejected: conflict_response,
+            InvalidClientSettings: unprocessable_response,
             HTTPException: http_error_response,
             Exception: unexpected_error_response,
         },
-        openapi_config=OpenAPIConfig(title="keyledger", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="keyledger", version="0.1.0", path="/schema", components=[COMPONENTS]
+        ),
         debug=False,
     )

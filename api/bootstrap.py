@@ -16,6 +16,8 @@ from adapters.event_store import Ledger
 from adapters.group_commit import GroupCommitter
 from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.signing import JwtSigner, KeyRing
+from api.bearer_auth import AccessTokenVerifier
+from api.client_admin import ADMIN_SCOPE, ClientAdmin
 from api.issuance import Clock, TokenIssuer
 from api.settings import Settings
 from projections.clients import ClientsFollower, ClientsView
@@ -60,6 +62,8 @@ class Runtime:
     follower: ClientsFollower
     committer: GroupCommitter | AsyncPostgresGroupCommitter
     issuer: TokenIssuer
+    admin: ClientAdmin
+    admin_verifier: AccessTokenVerifier
 
     async def start(self) -> None:
         try:
@@ -113,12 +117,24 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     committer = _committer(ledger, settings)
     if settings.bench_skip_event_write:
         log.warning("KEYLEDGER_BENCH_SKIP_EVENT_WRITE is on: tokens are NOT recorded")
+    clock = clock or SystemClock()
     issuer = TokenIssuer(
         clients=view,
         hasher=hasher,
         signer=JwtSigner(keys),
         writer=SkipEventWrite() if settings.bench_skip_event_write else committer,
-        clock=clock or SystemClock(),
+        clock=clock,
         issuer=settings.issuer_url,
     )
-    return Runtime(settings, ledger, keys, hasher, view, follower, committer, issuer)
+    return Runtime(
+        settings,
+        ledger,
+        keys,
+        hasher,
+        view,
+        follower,
+        committer,
+        issuer,
+        admin=ClientAdmin(ledger, hasher, clock),
+        admin_verifier=AccessTokenVerifier(keys, settings.issuer_url, view, clock, ADMIN_SCOPE),
+    )

@@ -55,3 +55,23 @@ def unexpected_error_response(request: Request[Any, Any, Any], exc: Exception) -
         status_code=500,
         headers=NO_STORE,
     )
+
+
+def _admin_error(status: int, error: str, exc: Exception) -> Response[Any]:
+    return Response({"error": error, "error_description": str(exc)}, status_code=status)
+
+
+def not_found_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _admin_error(
+        404,
+        "not_found",
+        exc if str(exc).startswith("no client") else Exception(f"no client with id {exc}"),
+    )
+
+
+def conflict_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _admin_error(409, "conflict", exc)
+
+
+def unprocessable_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _admin_error(422, "invalid_request", exc)

@@ -1,0 +1,324 @@
+"""The admin HTTP API under `/admin`: JSON over the same use cases as the CLI.
+
+Every request needs a bearer access token from this server with scope `keyledger:admin`; the
+token's client id is the actor recorded in every event. Writes run in a worker thread (the
+event store has no async API) and then fold into this replica's clients model at once, so
+the answer, and the next token request here, already see the change.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import Body as BodyParam
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from api.bearer_auth import BearerError
+from api.client_admin import ClientAdmin, ConcurrentChange, parse_duration
+from api.timestamps import parse_rfc3339
+from domain.client import Client
+from domain.client_settings import DEFAULT_TOKEN_TTL, ClientSettings
+
+Body = dict[str, Any]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+COMPONENTS = Components(
+    security_schemes={
+        "bearer": SecurityScheme(
+            type="http",
+            scheme="bearer",
+            bearer_format="JWT",
+            description="an access token from /oauth2/token with scope keyledger:admin",
+        )
+    }
+)
+
+
+class NewClient(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    allowed_scopes: list[str]
+    default_scopes: list[str] | None = None
+    token_ttl: int = DEFAULT_TOKEN_TTL
+    audiences: list[str] = []
+    reason: str | None = None
+
+
+class ClientChanges(msgspec.Struct, forbid_unknown_fields=True):
+    """PATCH: any subset; all of it is recorded atomically (one save, several events)."""
+
+    name: str | None = None
+    allowed_scopes: list[str] | None = None
+    default_scopes: list[str] | None = None
+    token_ttl: int | None = None
+    audiences: list[str] | None = None
+    reason: str | None = None
+
+
+class Rotation(msgspec.Struct, forbid_unknown_fields=True):
+    grace: str | int = "24h"
+    reason: str | None = None
+
+
+class Reason(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str | None = None
+
+
+class TokenRevocation(msgspec.Struct, forbid_unknown_fields=True):
+    before: str | None = None
+    secret_generation: int | None = None
+    reason: str | None = None
+
+
+def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: a valid admin access token, its claims kept on the request state."""
+    runtime = connection.app.state.runtime
+    claims = runtime.admin_verifier.verify(connection.headers.get("authorization"))
+    connection.state.admin_claims = claims
+
+
+def _actor(request: Request[Any, Any, Any]) -> str:
+    return str(request.state.admin_claims["client_id"])
+
+
+def _expected_version(request: Request[Any, Any, Any]) -> int | None:
+    """`If-Match: "7"` makes a command fail with 409 unless the client is at version 7."""
+    value = request.headers.get("if-match")
+    if value is None:
+        return None
+    stripped = value.strip().strip('"')
+    if not stripped.isdigit():
+        raise ConcurrentChange("If-Match must be a client version, as in ETag")
+    return int(stripped)
+
+
+def _admin(request: Request[Any, Any, Any]) -> ClientAdmin:
+    admin: ClientAdmin = request.app.state.runtime.admin
+    return admin
+
+
+def _view(request: Request[Any, Any, Any], client_id: str) -> Body:
+    """The client as this replica now sees it, after folding the write just made."""
+    runtime = request.app.state.runtime
+    runtime.follower.catch_up()
+    record = runtime.view.get(client_id)
+    assert record is not None
+    view: Body = record.public_view()
+    return view
+
+
+class AdminClientsController(Controller):
+    path = "/admin/clients"
+    tags = ["admin"]
+    guards = [require_admin]
+    security = SECURITY
+
+    @post(
+        "/", status_code=201, sync_to_thread=True, summary="Register a client (secret shown once)"
+    )
+    def register(self, request: Request[Any, Any, Any], data: JSONBody[NewClient]) -> Body:
+        settings = ClientSettings.create(
+            name=data.name,
+            allowed_scopes=data.allowed_scopes,
+            default_scopes=data.default_scopes,
+            token_ttl=data.token_ttl,
+            audiences=data.audiences,
+        )
+        created = _admin(request).register(settings, actor=_actor(request), reason=data.reason)
+        return {**_view(request, created.client_id), "client_secret": created.client_secret}
+
+    @get("/", sync_to_thread=True, summary="List clients")
+    def list_clients(self, request: Request[Any, Any, Any]) -> list[Body]:
+        return [r.public_view() for r in request.app.state.runtime.view.all()]
+
+    @get("/{client_id:str}", sync_to_thread=True, summary="A client, now or as it was ?at=RFC3339")
+    def show(
+        self,
+        request: Request[Any, Any, Any],
+        client_id: FromPath[str],
+        at: FromQuery[str | None] = None,
+    ) -> Body:
+        admin = _admin(request)
+        if at is not None:
+            return admin.state_at(client_id, parse_rfc3339(at)).public_view()
+        admin.load(client_id)  # 404 for an unknown id
+        return _view(request, client_id)
+
+    @patch(
+        "/{client_id:str}", sync_to_thread=True, summary="Change name, scopes, lifetime, audiences"
+    )
+    def update(
+        self,
+        request: Request[Any, Any, Any],
+        client_id: FromPath[str],
+        data: JSONBody[ClientChanges],
+    ) -> Body:
+        actor, reason = _actor(request), data.reason
+
+        def apply(client: Client, now: Any) -> None:
+            if data.name is not None:
+                client.rename(name=data.name, now=now, actor=actor, reason=reason)
+            if data.allowed_scopes is not None or data.default_scopes is not None:
+                client.change_scopes(
+                    allowed_scopes=data.allowed_scopes or client.allowed_scopes,
+                    default_scopes=data.default_scopes,
+                    now=now,
+                    actor=actor,
+                    reason=reason,
+                )
+            if data.token_ttl is not None:
+                client.change_token_lifetime(
+                    token_ttl=data.token_ttl, now=now, actor=actor, reason=reason
+                )
+            if data.audiences is not None:
+                client.change_audiences(
+                    audiences=data.audiences, now=now, actor=actor, reason=reason
+                )
+
+        _admin(request).change(client_id, apply, expected_version=_expected_version(request))
+        return _view(request, client_id)
+
+    @post(
+        "/{client_id:str}/secret/rotate",
+        status_code=200,
+        sync_to_thread=True,
+        summary="New secret (shown once); the previous works for the grace period",
+    )
+    def rotate(
+        self,
+        request: Request[Any, Any, Any],
+        client_id: FromPath[str],
+        data: Annotated[Rotation | None, BodyParam()] = None,
+    ) -> Body:
+        rotation = data or Rotation()
+        grace = parse_duration(str(rotation.grace))
+        created = _admin(request).rotate_secret(
+            client_id,
+            grace=grace,
+            actor=_actor(request),
+            reason=rotation.reason,
+            expected_version=_expected_version(request),
+        )
+        return {
+            **_view(request, client_id),
+            "client_secret": created.client_secret,
+            "secret_generation": created.generation,
+        }
+
+    def _command(
+        self,
+        request: Request[Any, Any, Any],
+        client_id: FromPath[str],
+        method: str,
+        reason: str | None,
+        **kw: Any,
+    ) -> Body:
+        actor = _actor(request)
+        _admin(request).change(
+            client_id,
+            lambda c, now: getattr(c, method)(now=now, actor=actor, reason=reason, **kw),
+            expected_version=_expected_version(request),
+        )
+        return _view(request, client_id)
+
+    @post(
+        "/{client_id:str}/secret/revoke-previous",
+        status_code=200,
+        sync_to_thread=True,
+        summary="End the previous secret's grace period now",
+    )
+    def revoke_previous(
+        self,
+        request: Request[Any, Any, Any],
+        client_id: FromPath[str],
+        data: Annotated[Reason | None, BodyParam()] = None,
+    ) -> Body:
+        return self._command(
+            request, client_id, "revoke_previous_secret", (data or Reason()).reason
+        )
+
+    @post(
+        "/{client_id:str}/suspend",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Refuse the client everywhere within 1 s (reason required)",
+    )
+    def suspend(
+        self, request: Request[Any, Any, Any], client_id: FromPath[str], data: JSONBody[Reason]
+    ) -> Body:
+        return self._command(request, client_id, "suspend", data.reason)
+
+    @post(
+        "/{client_id:str}/reactivate",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Lift a suspension",
+    )
+    def reactivate(
+        self,
+        request: Request[Any, Any, Any],
+        client_id: FromPath[str],
+        data: Annotated[Reason | None, BodyParam()] = None,
+    ) -> Body:
+        return self._command(request, client_id, "reactivate", (data or Reason()).reason)
+
+    @post(
+        "/{client_id:str}/tokens/revoke",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Void the client's tokens issued before a time (default now)",
+    )
+    def revoke_tokens(
+        self,
+        request: Request[Any, Any, Any],
+        client_id: FromPath[str],
+        data: Annotated[TokenRevocation | None, BodyParam()] = None,
+    ) -> Body:
+        revocation = data or TokenRevocation()
+        before = parse_rfc3339(revocation.before) if revocation.before else None
+        actor = _actor(request)
+        _admin(request).change(
+            client_id,
+            lambda c, now: c.revoke_tokens(
+                cutoff=before or now,
+                secret_generation=revocation.secret_generation,
+                now=now,
+                actor=actor,
+                reason=revocation.reason,
+            ),
+            expected_version=_expected_version(request),
+        )
+        return _view(request, client_id)
+
+    @delete(
+        "/{client_id:str}",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Decommission: never authenticates again; history stays",
+    )
+    def delete_client(
+        self,
+        request: Request[Any, Any, Any],
+        client_id: FromPath[str],
+        reason: FromQuery[str | None] = None,
+    ) -> Body:
+        return self._command(request, client_id, "delete", reason)
+
+    @get(
+        "/{client_id:str}/history",
+        sync_to_thread=True,
+        summary="Every change: when, who, what, why",
+    )
+    def history(self, request: Request[Any, Any, Any], client_id: FromPath[str]) -> list[Body]:
+        return _admin(request).history(client_id)
+
+
+def bearer_error_response(request: Request[Any, Any, Any], exc: BearerError) -> Response[Any]:
+    scope = request.app.state.runtime.admin_verifier.scope
+    body = {"error": exc.error or "unauthorized", "error_description": exc.description}
+    return Response(
+        body, status_code=exc.status_code, headers={"WWW-Authenticate": exc.challenge(scope)}
+    )

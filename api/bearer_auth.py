@@ -1,0 +1,110 @@
+"""Bearer access tokens for the admin API: RFC 9068 §4 validation, RFC 6750 §3 errors.
+
+Admin requests carry a token this server issued, with scope `keyledger:admin`. It is checked
+as any resource server would (signature by a published key, `typ: at+jwt`, `iss`, `aud`,
+`exp`), and, because this server has the clients model in memory, also against the client's
+current state: a suspended or deleted admin client, or a token older than a revoke-all
+cut-off, is refused at once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from adapters.signing import KeyRing
+from api.issuance import ClientLookup, Clock
+
+_CLOCK_SKEW = 60
+
+
+class BearerError(Exception):
+    """An RFC 6750 §3.1 error: 401 `invalid_token` (or no token), 403 `insufficient_scope`."""
+
+    def __init__(self, status_code: int, error: str | None, description: str) -> None:
+        super().__init__(description)
+        self.status_code = status_code
+        self.error = error
+        self.description = description
+
+    def challenge(self, scope: str) -> str:
+        """The WWW-Authenticate value; no error code when no token was sent (§3)."""
+        parts = ['Bearer realm="keyledger"']
+        if self.error:
+            parts.append(f'error="{self.error}"')
+            parts.append(f'error_description="{self.description}"')
+        if self.error == "insufficient_scope":
+            parts.append(f'scope="{scope}"')
+        return ", ".join(parts)
+
+
+def _invalid(description: str) -> BearerError:
+    return BearerError(401, "invalid_token", description)
+
+
+class AccessTokenVerifier:
+    """Validates this server's own access tokens for one required scope."""
+
+    def __init__(
+        self, keys: KeyRing, issuer: str, clients: ClientLookup, clock: Clock, scope: str
+    ) -> None:
+        self._keys = {k.kid: k for k in keys.published}
+        self._issuer = issuer
+        self._clients = clients
+        self._clock = clock
+        self.scope = scope
+
+    def verify(self, authorization: str | None) -> dict[str, Any]:
+        """The token's claims, or the RFC 6750 error to answer with."""
+        if not authorization:
+            raise BearerError(401, None, "a bearer token is required")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _invalid("use the Authorization: Bearer scheme")
+        claims = self._decode(token.strip())
+        record = self._clients.get(str(claims.get("client_id")))
+        if record is None or not record.is_active:
+            raise _invalid("the token's client is not active")
+        issued = datetime.fromtimestamp(claims["iat"], UTC)
+        if record.tokens_revoked_before and issued < record.tokens_revoked_before.replace(
+            microsecond=0
+        ):
+            raise _invalid("the token was revoked")
+        if self.scope not in str(claims.get("scope", "")).split(" "):
+            raise BearerError(403, "insufficient_scope", f"the token lacks scope {self.scope}")
+        return claims
+
+    def _decode(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise _invalid("malformed token") from None
+        if header.get("typ") != "at+jwt":  # RFC 9068 §4: reject other token types
+            raise _invalid("not an access token")
+        key = self._keys.get(str(header.get("kid")))
+        if key is None or header.get("alg") != key.alg:
+            raise _invalid("unknown signing key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.private_key.public_key(),
+                algorithms=[key.alg],
+                audience=self._issuer,
+                issuer=self._issuer,
+                options={
+                    "require": ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"],
+                    # Times are checked below against the server's clock, not PyJWT's.
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.PyJWTError:
+            raise _invalid("the token is not valid here") from None
+        now = self._clock.now().timestamp()
+        if not isinstance(claims["exp"], int) or claims["exp"] <= now:
+            raise _invalid("the token has expired")
+        if not isinstance(claims["iat"], int) or claims["iat"] > now + _CLOCK_SKEW:
+            raise _invalid("the token is not valid yet")
+        return claims
