@@ -1,0 +1,154 @@
+"""Two replicas on one PostgreSQL, and the admin bootstrap, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.server import cli, cli_json, environment, free_port, serve
+
+
+def _status(base: str, client_id: str, secret: str) -> int:
+    response = httpx.post(
+        f"{base}/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret),
+        timeout=5,
+    )
+    return response.status_code
+
+
+def _within(seconds: float, condition: Callable[[], bool]) -> float:
+    """How long until `condition` held; fails past `seconds` (DESIGN.md invariants 2 and 3)."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > seconds:
+            raise AssertionError(f"not within {seconds}s")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+@contextmanager
+def two_replicas(postgres_url: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], str, str]]:
+    env_a = environment(postgres_url, tmp_path / "keys", free_port())
+    env_b = {**env_a, "KEYLEDGER_PORT": str(free_port())}
+    with ExitStack() as stack:
+        a = stack.enter_context(serve(env_a, log=tmp_path / "a.log"))
+        b = stack.enter_context(serve(env_b, log=tmp_path / "b.log"))
+        yield env_a, a, b
+
+
+def _admin_token(base: str, env: dict[str, str]) -> str:
+    admin = cli_json(env, "admin", "bootstrap")
+    _within(1.0, lambda: _status(base, admin["client_id"], admin["client_secret"]) == 200)
+    response = httpx.post(
+        f"{base}/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(admin["client_id"], admin["client_secret"]),
+    )
+    token: str = response.json()["access_token"]
+    return token
+
+
+def test_a_suspension_through_one_replica_is_enforced_by_the_other_within_a_second(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    with two_replicas(postgres_url, tmp_path) as (env, a, b):
+        token = _admin_token(a, env)
+        bearer = {"Authorization": f"Bearer {token}"}
+        created = httpx.post(
+            f"{a}/admin/clients", json={"name": "job", "allowed_scopes": ["x"]}, headers=bearer
+        ).json()
+        cid, secret = created["client_id"], created["client_secret"]
+        _within(1.0, lambda: _status(b, cid, secret) == 200)
+        suspended = httpx.post(
+            f"{a}/admin/clients/{cid}/suspend", json={"reason": "leak"}, headers=bearer
+        )
+        assert suspended.status_code == 200
+        _within(1.0, lambda: _status(b, cid, secret) == 401)
+        assert _status(a, cid, secret) == 401
+
+
+def test_a_revoked_secret_stops_working_on_the_other_replica_within_a_second(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    with two_replicas(postgres_url, tmp_path) as (env, a, b):
+        created = cli_json(env, "clients", "register", "--name", "job", "--scope", "x")
+        cid, old = created["client_id"], created["client_secret"]
+        _within(1.0, lambda: _status(b, cid, old) == 200)
+        rotated = cli_json(env, "clients", "rotate-secret", cid, "--grace", "1h")
+        _within(
+            1.0,
+            lambda: _status(b, cid, rotated["client_secret"]) == 200,
+        )
+        assert _status(b, cid, old) == 200  # still in its grace period
+        cli_json(env, "clients", "revoke-previous-secret", cid, "--reason", "leaked")
+        _within(1.0, lambda: _status(b, cid, old) == 401)
+        assert _status(a, cid, old) == 401
+        assert _status(b, cid, rotated["client_secret"]) == 200
+
+
+def test_admin_bootstrap_creates_one_admin_client_and_refuses_a_second(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    env = environment(sqlite_url, tmp_path / "keys")
+    first = cli_json(env, "admin", "bootstrap")
+    assert first["client_secret"].startswith("kl_secret_")
+    again = cli(env, "admin", "bootstrap")
+    assert again.returncode == 2
+    assert "already exists" in again.stderr
+    forced = cli_json(env, "admin", "bootstrap", "--force")
+    assert forced["client_id"] != first["client_id"]
+    shown = cli_json(env, "clients", "show", first["client_id"])
+    assert shown["allowed_scopes"] == ["keyledger:admin"]
+
+
+def test_the_cli_walks_a_client_through_its_lifecycle(sqlite_url: str, tmp_path: Path) -> None:
+    env = environment(sqlite_url, tmp_path / "keys")
+    cid = cli_json(env, "clients", "register", "--name", "job", "--scope", "a b")["client_id"]
+    assert (
+        cli_json(env, "clients", "rotate-secret", cid, "--grace", "15m")["secret_generation"] == 2
+    )
+    assert cli_json(env, "clients", "set-scopes", cid, "--scope", "a c")["allowed_scopes"] == [
+        "a",
+        "c",
+    ]
+    assert cli_json(env, "clients", "set-token-ttl", cid, "600")["token_ttl"] == 600
+    assert cli_json(env, "clients", "set-audiences", cid, "https://api.example")["audiences"] == [
+        "https://api.example"
+    ]
+    assert cli_json(env, "clients", "suspend", cid, "--reason", "leak")["status"] == "suspended"
+    assert cli(env, "clients", "suspend", cid, "--reason", "again").returncode == 2
+    assert cli_json(env, "clients", "reactivate", cid)["status"] == "active"
+    revoked = cli_json(env, "tokens", "revoke", "--client", cid, "--secret-generation", "1")
+    assert revoked["event"] == "tokens_revoked"
+    assert cli_json(env, "clients", "delete", cid, "--reason", "gone")["status"] == "deleted"
+    conflict = cli(env, "clients", "rotate-secret", cid)
+    assert (conflict.returncode, "deleted" in conflict.stderr) == (2, True)
+    history = cli_json(env, "clients", "history", cid)
+    assert [h["event"] for h in history][-2:] == ["tokens_revoked", "deleted"]
+    assert "hmac-sha256" not in json.dumps(history)
+    table = cli(env, "clients", "history", cid)
+    assert table.returncode == 0
+    assert "suspended" in table.stdout
+
+
+def test_cli_duration_and_time_errors_are_one_line(sqlite_url: str, tmp_path: Path) -> None:
+    env = environment(sqlite_url, tmp_path / "keys")
+    cid = cli_json(env, "clients", "register", "--name", "job", "--scope", "a")["client_id"]
+    for args, message in [
+        (["clients", "rotate-secret", cid, "--grace", "31d"], "grace"),
+        (["clients", "rotate-secret", cid, "--grace", "soon"], "duration"),
+        (["clients", "show", cid, "--at", "yesterday"], "RFC 3339"),
+        (["clients", "show", cid, "--at", "2099-01-01T00:00Z"], "future"),
+        (["tokens", "revoke", "--client", cid, "--secret-generation", "5"], "generation 5"),
+    ]:
+        done = cli(env, *args)
+        assert done.returncode == 2, args
+        assert message in done.stderr, (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1
