@@ -167,11 +167,16 @@ def _parser() -> argparse.ArgumentParser:
 
     admin = commands.add_parser("admin", help="administration of keyledger itself")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
-    bootstrap = _common(
-        admin_sub.add_parser(
-            "bootstrap", help="create the first admin client; prints its secret once"
-        )
+    bootstrap = admin_sub.add_parser(
+        "bootstrap", help="create the first admin client; prints its secret once"
     )
+    bootstrap.add_argument("--reason", help="why (recorded in the client's history)")
+    bootstrap_output = bootstrap.add_mutually_exclusive_group()
+    bootstrap_output.add_argument("--json", action="store_true")
+    bootstrap_output.add_argument(
+        "--export", action="store_true", help="print export ADMIN_ID=... ADMIN_SECRET=..."
+    )
+    bootstrap.set_defaults(export_prefix="ADMIN")
     bootstrap.add_argument("--name", default="keyledger-admin")
     bootstrap.add_argument(
         "--force", action="store_true", help="add one even if an admin client exists"
@@ -186,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.func(args)
         return result
     except ClientNotFound as exc:
-        print(f"keyledger: error: no client with id {exc}", file=sys.stderr)
+        print(f"keyledger: error: {exc}", file=sys.stderr)
     except ConcurrentChange as exc:
         print(f"keyledger: error: conflict: {exc}", file=sys.stderr)
     except (

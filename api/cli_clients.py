@@ -66,7 +66,8 @@ def print_credentials(args: argparse.Namespace, created: NewCredentials) -> None
             )
         )
     elif getattr(args, "export", False):
-        print(f"export CLIENT_ID={created.client_id} CLIENT_SECRET={created.client_secret}")
+        prefix = getattr(args, "export_prefix", "CLIENT")
+        print(f"export {prefix}_ID={created.client_id} {prefix}_SECRET={created.client_secret}")
     else:
         print(f"client_id:     {created.client_id}")
         print(f"client_secret: {created.client_secret}")

@@ -60,7 +60,7 @@ def _client_uuid(client_id: str) -> uuid.UUID:
     try:
         return uuid.UUID(client_id)
     except ValueError:
-        raise ClientNotFound(client_id) from None
+        raise ClientNotFound(f"no client with id {client_id}") from None
 
 
 def event_name(event: Any) -> str:
@@ -121,7 +121,7 @@ class ClientAdmin:
     def load(self, client_id: str) -> Client:
         client = self._ledger.get_client(_client_uuid(client_id))
         if client is None:
-            raise ClientNotFound(client_id)
+            raise ClientNotFound(f"no client with id {client_id}")
         return client
 
     def change(
@@ -172,13 +172,13 @@ class ClientAdmin:
                 break
             record = evolve(record, event)
         if record is None:
-            raise ClientNotFound(f"{client_id} did not exist at {at.isoformat()}")
+            raise ClientNotFound(f"client {client_id} did not exist at {at.isoformat()}")
         return record
 
     def history(self, client_id: str) -> list[dict[str, Any]]:
         events = list(self._ledger.repository.event_store.get(_client_uuid(client_id)))
         if not events:
-            raise ClientNotFound(client_id)
+            raise ClientNotFound(f"no client with id {client_id}")
         return [history_entry(e) for e in events]
 
     def admin_clients(self, view: ClientsView) -> list[ClientRecord]:
