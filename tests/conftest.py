@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -40,13 +45,57 @@ def _server_answers(host: str, port: int, user: str) -> bool:
         return False
 
 
+@contextmanager
+def _cluster_as_postgres_user() -> Iterator[tuple[str, int, str, str]]:
+    """A throwaway cluster from the local binaries, run as the `postgres` OS user.
+
+    PostgreSQL refuses to run as root, and pytest-postgresql cannot switch users, so a root
+    test run (CI here) starts the same binaries through `runuser`.
+    """
+    pg_ctl = _pg_ctl()
+    if pg_ctl is None:
+        raise RuntimeError("no PostgreSQL server answers and no local binaries were found")
+    bindir = Path(os.path.realpath(pg_ctl)).parent
+    account = pwd.getpwnam("postgres")
+    datadir = Path(tempfile.mkdtemp(prefix="keyledger-pg-"))
+    os.chown(datadir, account.pw_uid, account.pw_gid)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def as_postgres(*command: str) -> None:
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True
+        )
+
+    as_postgres(str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust")
+    options = f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off"
+    log = datadir / "server.log"  # not a pipe: the postmaster would hold it open forever
+    as_postgres(
+        str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(log), "-o", options, "-w", "start"
+    )
+    try:
+        yield "127.0.0.1", port, "postgres", ""
+    finally:
+        as_postgres(str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop")
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_server(request: pytest.FixtureRequest) -> tuple[str, int, str, str]:
-    """(host, port, user, password) of a PostgreSQL server the tests may create databases on."""
+def pg_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int, str, str]]:
+    """(host, port, user, password) of a PostgreSQL server the tests may create databases on.
+
+    The one on 127.0.0.1:5432 when it answers; else a throwaway cluster from the local
+    binaries, started by pytest-postgresql (or, when running as root, as the postgres user).
+    """
     if _server_answers(PG_HOST, PG_PORT, PG_USER):
-        return PG_HOST, PG_PORT, PG_USER, ""
-    proc = request.getfixturevalue("postgresql_fallback")
-    return proc.host, int(proc.port), proc.user, proc.password or ""
+        yield PG_HOST, PG_PORT, PG_USER, ""
+    elif os.geteuid() == 0:
+        with _cluster_as_postgres_user() as server:
+            yield server
+    else:
+        proc = request.getfixturevalue("postgresql_fallback")
+        yield proc.host, int(proc.port), proc.user, proc.password or ""
 
 
 @pytest.fixture
