@@ -9,13 +9,13 @@ cut-off, is refused at once.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 
 from adapters.signing import KeyRing
 from api.issuance import ClientLookup, Clock
+from domain.introspection import cut_off
 
 _CLOCK_SKEW = 60
 
@@ -67,10 +67,7 @@ class AccessTokenVerifier:
         record = self._clients.get(str(claims.get("client_id")))
         if record is None or not record.is_active:
             raise _invalid("the token's client is not active")
-        issued = datetime.fromtimestamp(claims["iat"], UTC)
-        if record.tokens_revoked_before and issued < record.tokens_revoked_before.replace(
-            microsecond=0
-        ):
+        if cut_off(claims["iat"], record.tokens_revoked_before):
             raise _invalid("the token was revoked")
         if self.scope not in str(claims.get("scope", "")).split(" "):
             raise BearerError(403, "insufficient_scope", f"the token lacks scope {self.scope}")

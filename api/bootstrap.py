@@ -10,11 +10,11 @@ from typing import Any
 
 from adapters.async_group_commit import AsyncPostgresGroupCommitter
 from adapters.client_secrets import SecretHasher, load_or_create_pepper
-from adapters.clients_table import clients_table
 from adapters.clock import SystemClock
 from adapters.event_store import Ledger
 from adapters.group_commit import GroupCommitter
 from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
+from adapters.projection_tables import clients_table
 from adapters.signing import JwtSigner, KeyRing
 from api.bearer_auth import AccessTokenVerifier
 from api.client_admin import ADMIN_SCOPE, ClientAdmin

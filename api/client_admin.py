@@ -12,8 +12,8 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 
 from adapters.client_secrets import SecretHasher, generate_secret
-from adapters.clients_table import clients_table
 from adapters.event_store import Ledger
+from adapters.projection_tables import clients_table
 from api.issuance import Clock
 from domain.client import DEFAULT_GRACE, Client, event_time
 from domain.client_record import ClientRecord

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from api.client_auth import Credentials
 from domain.client import SecretSlot
 from domain.client_record import ClientRecord
+from domain.introspection import SECRET_GENERATION_CLAIM
 from domain.oauth_errors import TemporarilyUnavailable
 from domain.policy import Grant, TokenRequest, decide
 from domain.scope import format_scope
@@ -86,6 +87,9 @@ def access_token_claims(grant: Grant, issuer: str, jti: str) -> dict[str, Any]:
         "exp": int(grant.expires_at.timestamp()),
         "jti": jti,
         "scope": format_scope(grant.scopes),
+        # Lineage (never the hash): lets introspection honour "revoke every token minted
+        # with secret N" from the verified token alone, with no lookup.
+        SECRET_GENERATION_CLAIM: grant.secret_generation,
     }
 
 

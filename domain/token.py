@@ -62,6 +62,25 @@ class IssuedToken(Aggregate):
         self.client_version = client_version
         self.secret_generation = secret_generation
         self.auth_method = auth_method
+        self.revoked_at: datetime | None = None
+
+    class Revoked(Aggregate.Event):
+        """The token was revoked before its expiry (RFC 7009), by `actor`, for `reason`."""
+
+        at: datetime
+        actor: str
+        reason: str | None
+
+    def revoke(self, *, now: datetime, actor: str, reason: str | None) -> bool:
+        """Revoke once; False (and no event) when already revoked or expired."""
+        if self.revoked_at is not None or now >= self.expires_at:
+            return False
+        self._revoked(at=now, actor=actor, reason=reason)
+        return True
+
+    @event(Revoked)
+    def _revoked(self, at: datetime, actor: str, reason: str | None) -> None:
+        self.revoked_at = at
 
     @classmethod
     def issue(

@@ -7,18 +7,15 @@ its tracked position, so a process starts from the table instead of the first ev
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from eventsourcing.utils import get_topic
 
-from adapters.clients_table import ClientsTable
+from adapters.projection_tables import ProjectionTable
 from domain.client import Client, SecretSlot
 from domain.client_record import ClientRecord
-
-log = logging.getLogger(__name__)
+from projections.follower import LogFollower, NotificationLog
 
 CLIENT_EVENT_TYPES: tuple[type[Any], ...] = (
     Client.Registered,
@@ -34,7 +31,6 @@ CLIENT_EVENT_TYPES: tuple[type[Any], ...] = (
     Client.Deleted,
 )
 CLIENT_TOPICS = tuple(get_topic(t) for t in CLIENT_EVENT_TYPES)
-READ_BATCH = 1000
 
 
 def registered(event: Client.Registered) -> ClientRecord:
@@ -135,80 +131,14 @@ class ClientsView:
         return client_id
 
 
-class NotificationLog(Protocol):
-    """The part of the event store a follower reads."""
-
-    def head(self) -> int: ...
-
-    def read(self, after: int, limit: int, stop: int | None = None, topics: Any = ()) -> Any: ...
-
-    @property
-    def mapper(self) -> Any: ...
-
-
-class ClientsFollower:
+class ClientsFollower(LogFollower[ClientRecord]):
     """Keeps a `ClientsView` and the durable clients table up to date with the log."""
 
     def __init__(
-        self, log_: NotificationLog, table: ClientsTable, view: ClientsView, interval: float = 0.1
+        self,
+        log_: NotificationLog,
+        table: ProjectionTable[ClientRecord],
+        view: ClientsView,
+        interval: float = 0.1,
     ) -> None:
-        self._log = log_
-        self._table = table
-        self.view = view
-        self._interval = interval
-        self._scanned = 0
-        self._unsaved: set[str] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.ready = threading.Event()
-        self._lock = threading.Lock()
-
-    def load(self) -> None:
-        """Start from the durable table, then catch up with the log."""
-        records, position = self._table.load()
-        with self._lock:
-            self.view.replace(records, position)
-            self._scanned = position
-        self.catch_up()
-        self.ready.set()
-
-    def catch_up(self) -> None:
-        """Fold every committed client event not yet seen, then persist what changed."""
-        with self._lock:
-            head = self._log.head()
-            while self._scanned < head:
-                batch = self._log.read(self._scanned, READ_BATCH, stop=head, topics=CLIENT_TOPICS)
-                for notification in batch:
-                    event = self._log.mapper.to_domain_event(notification)
-                    touched = self.view.apply(event, notification.id)
-                    if touched:
-                        self._unsaved.add(touched)
-                self._scanned = batch[-1].id if len(batch) == READ_BATCH else head
-            self._save()
-
-    def _save(self) -> None:
-        if not self._unsaved:
-            return
-        records = [r for cid in sorted(self._unsaved) if (r := self.view.get(cid))]
-        if not self._table.write(records, self.view.position):
-            log.debug("clients table already at or past %s", self.view.position)
-        self._unsaved.clear()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="clients-follower", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                if self.ready.is_set():
-                    self.catch_up()
-                else:
-                    self.load()
-            except Exception:
-                log.exception("clients follower could not catch up; retrying")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        super().__init__(log_, table, view, CLIENT_TOPICS, interval, name="clients-follower")

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import jwt
 
-from adapters.clients_table import clients_table
 from adapters.event_store import Ledger
+from adapters.projection_tables import clients_table
 from api.client_admin import current_clients
 from api.settings import Settings
 from domain.client_record import ClientRecord

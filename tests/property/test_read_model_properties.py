@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.client_secrets import SecretHasher
-from adapters.clients_table import clients_table
 from adapters.clock import FixedClock
 from adapters.event_store import Ledger
+from adapters.projection_tables import clients_table
 from api.client_admin import ClientAdmin, register_client
 from domain.client import Client, ClientCommandRejected
 from domain.client_settings import ClientSettings

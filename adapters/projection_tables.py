@@ -1,0 +1,140 @@
+"""Durable read-model tables: one JSON row per key, written with the projection's position.
+
+Rows and the tracking position commit in one transaction. The tracking row is written
+first, so a writer that is behind another (two replicas following the same log) fails at
+once with `IntegrityError` and writes nothing, instead of overwriting newer rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from psycopg.sql import SQL, Identifier
+
+from domain.client_record import ClientRecord
+
+R = TypeVar("R")
+TRACKING_TABLE = "keyledger_projection_tracking"
+
+
+class Codec(Protocol[R]):
+    """How a projection's records become rows."""
+
+    def key(self, record: R) -> str: ...
+
+    def status(self, record: R) -> str: ...
+
+    def to_json(self, record: R) -> str: ...
+
+    def from_json(self, text: str) -> R: ...
+
+
+class ProjectionTable(Protocol[R]):
+    """Storage for a read model and its position in the notification log."""
+
+    def load(self) -> tuple[list[R], int]: ...
+
+    def write(self, records: Sequence[R], position: int) -> bool: ...
+
+
+class _Operations(Generic[R]):
+    """`load` and `write` over the dialect's SQL; the recorder supplies the tracking calls."""
+
+    datastore: Any
+    projection: str
+    codec: Codec[R]
+    _select_sql: Any
+    _upsert_sql: Any
+
+    if TYPE_CHECKING:  # provided by the recorder class this is mixed into
+
+        def _max_tracking_id(self, application_name: str, curs: Any) -> int | None: ...
+
+        def _insert_tracking(self, curs: Any, tracking: Tracking) -> None: ...
+
+    def load(self) -> tuple[list[R], int]:
+        with self.datastore.transaction(commit=False) as curs:
+            position = self._max_tracking_id(self.projection, curs) or 0
+            curs.execute(self._select_sql)
+            return [self.codec.from_json(r["record"]) for r in curs.fetchall()], position
+
+    def write(self, records: Sequence[R], position: int) -> bool:
+        c = self.codec
+        try:
+            with self.datastore.transaction(commit=True) as curs:
+                self._insert_tracking(curs, Tracking(self.projection, position))
+                curs.executemany(
+                    self._upsert_sql, [(c.key(r), c.status(r), c.to_json(r)) for r in records]
+                )
+        except IntegrityError:
+            return False
+        return True
+
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS {0} "
+    "(key text PRIMARY KEY, status text NOT NULL, record text NOT NULL)"
+)
+_UPSERT = (
+    "INSERT INTO {0} (key, status, record) VALUES ({1}, {1}, {1}) "
+    "ON CONFLICT (key) DO UPDATE SET status = excluded.status, record = excluded.record"
+)
+
+
+class PostgresProjectionTable(_Operations[R], PostgresTrackingRecorder):
+    def __init__(self, datastore: PostgresDatastore, table: str, projection: str, codec: Codec[R]):
+        super().__init__(datastore, tracking_table_name=TRACKING_TABLE)
+        self.projection, self.codec = projection, codec
+        name = Identifier(datastore.schema, table)
+        self.sql_create_statements.append(SQL(_DDL).format(name))
+        self._upsert_sql = SQL(_UPSERT.replace("{1}", "%s")).format(name)
+        self._select_sql = SQL("SELECT record FROM {0}").format(name)
+
+
+class SQLiteProjectionTable(_Operations[R], SQLiteTrackingRecorder):
+    """SQLite keeps one fixed tracking table (eventsourcing's); projections are rows in it."""
+
+    def __init__(self, datastore: SQLiteDatastore, table: str, projection: str, codec: Codec[R]):
+        self.table, self.projection, self.codec = table, projection, codec
+        super().__init__(datastore)
+        self._select_sql = f"SELECT record FROM {table}"  # noqa: S608 - a constant name
+        self._upsert_sql = _UPSERT.format(table, "?").replace("{1}", "?")
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), _DDL.format(self.table)]
+
+
+def projection_table(
+    datastore: Any, table: str, projection: str, codec: Codec[R]
+) -> ProjectionTable[R]:
+    """The table beside the event store, its schema created if missing."""
+    made: PostgresProjectionTable[R] | SQLiteProjectionTable[R]
+    if isinstance(datastore, PostgresDatastore):
+        made = PostgresProjectionTable(datastore, table, projection, codec)
+    else:
+        made = SQLiteProjectionTable(datastore, table, projection, codec)
+    made.create_table()
+    return made
+
+
+class _ClientCodec:
+    def key(self, record: ClientRecord) -> str:
+        return record.client_id
+
+    def status(self, record: ClientRecord) -> str:
+        return record.status
+
+    def to_json(self, record: ClientRecord) -> str:
+        return record.to_json()
+
+    def from_json(self, text: str) -> ClientRecord:
+        return ClientRecord.from_json(text)
+
+
+def clients_table(datastore: Any) -> ProjectionTable[ClientRecord]:
+    # Versioned: a read model whose shape changes gets a new name and rebuilds from the log.
+    return projection_table(datastore, "keyledger_clients_v2", "clients-v2", _ClientCodec())

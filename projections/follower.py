@@ -1,0 +1,119 @@
+"""Following the notification log: in-memory views, persisted with their position.
+
+Every process holds its views in memory and polls the log for the topics they fold, so hot
+paths never query. The same fold is written to a durable table with its tracked position,
+so a process starts from the table instead of from the first event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any, Generic, Protocol, TypeVar
+
+from adapters.projection_tables import ProjectionTable
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+READ_BATCH = 1000
+
+
+class NotificationLog(Protocol):
+    """The part of the event store a follower reads."""
+
+    def head(self) -> int: ...
+
+    def read(self, after: int, limit: int, stop: int | None = None, topics: Any = ()) -> Any: ...
+
+    @property
+    def mapper(self) -> Any: ...
+
+
+class View(Protocol[R]):
+    """An in-memory read model a follower folds events into."""
+
+    position: int
+
+    def get(self, key: str) -> R | None: ...
+
+    def replace(self, records: Iterable[R], position: int) -> None: ...
+
+    def apply(self, event: Any, notification_id: int) -> str | None: ...
+
+
+class LogFollower(Generic[R]):
+    """Folds the log's events of some topics into a view, and persists what changed."""
+
+    def __init__(
+        self,
+        log_: NotificationLog,
+        table: ProjectionTable[R],
+        view: View[R],
+        topics: tuple[str, ...],
+        interval: float = 0.1,
+        *,
+        name: str = "follower",
+    ) -> None:
+        self._topics = topics
+        self._name = name
+        self._log = log_
+        self._table = table
+        self.view = view
+        self._interval = interval
+        self._scanned = 0
+        self._unsaved: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ready = threading.Event()
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Start from the durable table, then catch up with the log."""
+        records, position = self._table.load()
+        with self._lock:
+            self.view.replace(records, position)
+            self._scanned = position
+        self.catch_up()
+        self.ready.set()
+
+    def catch_up(self) -> None:
+        """Fold every committed client event not yet seen, then persist what changed."""
+        with self._lock:
+            head = self._log.head()
+            while self._scanned < head:
+                batch = self._log.read(self._scanned, READ_BATCH, stop=head, topics=self._topics)
+                for notification in batch:
+                    event = self._log.mapper.to_domain_event(notification)
+                    touched = self.view.apply(event, notification.id)
+                    if touched:
+                        self._unsaved.add(touched)
+                self._scanned = batch[-1].id if len(batch) == READ_BATCH else head
+            self._save()
+
+    def _save(self) -> None:
+        if not self._unsaved:
+            return
+        records = [r for cid in sorted(self._unsaved) if (r := self.view.get(cid))]
+        if not self._table.write(records, self.view.position):
+            log.debug("%s table already at or past %s", self._name, self.view.position)
+        self._unsaved.clear()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if self.ready.is_set():
+                    self.catch_up()
+                else:
+                    self.load()
+            except Exception:
+                log.exception("%s could not catch up; retrying", self._name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
