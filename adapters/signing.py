@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt
 import msgspec
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -181,3 +182,61 @@ class JwtSigner:
         signing_input = self._header + _b64url(msgspec.json.encode(claims))
         signature = _signature(self._key.private_key, signing_input)
         return (signing_input + b"." + _b64url(signature)).decode("ascii")
+
+
+class TokenNotVerified(Exception):
+    """Not an access token this server signed (malformed, wrong key or type, forged)."""
+
+
+class JwtVerifier:
+    """Checks this server's own access tokens: RFC 9068 §4 signature, `typ` and `iss`.
+
+    Time and audience are the caller's to judge. Verified tokens are cached (bounded): a
+    resource server introspects the same token many times, and ECDSA verification is the
+    dearest step. Only successes are cached, keyed by the whole token string.
+    """
+
+    def __init__(self, keys: KeyRing, issuer: str, cache_size: int = 100_000) -> None:
+        self._keys = {k.kid: k for k in keys.published}
+        self._issuer = issuer
+        self._cache: dict[str, dict[str, Any]] = {}
+        self._cache_size = cache_size
+
+    def verify(self, token: str) -> dict[str, Any]:
+        cached = self._cache.get(token)
+        if cached is not None:
+            return cached
+        claims = self._verify(token)
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenNotVerified("malformed token") from None
+        if header.get("typ") != "at+jwt":  # RFC 9068 §4: reject other token types
+            raise TokenNotVerified("not an access token")
+        key = self._keys.get(str(header.get("kid")))
+        if key is None or header.get("alg") != key.alg:
+            raise TokenNotVerified("unknown signing key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.private_key.public_key(),
+                algorithms=[key.alg],
+                issuer=self._issuer,
+                options={
+                    "require": ["iss", "sub", "aud", "exp", "iat", "jti", "client_id"],
+                    "verify_aud": False,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
+            )
+        except jwt.PyJWTError:
+            raise TokenNotVerified("the token is not valid here") from None
+        if not isinstance(claims["exp"], int) or not isinstance(claims["iat"], int):
+            raise TokenNotVerified("exp and iat must be integers")
+        return claims

@@ -24,8 +24,10 @@ from api.errors import (
     unprocessable_response,
 )
 from api.health import healthz, readyz
+from api.introspection import introspection_endpoint
 from api.oauth2 import jwks, token_endpoint
 from api.openapi_docs import document_token_endpoint
+from api.revocation import TokenNotFound, revocation_endpoint
 from api.settings import Settings
 from domain.client import ClientCommandRejected
 from domain.client_settings import InvalidClientSettings
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return Litestar(
         route_handlers=[
             token_endpoint,
+            introspection_endpoint,
+            revocation_endpoint,
             jwks,
             authorization_server_metadata,
             healthz,
@@ -69,6 +73,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             OAuthError: oauth_error_response,
             BearerError: bearer_error_response,
             ClientNotFound: not_found_response,
+            TokenNotFound: not_found_response,
             ConcurrentChange: conflict_response,
             ClientCommandRejected: conflict_response,
             InvalidClientSettings: unprocessable_response,

@@ -15,12 +15,15 @@ from adapters.event_store import Ledger
 from adapters.group_commit import GroupCommitter
 from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
-from adapters.signing import JwtSigner, KeyRing
+from adapters.signing import JwtSigner, JwtVerifier, KeyRing
 from api.bearer_auth import AccessTokenVerifier
 from api.client_admin import ADMIN_SCOPE, ClientAdmin
+from api.introspection import TokenIntrospector
 from api.issuance import Clock, TokenIssuer
+from api.revocation import TokenRevoker
 from api.settings import Settings
 from projections.clients import ClientsFollower, ClientsView
+from projections.tokens import RevokedTokensFollower, RevokedTokensView, revoked_tokens_table
 
 log = logging.getLogger("keyledger")
 
@@ -44,6 +47,7 @@ def prepare(settings: Settings) -> None:
     ledger = open_ledger(settings)
     try:
         clients_table(ledger.datastore)
+        revoked_tokens_table(ledger.datastore)
     finally:
         ledger.close()
     KeyRing.load(settings.keys_dir, settings.signing_alg)
@@ -64,6 +68,11 @@ class Runtime:
     issuer: TokenIssuer
     admin: ClientAdmin
     admin_verifier: AccessTokenVerifier
+    clock: Clock
+    revoked_view: RevokedTokensView
+    revoked_follower: RevokedTokensFollower
+    introspector: TokenIntrospector
+    revoker: TokenRevoker
 
     async def start(self) -> None:
         try:
@@ -71,6 +80,11 @@ class Runtime:
         except Exception:
             log.exception("clients read model not loaded yet; the follower keeps trying")
         self.follower.start()
+        try:
+            self.revoked_follower.load()
+        except Exception:
+            log.exception("revoked-tokens read model not loaded yet; the follower keeps trying")
+        self.revoked_follower.start()
         if isinstance(self.committer, AsyncPostgresGroupCommitter):
             await self.committer.start()
         else:
@@ -82,11 +96,13 @@ class Runtime:
         else:
             self.committer.stop()
         self.follower.stop()
+        self.revoked_follower.stop()
         self.ledger.close()
 
     @property
     def ready(self) -> bool:
-        return self.follower.ready.is_set() and self.committer.alive
+        followers = (self.follower, self.revoked_follower)
+        return all(f.ready.is_set() for f in followers) and self.committer.alive
 
 
 def _committer(ledger: Ledger, settings: Settings) -> GroupCommitter | AsyncPostgresGroupCommitter:
@@ -126,6 +142,14 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         clock=clock,
         issuer=settings.issuer_url,
     )
+    revoked_view = RevokedTokensView()
+    revoked_follower = RevokedTokensFollower(
+        ledger,
+        revoked_tokens_table(ledger.datastore),
+        revoked_view,
+        interval=settings.follow_interval,
+    )
+    verifier = JwtVerifier(keys, settings.issuer_url)
     return Runtime(
         settings,
         ledger,
@@ -137,4 +161,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         issuer,
         admin=ClientAdmin(ledger, hasher, clock),
         admin_verifier=AccessTokenVerifier(keys, settings.issuer_url, view, clock, ADMIN_SCOPE),
+        clock=clock,
+        revoked_view=revoked_view,
+        revoked_follower=revoked_follower,
+        introspector=TokenIntrospector(verifier, view, revoked_view, hasher, clock),
+        revoker=TokenRevoker(ledger, verifier, view, hasher, clock, revoked_follower),
     )

@@ -8,6 +8,8 @@ from litestar import Request, get
 
 from api.settings import Settings
 
+AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
 
 def metadata(settings: Settings) -> dict[str, Any]:
     issuer = settings.issuer_url
@@ -18,7 +20,11 @@ def metadata(settings: Settings) -> dict[str, Any]:
         "grant_types_supported": ["client_credentials"],
         # REQUIRED by RFC 8414; keyledger has no authorization endpoint, so none.
         "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint": f"{issuer}/oauth2/introspect",
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint": f"{issuer}/oauth2/revoke",
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
         "scopes_supported": [],
     }
 

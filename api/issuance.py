@@ -19,7 +19,7 @@ from domain.client import SecretSlot
 from domain.client_record import ClientRecord
 from domain.introspection import SECRET_GENERATION_CLAIM
 from domain.oauth_errors import TemporarilyUnavailable
-from domain.policy import Grant, TokenRequest, decide
+from domain.policy import Grant, TokenRequest, authenticate, decide
 from domain.scope import format_scope
 from domain.token import IssuedToken
 
@@ -74,6 +74,16 @@ def matching_secret(record: ClientRecord | None, presented_hash: str) -> SecretS
         if hmac.compare_digest(presented_hash, slot.secret_hash):
             found = slot
     return found
+
+
+def authenticate_client(
+    credentials: Credentials, clients: ClientLookup, hasher: SecretHashing, now: datetime
+) -> ClientRecord:
+    """The active client these credentials belong to, or `invalid_client` (RFC 6749 §2.3)."""
+    presented = hasher.hash(credentials.secret)
+    record = clients.get(credentials.client_id)
+    client, _ = authenticate(record, matching_secret(record, presented), now)
+    return client
 
 
 def access_token_claims(grant: Grant, issuer: str, jti: str) -> dict[str, Any]:

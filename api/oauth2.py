@@ -17,7 +17,7 @@ from litestar import Request, Response, asgi, get
 from litestar.exceptions import MethodNotAllowedException
 from litestar.types import Receive, Scope, Send
 
-from api.client_auth import extract_credentials
+from api.client_auth import Credentials, extract_credentials
 from api.form import BodyTooLarge, parse_form, read_limited, require_form_content_type, single
 from domain.oauth_errors import InvalidRequest, UnsupportedGrantType
 from domain.policy import TokenRequest
@@ -41,7 +41,10 @@ def _raw_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, str]:
     return found
 
 
-async def _read_token_request(scope: Scope, receive: Receive) -> tuple[dict[bytes, str], bytes]:
+async def read_oauth_form(
+    scope: Scope, receive: Receive, repeatable: frozenset[str] = frozenset()
+) -> tuple[dict[bytes, str], dict[str, list[str]]]:
+    """The headers and form parameters of a POST to an OAuth endpoint, or the RFC error."""
     if scope.get("method") != "POST":
         raise MethodNotAllowedException(headers={"Allow": "POST"})
     headers = _raw_headers(scope["headers"])
@@ -49,35 +52,43 @@ async def _read_token_request(scope: Scope, receive: Receive) -> tuple[dict[byte
     declared = headers.get(b"content-length", "0")
     if declared.isdigit() and int(declared) > BodyTooLarge.limit:
         raise BodyTooLarge
-    return headers, await read_limited(receive)
+    return headers, parse_form(await read_limited(receive), repeatable)
+
+
+def credentials_of(headers: dict[bytes, str], params: dict[str, list[str]]) -> Credentials:
+    return extract_credentials(
+        headers.get(b"authorization"), single(params, "client_id"), single(params, "client_secret")
+    )
+
+
+async def send_json(send: Send, body: dict[str, Any], status: int = 200) -> None:
+    """One pre-encoded JSON response, never cached (RFC 6749 §5.1, RFC 7662 §2.2)."""
+    content = msgspec.json.encode(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*_RESPONSE_HEADERS, (b"content-length", b"%d" % len(content))],
+        }
+    )
+    await send({"type": "http.response.body", "body": content, "more_body": False})
 
 
 @asgi("/oauth2/token", copy_scope=False)
 async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """POST /oauth2/token: `grant_type=client_credentials`, RFC 6749 §4.4.2 and §5."""
-    headers, body = await _read_token_request(scope, receive)
-    params = parse_form(body, repeatable=frozenset({"resource"}))
+    headers, params = await read_oauth_form(scope, receive, frozenset({"resource"}))
     grant_type = single(params, "grant_type")
     if grant_type is None:
         raise InvalidRequest("grant_type is required")
     if grant_type != GRANT_TYPE:
         raise UnsupportedGrantType
-    credentials = extract_credentials(
-        headers.get(b"authorization"), single(params, "client_id"), single(params, "client_secret")
-    )
+    credentials = credentials_of(headers, params)
     token_request = TokenRequest(
         scope=single(params, "scope"), resources=tuple(params.get("resource", ()))
     )
     issued = await scope["app"].state.runtime.issuer.issue(credentials, token_request)
-    content = msgspec.json.encode(issued.response_body())
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [*_RESPONSE_HEADERS, (b"content-length", b"%d" % len(content))],
-        }
-    )
-    await send({"type": "http.response.body", "body": content, "more_body": False})
+    await send_json(send, issued.response_body())
 
 
 @get(

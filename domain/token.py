@@ -70,16 +70,22 @@ class IssuedToken(Aggregate):
         at: datetime
         actor: str
         reason: str | None
+        client_id: str
+        expires_at: datetime
 
     def revoke(self, *, now: datetime, actor: str, reason: str | None) -> bool:
         """Revoke once; False (and no event) when already revoked or expired."""
         if self.revoked_at is not None or now >= self.expires_at:
             return False
-        self._revoked(at=now, actor=actor, reason=reason)
+        self._revoked(
+            at=now, actor=actor, reason=reason, client_id=self.client_id, expires_at=self.expires_at
+        )
         return True
 
     @event(Revoked)
-    def _revoked(self, at: datetime, actor: str, reason: str | None) -> None:
+    def _revoked(
+        self, at: datetime, actor: str, reason: str | None, client_id: str, expires_at: datetime
+    ) -> None:
         self.revoked_at = at
 
     @classmethod

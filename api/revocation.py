@@ -1,0 +1,122 @@
+"""Token revocation, RFC 7009: `POST /oauth2/revoke`, and the admin's single-token revocation.
+
+"The authorization server responds with HTTP status code 200 if the token has been revoked
+successfully or if the client submitted an invalid token" (§2.2). A client may revoke only
+its own tokens: another client's token is `unauthorized_client`, and nothing changes.
+Revoking is a `Revoked` event on the token; a second revocation writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+from litestar import asgi
+from litestar.types import Receive, Scope, Send
+
+from adapters.event_store import Ledger
+from adapters.signing import JwtVerifier, TokenNotVerified
+from api.issuance import ClientLookup, Clock, SecretHashing, authenticate_client
+from api.oauth2 import credentials_of, read_oauth_form, send_json
+from domain.oauth_errors import InvalidRequest, UnauthorizedClient
+from domain.token import IssuedToken, token_id
+from projections.tokens import RevokedTokensFollower
+
+
+class TokenNotFound(LookupError):
+    """No token with that jti was ever issued here."""
+
+
+class TokenRevoker:
+    def __init__(
+        self,
+        ledger: Ledger,
+        verifier: JwtVerifier,
+        clients: ClientLookup,
+        hasher: SecretHashing,
+        clock: Clock,
+        follower: RevokedTokensFollower,
+    ) -> None:
+        self._ledger = ledger
+        self._verifier = verifier
+        self._clients = clients
+        self._hasher = hasher
+        self._clock = clock
+        self._follower = follower
+
+    def load(self, jti: str) -> IssuedToken:
+        try:
+            token: object = self._ledger.repository.get(token_id(jti))
+        except AggregateNotFoundError:
+            raise TokenNotFound(f"no token with jti {jti}") from None
+        assert isinstance(token, IssuedToken)
+        return token
+
+    def revoke_jti(self, jti: str, *, actor: str, reason: str | None) -> bool:
+        """Revoke by jti; False when it was already revoked or expired (no event then)."""
+        token = self.load(jti)
+        if not token.revoke(now=self._clock.now(), actor=actor, reason=reason):
+            return False
+        try:
+            self._ledger.save(token)
+        except IntegrityError:
+            return False  # revoked concurrently: once is enough
+        self._follower.catch_up()  # this replica answers inactive at once
+        return True
+
+    def revoke_presented(self, caller_id: str, token: str) -> None:
+        """RFC 7009 §2.1 for an authenticated caller; silent for tokens not ours."""
+        try:
+            claims = self._verifier.verify(token)
+        except TokenNotVerified:
+            return
+        if claims["client_id"] != caller_id:
+            raise UnauthorizedClient("a client may revoke only its own tokens")
+        try:
+            self.revoke_jti(str(claims["jti"]), actor=caller_id, reason="revoked by its client")
+        except TokenNotFound:
+            return
+
+    def history(self, jti: str) -> dict[str, Any]:
+        token = self.load(jti)
+        events = self._ledger.repository.event_store.get(token.id)
+        return {
+            "jti": token.jti,
+            "client_id": token.client_id,
+            "scopes": token.scopes,
+            "audience": token.audience,
+            "issued_at": token.issued_at.isoformat(),
+            "expires_at": token.expires_at.isoformat(),
+            "kid": token.kid,
+            "client_version": token.client_version,
+            "secret_generation": token.secret_generation,
+            "auth_method": token.auth_method,
+            "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
+            "history": [
+                {
+                    "event": type(e).__name__.lower(),
+                    "at": getattr(e, "at", token.issued_at).isoformat(),
+                    "actor": getattr(e, "actor", token.client_id),
+                    "reason": getattr(e, "reason", None),
+                }
+                for e in events
+            ],
+        }
+
+
+@asgi("/oauth2/revoke", copy_scope=False)
+async def revocation_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /oauth2/revoke (RFC 7009 §2.1); `token_type_hint` is accepted and not needed."""
+    headers, params = await read_oauth_form(scope, receive)
+    runtime = scope["app"].state.runtime
+    caller = authenticate_client(
+        credentials_of(headers, params), runtime.view, runtime.hasher, runtime.clock.now()
+    )
+    token = params.get("token")
+    if not token or len(token) > 1:
+        raise InvalidRequest("exactly one token parameter is required")
+    revoker: TokenRevoker = runtime.revoker
+    await asyncio.to_thread(revoker.revoke_presented, caller.client_id, token[0])
+    await send_json(send, {})
