@@ -322,3 +322,31 @@ def bearer_error_response(request: Request[Any, Any, Any], exc: BearerError) -> 
     return Response(
         body, status_code=exc.status_code, headers={"WWW-Authenticate": exc.challenge(scope)}
     )
+
+
+class AdminTokensController(Controller):
+    path = "/admin/tokens"
+    tags = ["admin"]
+    guards = [require_admin]
+    security = SECURITY
+
+    @get("/{jti:str}", sync_to_thread=True, summary="A token's lineage, state and history")
+    def show(self, request: Request[Any, Any, Any], jti: FromPath[str]) -> Body:
+        history: Body = request.app.state.runtime.revoker.history(jti)
+        return history
+
+    @post(
+        "/{jti:str}/revoke",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Revoke one token (a second revocation writes nothing)",
+    )
+    def revoke(
+        self,
+        request: Request[Any, Any, Any],
+        jti: FromPath[str],
+        data: Annotated[Reason | None, BodyParam()] = None,
+    ) -> Body:
+        revoker = request.app.state.runtime.revoker
+        revoked = revoker.revoke_jti(jti, actor=_actor(request), reason=(data or Reason()).reason)
+        return {**revoker.history(jti), "revoked_now": revoked}

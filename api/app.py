@@ -10,7 +10,12 @@ from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from api.admin_api import COMPONENTS, AdminClientsController, bearer_error_response
+from api.admin_api import (
+    COMPONENTS,
+    AdminClientsController,
+    AdminTokensController,
+    bearer_error_response,
+)
 from api.bearer_auth import BearerError
 from api.bootstrap import Runtime, build
 from api.client_admin import ClientNotFound, ConcurrentChange
@@ -66,6 +71,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             healthz,
             readyz,
             AdminClientsController,
+            AdminTokensController,
         ],
         on_startup=[document_token_endpoint],
         lifespan=[lifespan],

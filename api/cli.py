@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from api import cli_clients as c
 from api.bootstrap import prepare
 from api.client_admin import ClientNotFound, ConcurrentChange
+from api.revocation import TokenNotFound
 from api.settings import Settings, SettingsError
 from domain.client import ClientCommandRejected
 from domain.client_settings import DEFAULT_TOKEN_TTL, InvalidClientSettings
@@ -158,12 +159,17 @@ def _parser() -> argparse.ArgumentParser:
     revoke = _common(
         tokens_sub.add_parser("revoke", help="void a client's tokens issued before a time")
     )
-    revoke.add_argument("--client", required=True, metavar="CLIENT_ID")
+    revoke.add_argument("jti", nargs="?", help="one token; or use --client for a client's tokens")
+    revoke.add_argument("--client", metavar="CLIENT_ID")
     revoke.add_argument("--before", metavar="RFC3339", help="default: now")
     revoke.add_argument(
         "--secret-generation", type=int, metavar="N", help="only tokens minted with that secret"
     )
     revoke.set_defaults(func=c.cmd_revoke_tokens)
+    show_token = tokens_sub.add_parser("show", help="a token's lineage, state and history")
+    show_token.add_argument("jti")
+    show_token.add_argument("--json", action="store_true")
+    show_token.set_defaults(func=c.cmd_show_token)
 
     admin = commands.add_parser("admin", help="administration of keyledger itself")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
@@ -190,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.func(args)
         return result
-    except ClientNotFound as exc:
+    except (ClientNotFound, TokenNotFound) as exc:
         print(f"keyledger: error: {exc}", file=sys.stderr)
     except ConcurrentChange as exc:
         print(f"keyledger: error: conflict: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from adapters.client_secrets import SecretHasher, load_or_create_pepper
 from adapters.clock import SystemClock
+from adapters.signing import JwtVerifier, KeyRing
 from api.bootstrap import open_ledger
 from api.client_admin import (
     ADMIN_SCOPE,
@@ -23,9 +24,11 @@ from api.client_admin import (
     current_clients,
     parse_duration,
 )
+from api.revocation import TokenRevoker
 from api.settings import Settings
 from api.timestamps import parse_rfc3339
 from domain.client_settings import ClientSettings
+from projections.tokens import RevokedTokensFollower, RevokedTokensView, revoked_tokens_table
 
 
 class CliError(Exception):
@@ -208,7 +211,41 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return _change(args, "delete")
 
 
+@contextmanager
+def revoker() -> Iterator[TokenRevoker]:
+    """The revocation use case on the database, outside any server."""
+    settings = Settings.from_env()
+    ledger = open_ledger(settings)
+    try:
+        keys = KeyRing.load(settings.keys_dir, settings.signing_alg)
+        view = current_clients(ledger)
+        follower = RevokedTokensFollower(
+            ledger, revoked_tokens_table(ledger.datastore), RevokedTokensView()
+        )
+        hasher = SecretHasher(load_or_create_pepper(settings.keys_dir, settings.secret_pepper))
+        verifier = JwtVerifier(keys, settings.issuer_url)
+        yield TokenRevoker(ledger, verifier, view, hasher, SystemClock(), follower)
+    finally:
+        ledger.close()
+
+
+def cmd_show_token(args: argparse.Namespace) -> int:
+    with revoker() as r:
+        print_record(args, r.history(args.jti))
+    return 0
+
+
 def cmd_revoke_tokens(args: argparse.Namespace) -> int:
+    if args.jti:
+        if args.client or args.before or args.secret_generation:
+            raise CliError("give a JTI, or --client with --before/--secret-generation, not both")
+        with revoker() as r:
+            revoked = r.revoke_jti(args.jti, actor=actor(), reason=args.reason)
+            state = {**r.history(args.jti), "revoked_now": revoked}
+        print_record(args, state)
+        return 0
+    if not args.client:
+        raise CliError("give a token's JTI, or --client CLIENT_ID")
     with admin() as a:
         before = parse_rfc3339(args.before) if args.before else None
         client = a.change(

@@ -35,7 +35,10 @@ def _within(seconds: float, condition: Callable[[], bool]) -> float:
 
 @contextmanager
 def two_replicas(postgres_url: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], str, str]]:
-    env_a = environment(postgres_url, tmp_path / "keys", free_port())
+    # Replicas share the database, the keys dir and the issuer (as behind a load balancer).
+    env_a = environment(
+        postgres_url, tmp_path / "keys", free_port(), KEYLEDGER_ISSUER="https://auth.example.test"
+    )
     env_b = {**env_a, "KEYLEDGER_PORT": str(free_port())}
     with ExitStack() as stack:
         a = stack.enter_context(serve(env_a, log=tmp_path / "a.log"))
@@ -152,3 +155,55 @@ def test_cli_duration_and_time_errors_are_one_line(sqlite_url: str, tmp_path: Pa
         assert done.returncode == 2, args
         assert message in done.stderr, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def _introspect(base: str, caller: dict[str, str], token: str) -> bool:
+    response = httpx.post(
+        f"{base}/oauth2/introspect",
+        data={"token": token},
+        auth=(caller["client_id"], caller["client_secret"]),
+    )
+    active: bool = response.json()["active"]
+    return active
+
+
+def test_a_token_revoked_on_one_replica_is_inactive_on_the_other_within_a_second(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    with two_replicas(postgres_url, tmp_path) as (env, a, b):
+        rs = cli_json(
+            env, "clients", "register", "--name", "orders-api", "--scope", "keyledger:introspect"
+        )
+        c = cli_json(env, "clients", "register", "--name", "job", "--scope", "x")
+        _within(1.0, lambda: _status(a, c["client_id"], c["client_secret"]) == 200)
+        token = httpx.post(
+            f"{a}/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=(c["client_id"], c["client_secret"]),
+        ).json()["access_token"]
+        _within(1.0, lambda: _introspect(b, rs, token))
+        revoked = httpx.post(
+            f"{a}/oauth2/revoke", data={"token": token}, auth=(c["client_id"], c["client_secret"])
+        )
+        assert revoked.status_code == 200
+        _within(1.0, lambda: not _introspect(b, rs, token))
+        assert not _introspect(a, rs, token)
+
+
+def test_the_cli_shows_and_revokes_one_token(sqlite_url: str, tmp_path: Path) -> None:
+    env = environment(sqlite_url, tmp_path / "keys", free_port())
+    with serve(env, log=tmp_path / "serve.log") as base:
+        c = cli_json(env, "clients", "register", "--name", "job", "--scope", "x")
+        _within(1.0, lambda: _status(base, c["client_id"], c["client_secret"]) == 200)
+        token = httpx.post(
+            f"{base}/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            auth=(c["client_id"], c["client_secret"]),
+        ).json()["access_token"]
+        import jwt
+
+        jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+        assert cli_json(env, "tokens", "show", jti)["revoked_at"] is None
+        assert cli_json(env, "tokens", "revoke", jti, "--reason", "leaked")["revoked_now"] is True
+        assert cli_json(env, "tokens", "revoke", jti)["revoked_now"] is False
+        assert cli(env, "tokens", "show", "nope").returncode == 2

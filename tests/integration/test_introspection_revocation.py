@@ -225,3 +225,30 @@ async def test_metadata_lists_introspection_and_revocation(world: World) -> None
     assert meta["introspection_endpoint"].endswith("/oauth2/introspect")
     assert meta["revocation_endpoint"].endswith("/oauth2/revoke")
     assert "client_secret_basic" in meta["introspection_endpoint_auth_methods_supported"]
+
+
+async def test_an_admin_revokes_and_inspects_one_token(world: World) -> None:
+    from api.client_admin import ADMIN_SCOPE
+
+    rs, c = await world.client("keyledger:introspect"), await world.client()
+    ops = await world.client(ADMIN_SCOPE)
+    bearer = {"Authorization": f"Bearer {await world.token(ops)}"}
+    token = await world.token(c)
+    jti = (await world.active(rs, token))["jti"]
+    shown = (await world.http.get(f"/admin/tokens/{jti}", headers=bearer)).json()
+    assert (shown["client_id"], shown["secret_generation"], shown["revoked_at"]) == (
+        c.client_id,
+        1,
+        None,
+    )
+    revoked = await world.http.post(
+        f"/admin/tokens/{jti}/revoke", json={"reason": "leaked in logs"}, headers=bearer
+    )
+    assert revoked.json()["revoked_now"] is True
+    assert [h["event"] for h in revoked.json()["history"]] == ["issued", "revoked"]
+    assert revoked.json()["history"][-1]["actor"] == ops.client_id
+    again = await world.http.post(f"/admin/tokens/{jti}/revoke", headers=bearer)
+    assert again.json()["revoked_now"] is False
+    assert await world.active(rs, token) == {"active": False}
+    missing = await world.http.get("/admin/tokens/no-such-jti", headers=bearer)
+    assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
