@@ -28,6 +28,7 @@ test: lint
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.token_bench
+	$(BIN)/python -m bench.introspection_bench
 
 clean:
 	rm -rf $(VENV) var
