@@ -148,6 +148,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         revoked_tokens_table(ledger.datastore),
         revoked_view,
         interval=settings.follow_interval,
+        clock=clock,
     )
     verifier = JwtVerifier(keys, settings.issuer_url)
     return Runtime(

@@ -252,3 +252,23 @@ async def test_an_admin_revokes_and_inspects_one_token(world: World) -> None:
     assert await world.active(rs, token) == {"active": False}
     missing = await world.http.get("/admin/tokens/no-such-jti", headers=bearer)
     assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
+
+
+async def test_revocations_are_forgotten_once_their_tokens_expire(world: World) -> None:
+    c = await world.client()
+    token = await world.token(c)
+    await world.revoke(c, token)
+    await world.settle()
+    assert len(world.runtime.revoked_view._revoked) == 1
+    world.clock.advance(301)
+    world.runtime.revoked_follower._pruned_at = None  # due now
+    await world.settle()
+    assert len(world.runtime.revoked_view._revoked) == 0
+
+
+async def test_binary_garbage_as_a_token_is_a_clear_error(world: World) -> None:
+    rs = await world.client("keyledger:introspect")
+    response = await world.introspect(rs, "token=%00%ff%fe%80")
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+    ascii_garbage = await world.introspect(rs, "token=%00%01%02abc")
+    assert ascii_garbage.json() == {"active": False}
