@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from eventsourcing.utils import get_topic
 
@@ -98,14 +98,35 @@ class RevokedTokensView:
             del self._revoked[key]
 
 
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
 class RevokedTokensFollower(LogFollower[RevokedToken]):
+    """Follows revocations; with a clock, also forgets them once their tokens have expired."""
+
+    PRUNE_EVERY = timedelta(minutes=1)
+
     def __init__(
         self,
         log_: NotificationLog,
         table: ProjectionTable[RevokedToken],
         view: RevokedTokensView,
         interval: float = 0.1,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(
             log_, table, view, REVOKED_TOPICS, interval, name="revoked-tokens-follower"
         )
+        self._revoked = view
+        self._clock = clock
+        self._pruned_at: datetime | None = None
+
+    def catch_up(self) -> None:
+        super().catch_up()
+        if self._clock is None:
+            return
+        now = self._clock.now()
+        if self._pruned_at is None or now - self._pruned_at >= self.PRUNE_EVERY:
+            self._revoked.prune(now)
+            self._pruned_at = now
