@@ -7,19 +7,15 @@ introspection endpoint with wrk (a separate process) cycling through all of them
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
-import os
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
 
-from bench.token_bench import _await_first_token, run_wrk
+from bench.common import arguments, await_first_token, fresh_database, run_wrk
 from tests.e2e.server import cli_json, environment, free_port, serve
 
 LUA = """
@@ -54,74 +50,45 @@ async def issue_tokens(base: str, client_id: str, secret: str, count: int) -> li
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=15)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2)
+    parser = arguments(__doc__)
     parser.add_argument("--tokens", type=int, default=10_000)
-    parser.add_argument(
-        "--pg",
-        default=os.environ.get(
-            "KEYLEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
     args = parser.parse_args()
-
-    name = f"keyledger_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.pg, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    dsn = args.pg.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            env = environment(dsn, work / "keys", free_port(), KEYLEDGER_WORKERS=str(args.workers))
-            with serve(env, log=work / "serve.log") as base:
-                rs = cli_json(
-                    env,
-                    "clients",
-                    "register",
-                    "--name",
-                    "orders-api",
-                    "--scope",
-                    "keyledger:introspect",
-                )
-                client = cli_json(
-                    env,
-                    "clients",
-                    "register",
-                    "--name",
-                    "job",
-                    "--scope",
-                    "x",
-                    "--token-ttl",
-                    "3600",
-                )
-                _await_first_token(base, client["client_id"], client["client_secret"])
-                _await_first_token(base, rs["client_id"], rs["client_secret"])
-                tokens = asyncio.run(
-                    issue_tokens(base, client["client_id"], client["client_secret"], args.tokens)
-                )
-                (work / "tokens.txt").write_text("\n".join(tokens) + "\n")
-                auth = base64.b64encode(
-                    f"{rs['client_id']}:{rs['client_secret']}".encode()
-                ).decode()
-                script = work / "introspect.lua"
-                script.write_text(LUA % {"tokens": work / "tokens.txt", "auth": auth})
-                check = httpx.post(
-                    f"{base}/oauth2/introspect",
-                    data={"token": tokens[0]},
-                    auth=(rs["client_id"], rs["client_secret"]),
-                ).json()
-                assert check["active"] is True, check
-                url = f"{base}/oauth2/introspect"
-                run_wrk(url, script, 3, args.connections, args.threads)  # warm-up (fills caches)
-                rps, p50, p99, errors = run_wrk(
-                    url, script, args.duration, args.connections, args.threads
-                )
-    finally:
-        with psycopg.connect(args.pg, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(args.pg) as dsn, tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        env = environment(dsn, work / "keys", free_port(), KEYLEDGER_WORKERS=str(args.workers))
+        with serve(env, log=work / "serve.log") as base:
+            rs = cli_json(
+                env,
+                "clients",
+                "register",
+                "--name",
+                "orders-api",
+                "--scope",
+                "keyledger:introspect",
+            )
+            client = cli_json(
+                env, "clients", "register", "--name", "job", "--scope", "x", "--token-ttl", "3600"
+            )
+            await_first_token(base, client["client_id"], client["client_secret"])
+            await_first_token(base, rs["client_id"], rs["client_secret"])
+            tokens = asyncio.run(
+                issue_tokens(base, client["client_id"], client["client_secret"], args.tokens)
+            )
+            (work / "tokens.txt").write_text("\n".join(tokens) + "\n")
+            auth = base64.b64encode(f"{rs['client_id']}:{rs['client_secret']}".encode()).decode()
+            script = work / "introspect.lua"
+            script.write_text(LUA % {"tokens": work / "tokens.txt", "auth": auth})
+            check = httpx.post(
+                f"{base}/oauth2/introspect",
+                data={"token": tokens[0]},
+                auth=(rs["client_id"], rs["client_secret"]),
+            ).json()
+            assert check["active"] is True, check
+            url = f"{base}/oauth2/introspect"
+            run_wrk(url, script, 3, args.connections, args.threads)  # warm-up (fills caches)
+            rps, p50, p99, errors = run_wrk(
+                url, script, args.duration, args.connections, args.threads
+            )
     print(
         f"\nPOST /oauth2/introspect, {len(tokens)} live tokens, wrk -t{args.threads} "
         f"-c{args.connections} -d{args.duration}s, keyledger serve --workers {args.workers}"
