@@ -193,10 +193,11 @@ class JwtVerifier:
 
     Time and audience are the caller's to judge. Verified tokens are cached (bounded): a
     resource server introspects the same token many times, and ECDSA verification is the
-    dearest step. Only successes are cached, keyed by the whole token string.
+    dearest step. Only successes are cached, keyed by the whole token string; at most
+    `cache_size` of them (about 1.5 KB each), cleared whole when full.
     """
 
-    def __init__(self, keys: KeyRing, issuer: str, cache_size: int = 100_000) -> None:
+    def __init__(self, keys: KeyRing, issuer: str, cache_size: int = 20_000) -> None:
         self._keys = {k.kid: k for k in keys.published}
         self._issuer = issuer
         self._cache: dict[str, dict[str, Any]] = {}

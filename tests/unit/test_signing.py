@@ -57,3 +57,18 @@ def test_keys_of_a_previous_algorithm_stay_published(tmp_path: Path) -> None:
     ring = KeyRing.load(tmp_path, "ES256")
     assert ring.active.alg == "ES256"
     assert old in {k["kid"] for k in ring.jwks()["keys"]}
+
+
+def test_the_verifier_accepts_its_own_tokens_and_stays_within_its_cache_size(
+    tmp_path: Path,
+) -> None:
+    from adapters.signing import JwtVerifier, TokenNotVerified
+
+    keys = KeyRing.load(tmp_path, "ES256")
+    signer, verifier = JwtSigner(keys), JwtVerifier(keys, "https://iss", cache_size=3)
+    claims = {"iss": "https://iss", "aud": "a", "sub": "s", "client_id": "s", "iat": 1, "exp": 2}
+    for n in range(10):
+        assert verifier.verify(signer.sign({**claims, "jti": str(n)}))["jti"] == str(n)
+        assert len(verifier._cache) <= 3
+    with pytest.raises(TokenNotVerified):
+        verifier.verify(JwtSigner(keys).sign({**claims, "iss": "https://other", "jti": "x"}))
