@@ -42,11 +42,6 @@ from domain.oauth_errors import OAuthError
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
     """The ASGI app; with no arguments (the uvicorn factory) settings come from the env."""
     settings = settings or (runtime.settings if runtime else Settings.from_env())
-    import os
-    import sys
-
-    if os.environ.get("KL_SWITCH"):
-        sys.setswitchinterval(float(os.environ["KL_SWITCH"]))
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

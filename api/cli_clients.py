@@ -137,8 +137,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         )
     if found is None:
         raise CliError(f"no client with id {args.client_id}")
-    record = found
-    print_record(args, record.public_view())
+    print_record(args, found.public_view())
     return 0
 
 

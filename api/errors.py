@@ -62,11 +62,7 @@ def _admin_error(status: int, error: str, exc: Exception) -> Response[Any]:
 
 
 def not_found_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    return _admin_error(
-        404,
-        "not_found",
-        exc if str(exc).startswith("no client") else Exception(f"no client with id {exc}"),
-    )
+    return _admin_error(404, "not_found", exc)
 
 
 def conflict_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -148,6 +148,18 @@ async def test_a_client_can_be_read_as_it_was_at_a_past_moment(admin: Admin) -> 
     assert then.json()["status"] == "active"
 
 
+async def test_not_found_answers_say_what_was_not_found(admin: Admin) -> None:
+    unknown = await admin.call("GET", "/admin/clients/00000000-0000-0000-0000-000000000000")
+    assert unknown.json()["error_description"] == (
+        "no client with id 00000000-0000-0000-0000-000000000000"
+    )
+    c = await new_client(admin)
+    before = (START - timedelta(seconds=1)).isoformat()
+    then = await admin.call("GET", f"/admin/clients/{c['client_id']}", params={"at": before})
+    assert then.status_code == 404
+    assert then.json()["error_description"].startswith(f"client {c['client_id']} did not exist at")
+
+
 async def test_if_match_makes_a_stale_write_a_conflict(admin: Admin) -> None:
     c = await new_client(admin)
     path = f"/admin/clients/{c['client_id']}"

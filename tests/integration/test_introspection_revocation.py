@@ -252,6 +252,7 @@ async def test_an_admin_revokes_and_inspects_one_token(world: World) -> None:
     assert await world.active(rs, token) == {"active": False}
     missing = await world.http.get("/admin/tokens/no-such-jti", headers=bearer)
     assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
+    assert missing.json()["error_description"] == "no token with jti no-such-jti"
 
 
 async def test_revocations_are_forgotten_once_their_tokens_expire(world: World) -> None:
