@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench install clean schemas
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/keyledger serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check domain adapters projections api tests bench
-	$(BIN)/ruff format --check domain adapters projections api tests bench
+	$(BIN)/ruff check domain adapters projections api tests bench schemas
+	$(BIN)/ruff format --check domain adapters projections api tests bench schemas
 	$(BIN)/mypy
 
 test: lint
@@ -29,6 +29,9 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.token_bench
 	$(BIN)/python -m bench.introspection_bench
+
+schemas: $(STAMP)
+	$(BIN)/python -m schemas.generate
 
 clean:
 	rm -rf $(VENV) var
