@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.connection import ASGIConnection
+from litestar.datastructures import CacheControlHeader
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Body as BodyParam
@@ -26,6 +27,7 @@ from domain.client_settings import DEFAULT_TOKEN_TTL, ClientSettings
 
 Body = dict[str, Any]
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+NO_STORE = CacheControlHeader(no_store=True)
 COMPONENTS = Components(
     security_schemes={
         "bearer": SecurityScheme(
@@ -115,6 +117,7 @@ class AdminClientsController(Controller):
     tags = ["admin"]
     guards = [require_admin]
     security = SECURITY
+    cache_control = NO_STORE  # answers may hold a new secret, and always client state
 
     @post(
         "/", status_code=201, sync_to_thread=True, summary="Register a client (secret shown once)"
@@ -329,6 +332,7 @@ class AdminTokensController(Controller):
     tags = ["admin"]
     guards = [require_admin]
     security = SECURITY
+    cache_control = NO_STORE  # answers may hold a new secret, and always client state
 
     @get("/{jti:str}", sync_to_thread=True, summary="A token's lineage, state and history")
     def show(self, request: Request[Any, Any, Any], jti: FromPath[str]) -> Body:

@@ -72,6 +72,8 @@ async def new_client(admin: Admin, **body: Any) -> dict[str, Any]:
 async def test_a_client_registered_over_the_api_gets_a_token_at_once(admin: Admin) -> None:
     created = await new_client(admin, default_scopes=["a"], token_ttl=600, reason="new service")
     assert created["client_secret"].startswith("kl_secret_")
+    rotated = await admin.call("POST", f"/admin/clients/{created['client_id']}/secret/rotate")
+    assert rotated.headers["cache-control"] == "no-store"  # it holds a secret
     response = await admin.http.post(
         "/oauth2/token",
         content="grant_type=client_credentials",
