@@ -68,10 +68,6 @@ class Ledger(Application[UUID]):
         self.database_url = database_url
 
     @property
-    def is_postgres(self) -> bool:
-        return self.env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres"
-
-    @property
     def datastore(self) -> Any:
         """The connection pool the recorders share (for read-model tables beside the events)."""
         return self.factory.datastore  # type: ignore[attr-defined]

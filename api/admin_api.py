@@ -281,20 +281,14 @@ class AdminClientsController(Controller):
         data: Annotated[TokenRevocation | None, BodyParam()] = None,
     ) -> Body:
         revocation = data or TokenRevocation()
-        before = parse_rfc3339(revocation.before) if revocation.before else None
-        actor = _actor(request)
-        _admin(request).change(
+        return self._command(
+            request,
             client_id,
-            lambda c, now: c.revoke_tokens(
-                cutoff=before or now,
-                secret_generation=revocation.secret_generation,
-                now=now,
-                actor=actor,
-                reason=revocation.reason,
-            ),
-            expected_version=_expected_version(request),
+            "revoke_tokens",
+            revocation.reason,
+            cutoff=parse_rfc3339(revocation.before) if revocation.before else None,
+            secret_generation=revocation.secret_generation,
         )
-        return _view(request, client_id)
 
     @delete(
         "/{client_id:str}",

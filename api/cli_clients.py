@@ -250,7 +250,7 @@ def cmd_revoke_tokens(args: argparse.Namespace) -> int:
         client = a.change(
             args.client,
             lambda c, now: c.revoke_tokens(
-                cutoff=before or now,
+                cutoff=before,
                 secret_generation=args.secret_generation,
                 now=now,
                 actor=actor(),

@@ -86,7 +86,7 @@ def authenticate_client(
     return client
 
 
-def access_token_claims(grant: Grant, issuer: str, jti: str) -> dict[str, Any]:
+def access_token_claims(grant: Grant, issuer: str, jti: str, scope: str) -> dict[str, Any]:
     """RFC 9068 §2.2 claims for a client_credentials grant (`sub` is the client itself)."""
     return {
         "iss": issuer,
@@ -96,7 +96,7 @@ def access_token_claims(grant: Grant, issuer: str, jti: str) -> dict[str, Any]:
         "iat": int(grant.issued_at.timestamp()),
         "exp": int(grant.expires_at.timestamp()),
         "jti": jti,
-        "scope": format_scope(grant.scopes),
+        "scope": scope,
         # Lineage (never the hash): lets introspection honour "revoke every token minted
         # with secret N" from the verified token alone, with no lookup.
         SECRET_GENERATION_CLAIM: grant.secret_generation,
@@ -143,7 +143,8 @@ class TokenIssuer:
             secret_generation=grant.secret_generation,
             auth_method=credentials.method,
         )
-        access_token = self._signer.sign(access_token_claims(grant, self._issuer, jti))
+        scope = format_scope(grant.scopes)
+        access_token = self._signer.sign(access_token_claims(grant, self._issuer, jti, scope))
         try:
             await self._writer.submit([issued])
         except asyncio.CancelledError:
@@ -152,4 +153,4 @@ class TokenIssuer:
             raise TemporarilyUnavailable(
                 reason=f"event_write_failed: {type(exc).__name__}"
             ) from exc
-        return IssuedAccessToken(access_token, grant.lifetime, format_scope(grant.scopes), jti)
+        return IssuedAccessToken(access_token, grant.lifetime, scope, jti)

@@ -323,14 +323,15 @@ class Client(Aggregate):
     def revoke_tokens(
         self,
         *,
-        cutoff: datetime,
+        cutoff: datetime | None = None,
         secret_generation: int | None,
         now: datetime,
         actor: str,
         reason: str | None,
     ) -> None:
-        """Void tokens issued before `cutoff` (not later than now), optionally of one secret."""
+        """Void tokens issued before `cutoff` (default and latest: now), or only one secret's."""
         self._require_not_deleted()
+        cutoff = now if cutoff is None else cutoff
         if cutoff > now:
             raise InvalidClientSettings("the cut-off cannot be in the future")
         if secret_generation is not None and not 1 <= secret_generation <= self.secret_generation:
