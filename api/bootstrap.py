@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.async_group_commit import AsyncPostgresGroupCommitter
@@ -13,8 +13,11 @@ from adapters.client_secrets import SecretHasher, load_or_create_pepper
 from adapters.clock import SystemClock
 from adapters.event_store import Ledger
 from adapters.group_commit import GroupCommitter
+from adapters.kafka import KafkaConfig, ensure_topic, start_producer
+from adapters.observation_buffer import ObservationBuffer
 from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
+from adapters.relay_store import relay_store
 from adapters.signing import JwtSigner, JwtVerifier, KeyRing
 from api.bearer_auth import AccessTokenVerifier
 from api.client_admin import ADMIN_SCOPE, ClientAdmin
@@ -22,6 +25,9 @@ from api.introspection import TokenIntrospector
 from api.issuance import Clock, TokenIssuer
 from api.revocation import TokenRevoker
 from api.settings import Settings
+from domain.observations import SecurityObservation
+from projections.audit_format import security_message
+from projections.audit_relay import AuditRelay, RelayConfig
 from projections.clients import ClientsFollower, ClientsView
 from projections.tokens import RevokedTokensFollower, RevokedTokensView, revoked_tokens_table
 
@@ -40,6 +46,54 @@ class SkipEventWrite:
 def open_ledger(settings: Settings) -> Ledger:
     """The event store, its tables created if missing."""
     return Ledger(settings.database_url, pool_size=settings.db_pool_size)
+
+
+def kafka_config(settings: Settings) -> KafkaConfig:
+    return KafkaConfig(settings.kafka_address, idempotence=settings.kafka_idempotence)
+
+
+async def audit_producer(settings: Settings) -> Any:
+    """A started producer for the audit topic, the topic created if missing."""
+    config = kafka_config(settings)
+    await ensure_topic(
+        config, settings.audit_topic, settings.audit_topic_partitions, settings.audit_topic_replicas
+    )
+    return await start_producer(config)
+
+
+def relay_name(settings: Settings) -> str:
+    return f"audit:{settings.audit_topic}"
+
+
+def build_relay(settings: Settings, ledger: Ledger) -> AuditRelay:
+    """The audit relay over this event store, publishing to the configured broker."""
+    return AuditRelay(
+        ledger.mapper,
+        relay_store(ledger, relay_name(settings)),
+        lambda: audit_producer(settings),
+        RelayConfig(
+            topic=settings.audit_topic,
+            source=settings.issuer_url,
+            batch_max=settings.relay_batch_max,
+            interval=settings.follow_interval,
+            backoff_max=settings.relay_backoff_max,
+        ),
+    )
+
+
+def build_observations(settings: Settings) -> ObservationBuffer:
+    source = settings.issuer_url
+
+    def encode(observation: SecurityObservation) -> tuple[bytes, bytes]:
+        return security_message(observation, source)
+
+    return ObservationBuffer(
+        (lambda: audit_producer(settings)) if settings.kafka_enabled else None,
+        encode=encode,
+        topic=settings.audit_topic,
+        capacity=settings.observation_buffer,
+        backoff_max=settings.relay_backoff_max,
+    )
 
 
 def prepare(settings: Settings) -> None:
@@ -73,6 +127,9 @@ class Runtime:
     revoked_follower: RevokedTokensFollower
     introspector: TokenIntrospector
     revoker: TokenRevoker
+    observations: ObservationBuffer
+    relay: AuditRelay | None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         try:
@@ -89,8 +146,23 @@ class Runtime:
             await self.committer.start()
         else:
             self.committer.start()
+        if not self.settings.kafka_enabled:
+            log.warning(
+                "KEYLEDGER_KAFKA_BOOTSTRAP=off: the audit stream is disabled; no events or "
+                "security observations are published to Kafka"
+            )
+            return
+        self._tasks.append(asyncio.create_task(self.observations.run(), name="observations"))
+        if self.relay is not None:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="audit-relay"))
 
     async def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+        for task in self._tasks:
+            if task.get_name() != "audit-relay":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if isinstance(self.committer, AsyncPostgresGroupCommitter):
             await self.committer.stop()
         else:
@@ -167,4 +239,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         revoked_follower=revoked_follower,
         introspector=TokenIntrospector(verifier, view, revoked_view, hasher, clock),
         revoker=TokenRevoker(ledger, verifier, view, hasher, clock, revoked_follower),
+        observations=build_observations(settings),
+        relay=(
+            build_relay(settings, ledger)
+            if settings.kafka_enabled and settings.relay_in_serve
+            else None
+        ),
     )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from api import cli_clients as c
 from api.bootstrap import prepare
+from api.cli_kafka import cmd_relay, configure_logging, embedded_broker
 from api.client_admin import ClientNotFound, ConcurrentChange
 from api.revocation import TokenNotFound
 from api.settings import Settings, SettingsError
@@ -23,19 +24,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             os.environ[f"KEYLEDGER_{name.upper()}"] = str(getattr(args, name))
     settings = Settings.from_env()
+    configure_logging(settings)
     prepare(settings)
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        http="httptools",
-        loop="uvloop",
-        access_log=False,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
-    )
+    with embedded_broker(settings):
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            http="httptools",
+            loop="uvloop",
+            access_log=False,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=10,
+        )
     return 0
 
 
@@ -151,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="server processes (default 1)")
     serve.set_defaults(func=_cmd_serve)
+
+    relay = commands.add_parser(
+        "relay",
+        help="publish the event log to the Kafka audit topic (one active, others stand by)",
+    )
+    relay.set_defaults(func=cmd_relay)
 
     _client_commands(commands)
 

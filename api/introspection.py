@@ -17,6 +17,7 @@ from adapters.signing import JwtVerifier, TokenNotVerified
 from api.client_auth import Credentials
 from api.issuance import ClientLookup, Clock, SecretHashing, authenticate_client
 from api.oauth2 import credentials_of, read_oauth_form, send_json
+from api.observing import Observing
 from domain.client_record import ClientRecord
 from domain.introspection import is_active
 from domain.oauth_errors import InvalidRequest, OAuthError
@@ -88,9 +89,12 @@ class TokenIntrospector:
 @asgi("/oauth2/introspect", copy_scope=False)
 async def introspection_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """POST /oauth2/introspect (RFC 7662 §2.1)."""
-    headers, params = await read_oauth_form(scope, receive)
     introspector: TokenIntrospector = scope["app"].state.runtime.introspector
-    introspector.authenticate_caller(credentials_of(headers, params))
+    with Observing(scope, "/oauth2/introspect") as seen:
+        headers, seen.params = await read_oauth_form(scope, receive)
+        params = seen.params
+        seen.credentials = credentials_of(headers, params)
+        introspector.authenticate_caller(seen.credentials)
     token = params.get("token")
     if not token or len(token) > 1:
         raise InvalidRequest("exactly one token parameter is required")

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from api.client_auth import Credentials
 from domain.client import SecretSlot
-from domain.client_record import ClientRecord
+from domain.client_record import ClientRecord, RetiredSecret
 from domain.introspection import SECRET_GENERATION_CLAIM
 from domain.oauth_errors import TemporarilyUnavailable
 from domain.policy import Grant, TokenRequest, authenticate, decide
@@ -76,13 +76,25 @@ def matching_secret(record: ClientRecord | None, presented_hash: str) -> SecretS
     return found
 
 
+def retired_secret(record: ClientRecord | None, presented_hash: str) -> RetiredSecret | None:
+    """The client's no-longer-working secret with this hash, if any (asked only on failure)."""
+    if record is None:
+        return None
+    for retired in record.retired_secrets:
+        if hmac.compare_digest(presented_hash, retired.secret_hash):
+            return retired
+    return None
+
+
 def authenticate_client(
     credentials: Credentials, clients: ClientLookup, hasher: SecretHashing, now: datetime
 ) -> ClientRecord:
     """The active client these credentials belong to, or `invalid_client` (RFC 6749 §2.3)."""
     presented = hasher.hash(credentials.secret)
     record = clients.get(credentials.client_id)
-    client, _ = authenticate(record, matching_secret(record, presented), now)
+    matched = matching_secret(record, presented)
+    retired = retired_secret(record, presented) if matched is None else None
+    client, _ = authenticate(record, matched, now, retired)
     return client
 
 
@@ -127,9 +139,9 @@ class TokenIssuer:
         # Hash before looking up, so unknown and known client ids take the same time.
         presented = self._hasher.hash(credentials.secret)
         record = self._clients.get(credentials.client_id)
-        grant = decide(
-            record, matching_secret(record, presented), request, self._clock.now(), self._issuer
-        )
+        matched = matching_secret(record, presented)
+        retired = retired_secret(record, presented) if matched is None else None
+        grant = decide(record, matched, request, self._clock.now(), self._issuer, retired)
         jti = str(uuid.uuid4())
         issued = IssuedToken.issue(
             jti=jti,

@@ -19,6 +19,7 @@ from litestar.types import Receive, Scope, Send
 
 from api.client_auth import Credentials, extract_credentials
 from api.form import BodyTooLarge, parse_form, read_limited, require_form_content_type, single
+from api.observing import Observing
 from domain.oauth_errors import InvalidRequest, UnsupportedGrantType
 from domain.policy import TokenRequest
 
@@ -77,17 +78,19 @@ async def send_json(send: Send, body: dict[str, Any], status: int = 200) -> None
 @asgi("/oauth2/token", copy_scope=False)
 async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """POST /oauth2/token: `grant_type=client_credentials`, RFC 6749 §4.4.2 and §5."""
-    headers, params = await read_oauth_form(scope, receive, frozenset({"resource"}))
-    grant_type = single(params, "grant_type")
-    if grant_type is None:
-        raise InvalidRequest("grant_type is required")
-    if grant_type != GRANT_TYPE:
-        raise UnsupportedGrantType
-    credentials = credentials_of(headers, params)
-    token_request = TokenRequest(
-        scope=single(params, "scope"), resources=tuple(params.get("resource", ()))
-    )
-    issued = await scope["app"].state.runtime.issuer.issue(credentials, token_request)
+    with Observing(scope, "/oauth2/token") as seen:
+        headers, seen.params = await read_oauth_form(scope, receive, frozenset({"resource"}))
+        params = seen.params
+        grant_type = single(params, "grant_type")
+        if grant_type is None:
+            raise InvalidRequest("grant_type is required")
+        if grant_type != GRANT_TYPE:
+            raise UnsupportedGrantType
+        credentials = seen.credentials = credentials_of(headers, params)
+        token_request = TokenRequest(
+            scope=single(params, "scope"), resources=tuple(params.get("resource", ()))
+        )
+        issued = await scope["app"].state.runtime.issuer.issue(credentials, token_request)
     await send_json(send, issued.response_body())
 
 

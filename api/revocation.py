@@ -20,6 +20,7 @@ from adapters.event_store import Ledger
 from adapters.signing import JwtVerifier, TokenNotVerified
 from api.issuance import ClientLookup, Clock, SecretHashing, authenticate_client
 from api.oauth2 import credentials_of, read_oauth_form, send_json
+from api.observing import Observing
 from domain.oauth_errors import InvalidRequest, UnauthorizedClient
 from domain.token import IssuedToken, token_id
 from projections.tokens import RevokedTokensFollower
@@ -109,11 +110,14 @@ class TokenRevoker:
 @asgi("/oauth2/revoke", copy_scope=False)
 async def revocation_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """POST /oauth2/revoke (RFC 7009 §2.1); `token_type_hint` is accepted and not needed."""
-    headers, params = await read_oauth_form(scope, receive)
     runtime = scope["app"].state.runtime
-    caller = authenticate_client(
-        credentials_of(headers, params), runtime.view, runtime.hasher, runtime.clock.now()
-    )
+    with Observing(scope, "/oauth2/revoke") as seen:
+        headers, seen.params = await read_oauth_form(scope, receive)
+        params = seen.params
+        seen.credentials = credentials_of(headers, params)
+        caller = authenticate_client(
+            seen.credentials, runtime.view, runtime.hasher, runtime.clock.now()
+        )
     token = params.get("token")
     if not token or len(token) > 1:
         raise InvalidRequest("exactly one token parameter is required")

@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from adapters.kafka import IDEMPOTENCE_CHOICES
 from adapters.signing import SUPPORTED_ALGORITHMS
+
+KAFKA_OFF = "off"
 
 
 class SettingsError(ValueError):
@@ -32,6 +35,16 @@ class Settings:
     db_pool_size: int = 5
     log_level: str = "info"
     bench_skip_event_write: bool = False
+    kafka_bootstrap: str | None = None
+    embedded_broker_port: int = 9092
+    kafka_idempotence: str = "auto"
+    audit_topic: str = "keyledger.audit.v1"
+    audit_topic_partitions: int = 6
+    audit_topic_replicas: int = 1
+    relay_in_serve: bool = True
+    relay_batch_max: int = 1000
+    relay_backoff_max: float = 30.0
+    observation_buffer: int = 10_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +70,29 @@ class Settings:
             raise SettingsError("KEYLEDGER_WORKERS must be 1 to 64")
         if self.follow_interval <= 0 or self.write_batch_max < 1 or self.write_queue_max < 1:
             raise SettingsError("follow interval, batch and queue sizes must be positive")
+        if self.kafka_idempotence not in IDEMPOTENCE_CHOICES:
+            raise SettingsError(
+                f"KEYLEDGER_KAFKA_IDEMPOTENCE must be one of {', '.join(IDEMPOTENCE_CHOICES)}"
+            )
+        if min(self.audit_topic_partitions, self.audit_topic_replicas, self.relay_batch_max) < 1:
+            raise SettingsError("topic partitions, replicas and the relay batch must be positive")
+        if self.observation_buffer < 1 or self.relay_backoff_max <= 0:
+            raise SettingsError("the observation buffer and relay backoff must be positive")
+        if not 1 <= self.embedded_broker_port <= 65535:
+            raise SettingsError("KEYLEDGER_EMBEDDED_BROKER_PORT must be a TCP port")
+
+    @property
+    def kafka_enabled(self) -> bool:
+        return self.kafka_bootstrap != KAFKA_OFF
+
+    @property
+    def embedded_broker(self) -> bool:
+        """Unset bootstrap: `serve` starts the embedded broker and publishes there."""
+        return self.kafka_bootstrap is None
+
+    @property
+    def kafka_address(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.embedded_broker_port}"
 
     @property
     def issuer_url(self) -> str:

@@ -9,6 +9,36 @@ from typing import Any
 
 from domain.client import SecretSlot
 
+KEPT_RETIRED_SECRETS = 8
+
+
+@dataclass(frozen=True)
+class RetiredSecret:
+    """A secret that no longer works, kept as its hash so a leaked old secret's use has a name.
+
+    `cause` is "expired" (its grace period ran out) or "revoked" (ended early: revoked by an
+    admin, or cut short by a newer rotation).
+    """
+
+    generation: int
+    secret_hash: str
+    retired_at: datetime
+    cause: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "secret_hash": self.secret_hash,
+            "retired_at": self.retired_at.isoformat(),
+            "cause": self.cause,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RetiredSecret:
+        return cls(
+            d["generation"], d["secret_hash"], datetime.fromisoformat(d["retired_at"]), d["cause"]
+        )
+
 
 @dataclass(frozen=True)
 class ClientRecord:
@@ -27,6 +57,7 @@ class ClientRecord:
     updated_at: datetime
     tokens_revoked_before: datetime | None = None
     generation_cutoffs: tuple[tuple[int, datetime], ...] = ()
+    retired_secrets: tuple[RetiredSecret, ...] = ()
 
     @property
     def is_active(self) -> bool:
@@ -34,6 +65,11 @@ class ClientRecord:
 
     def evolve(self, **changes: Any) -> ClientRecord:
         return replace(self, **changes)
+
+    def retiring(self, slot: SecretSlot, at: datetime, cause: str) -> tuple[RetiredSecret, ...]:
+        """The retired secrets after `slot` stops working: the newest few, oldest dropped."""
+        retired = RetiredSecret(slot.generation, slot.secret_hash, at, cause)
+        return (*self.retired_secrets, retired)[-KEPT_RETIRED_SECRETS:]
 
     def public_view(self) -> dict[str, Any]:
         """The record as admins see it: secret generations and expiry, never hashes."""
@@ -73,6 +109,7 @@ class ClientRecord:
                     }
                     for s in self.secrets
                 ],
+                "retired_secrets": [r.to_dict() for r in self.retired_secrets],
             },
             sort_keys=True,
         )
@@ -106,6 +143,7 @@ class ClientRecord:
                     for g, c in d.get("secret_generation_cutoffs", {}).items()
                 )
             ),
+            retired_secrets=tuple(RetiredSecret.from_dict(r) for r in d["retired_secrets"]),
         )
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from domain.client import SecretSlot
-from domain.client_record import ClientRecord
+from domain.client_record import ClientRecord, RetiredSecret
 from domain.oauth_errors import InvalidClient, InvalidScope, InvalidTarget
 from domain.scope import ScopeSyntaxError, parse_scope
 
@@ -41,13 +41,35 @@ class Grant:
         return int((self.expires_at - self.issued_at).total_seconds())
 
 
+AUTHENTICATION_FAILURES = (
+    "unknown_client",
+    "wrong_secret",
+    "expired_secret",
+    "revoked_secret",
+    "client_suspended",
+    "client_deleted",
+)
+
+
 def authenticate(
-    client: ClientRecord | None, matched: SecretSlot | None, now: datetime
+    client: ClientRecord | None,
+    matched: SecretSlot | None,
+    now: datetime,
+    retired: RetiredSecret | None = None,
 ) -> tuple[ClientRecord, SecretSlot]:
-    """Raise `invalid_client` unless an active client presented one of its live secrets."""
+    """Raise `invalid_client` unless an active client presented one of its live secrets.
+
+    The reason (for the audit stream, never the response) names which check failed; a secret
+    that once belonged to the client but no longer works (`retired`) is told apart from one
+    that never did, because its use suggests a leaked old secret.
+    """
     if client is None:
         raise InvalidClient(reason="unknown_client")
+    if client.status == "deleted":
+        raise InvalidClient(reason="client_deleted")
     if matched is None:
+        if retired is not None:
+            raise InvalidClient(reason=f"{retired.cause}_secret")
         raise InvalidClient(reason="wrong_secret")
     if not matched.is_live(now):
         raise InvalidClient(reason="expired_secret")
@@ -88,7 +110,10 @@ def audience(client: ClientRecord, resources: tuple[str, ...], issuer: str) -> t
     if resources:
         for resource in resources:
             if not is_resource_indicator(resource):
-                raise InvalidTarget("resource must be an absolute URI without fragment")
+                raise InvalidTarget(
+                    "resource must be an absolute URI without fragment",
+                    reason="malformed_resource",
+                )
             if resource not in client.audiences:
                 raise InvalidTarget(reason="resource_not_allowed")
         return tuple(sorted(set(resources)))
@@ -101,9 +126,10 @@ def decide(
     request: TokenRequest,
     now: datetime,
     issuer: str,
+    retired: RetiredSecret | None = None,
 ) -> Grant:
     """Decide a client_credentials request: the grant, or the RFC 6749 §5.2 error."""
-    client, matched = authenticate(client, matched, now)
+    client, matched = authenticate(client, matched, now, retired)
     now = now.replace(microsecond=0)  # JWT times are whole seconds (RFC 7519 NumericDate)
     scopes = granted_scopes(client, request.scope)
     aud = audience(client, request.resources, issuer)

@@ -12,9 +12,22 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+import msgspec
 
 from domain.client import Client, event_time
+from domain.observations import (
+    AUTHENTICATION_FAILED,
+    AUTHENTICATION_FAILURE_REASONS,
+    MAX_CLIENT_ID,
+    MAX_RESOURCE,
+    MAX_RESOURCES,
+    MAX_SCOPE,
+    MAX_USER_AGENT,
+    OBSERVATION_KINDS,
+    SecurityObservation,
+)
 from domain.token import IssuedToken
 
 SPEC_VERSION = "1.0"
@@ -140,3 +153,112 @@ def schema_for(event_class: type[Any]) -> dict[str, Any]:
             },
         },
     }
+
+
+SECURITY_TYPES: dict[str, str] = {
+    kind: f"keyledger.security.{kind}.v1" for kind in OBSERVATION_KINDS
+}
+
+
+def security_event(observation: SecurityObservation, event_id: str, source: str) -> dict[str, Any]:
+    """The CloudEvents message of a security observation.
+
+    Not from the store, so it has no `sequence`; its `id` is random, made once when observed.
+    `subject` is the client id the request presented (it may name no registered client).
+    """
+    message: dict[str, Any] = {
+        "specversion": SPEC_VERSION,
+        "id": event_id,
+        "source": source,
+        "type": SECURITY_TYPES[observation.kind],
+        "time": observation.at.isoformat(),
+        "datacontenttype": "application/json",
+        "data": {
+            "endpoint": observation.endpoint,
+            "error": observation.error,
+            "reason": observation.reason,
+            "client_id": observation.client_id,
+            "auth_method": observation.auth_method,
+            "source_ip": observation.source_ip,
+            "user_agent": observation.user_agent,
+            "requested_scope": observation.requested_scope,
+            "requested_resources": list(observation.requested_resources),
+        },
+    }
+    if observation.client_id is not None:
+        message["subject"] = observation.client_id
+    return message
+
+
+def _nullable_string(max_length: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["string", "null"]}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+def security_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of one security observation type."""
+    event_type = SECURITY_TYPES[kind]
+    reason: dict[str, Any] = {"type": "string"}
+    if kind == AUTHENTICATION_FAILED:
+        reason = {"enum": list(AUTHENTICATION_FAILURE_REASONS)}
+    data_properties: dict[str, Any] = {
+        "endpoint": {"type": "string"},
+        "error": {"type": "string"},
+        "reason": reason,
+        "client_id": _nullable_string(MAX_CLIENT_ID),
+        "auth_method": _nullable_string(),
+        "source_ip": _nullable_string(),
+        "user_agent": _nullable_string(MAX_USER_AGENT),
+        "requested_scope": _nullable_string(MAX_SCOPE),
+        "requested_resources": {
+            "type": "array",
+            "maxItems": MAX_RESOURCES,
+            "items": {"type": "string", "maxLength": MAX_RESOURCE},
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://keyledger.dev/schemas/{event_type}.json",
+        "title": event_type,
+        "description": f"a security observation ({kind}), never stored as an event",
+        "type": "object",
+        "required": ["specversion", "id", "source", "type", "time", "datacontenttype", "data"],
+        "additionalProperties": False,
+        "properties": {
+            "specversion": {"const": SPEC_VERSION},
+            "id": {"type": "string", "format": "uuid"},
+            "source": {"type": "string", "format": "uri"},
+            "type": {"const": event_type},
+            "subject": {"type": "string", "maxLength": MAX_CLIENT_ID},
+            "time": {"type": "string", "format": "date-time"},
+            "datacontenttype": {"const": "application/json"},
+            "data": {
+                "type": "object",
+                "required": sorted(data_properties),
+                "additionalProperties": False,
+                "properties": data_properties,
+            },
+        },
+    }
+
+
+def all_schemas() -> dict[str, dict[str, Any]]:
+    """Every message type on the audit topic with its schema, domain events first."""
+    schemas = {t: schema_for(c) for c, t in AUDIT_TYPES.items()}
+    schemas.update({t: security_schema(k) for k, t in SECURITY_TYPES.items()})
+    return schemas
+
+
+def security_message(observation: SecurityObservation, source: str) -> tuple[bytes, bytes]:
+    """The Kafka key (presented client id, else source IP) and value of one observation."""
+    message = security_event(observation, str(uuid4()), source)
+    key = observation.client_id or observation.source_ip or "unknown"
+    return key.encode(), msgspec.json.encode(message)
+
+
+def audit_message(event: Any, notification_id: int, source: str) -> tuple[bytes, bytes]:
+    """The Kafka key (the client id) and value (the CloudEvents JSON) of one stored event."""
+    message = cloud_event(event, notification_id, source)
+    return message["subject"].encode(), msgspec.json.encode(message)

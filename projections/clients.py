@@ -53,7 +53,15 @@ def _changes(record: ClientRecord, event: Any) -> dict[str, Any]:
     """The fields a later client event changes."""
     match event:
         case Client.SecretRotated():
+            retired = record.retired_secrets
+            if len(record.secrets) > 1:  # the older previous secret is dropped now
+                old = record.secrets[1]
+                if old.expires_at is not None and old.expires_at <= event.at:
+                    retired = record.retiring(old, old.expires_at, "expired")
+                else:
+                    retired = record.retiring(old, event.at, "revoked")
             return {
+                "retired_secrets": retired,
                 "secrets": (
                     SecretSlot(event.generation, event.secret_hash, None),
                     SecretSlot(
@@ -61,10 +69,18 @@ def _changes(record: ClientRecord, event: Any) -> dict[str, Any]:
                         record.secrets[0].secret_hash,
                         event.previous_expires_at,
                     ),
-                )
+                ),
             }
         case Client.PreviousSecretRevoked():
-            return {"secrets": tuple(s for s in record.secrets if s.generation != event.generation)}
+            ended = [s for s in record.secrets if s.generation == event.generation]
+            return {
+                "secrets": tuple(s for s in record.secrets if s.generation != event.generation),
+                "retired_secrets": (
+                    record.retiring(ended[0], event.at, "revoked")
+                    if ended
+                    else record.retired_secrets
+                ),
+            }
         case Client.Suspended():
             return {"status": "suspended"}
         case Client.Reactivated():

@@ -3,38 +3,28 @@
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
 from pytest_postgresql import factories
 
+from adapters.kafka import EmbeddedBroker
 from api.settings import Settings
+from tests.pg_cluster import LocalCluster, pg_ctl_path
 
 PG_HOST = os.environ.get("KEYLEDGER_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("KEYLEDGER_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("KEYLEDGER_TEST_PG_USER", "postgres")
 
 
-def _pg_ctl() -> str | None:
-    found = shutil.which("pg_ctl")
-    if found:
-        return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True):
-        return str(candidate)
-    return None
-
-
 # Started only when no server answers on 127.0.0.1:5432 (pytest-postgresql, local binaries).
-postgresql_fallback = factories.postgresql_proc(executable=_pg_ctl(), port=None)
+postgresql_fallback = factories.postgresql_proc(executable=pg_ctl_path(), port=None)
 
 
 def _server_answers(host: str, port: int, user: str) -> bool:
@@ -47,38 +37,14 @@ def _server_answers(host: str, port: int, user: str) -> bool:
 
 @contextmanager
 def _cluster_as_postgres_user() -> Iterator[tuple[str, int, str, str]]:
-    """A throwaway cluster from the local binaries, run as the `postgres` OS user.
-
-    PostgreSQL refuses to run as root, and pytest-postgresql cannot switch users, so a root
-    test run (CI here) starts the same binaries through `runuser`.
-    """
-    pg_ctl = _pg_ctl()
-    if pg_ctl is None:
-        raise RuntimeError("no PostgreSQL server answers and no local binaries were found")
-    bindir = Path(os.path.realpath(pg_ctl)).parent
-    account = pwd.getpwnam("postgres")
-    datadir = Path(tempfile.mkdtemp(prefix="keyledger-pg-"))
-    os.chown(datadir, account.pw_uid, account.pw_gid)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-
-    def as_postgres(*command: str) -> None:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True
-        )
-
-    as_postgres(str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust")
-    options = f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off"
-    log = datadir / "server.log"  # not a pipe: the postmaster would hold it open forever
-    as_postgres(
-        str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(log), "-o", options, "-w", "start"
-    )
+    """A throwaway cluster run as the `postgres` OS user (PostgreSQL refuses root)."""
+    cluster = LocalCluster()
+    cluster.start()
     try:
-        yield "127.0.0.1", port, "postgres", ""
+        yield "127.0.0.1", cluster.port, "postgres", ""
     finally:
-        as_postgres(str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop")
-        shutil.rmtree(datadir, ignore_errors=True)
+        cluster.stop()
+        cluster.remove()
 
 
 @pytest.fixture(scope="session")
@@ -132,4 +98,30 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         keys_dir=tmp_path / "keys",
         issuer="https://auth.example.test",
         follow_interval=0.02,
+        kafka_bootstrap="off",  # tests that publish to Kafka name their own broker
     )
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    """A real Kafka-protocol broker (tansu, in memory) on a free loopback port."""
+    with EmbeddedBroker("127.0.0.1", free_port()) as running:
+        yield running
+
+
+@pytest.fixture
+def kafka_settings(settings: Settings, broker: EmbeddedBroker) -> Settings:
+    """`settings` publishing to the test broker, on a topic of this test's own."""
+    return replace(
+        settings,
+        kafka_bootstrap=broker.bootstrap,
+        audit_topic=f"audit-{uuid.uuid4().hex[:12]}",
+        relay_backoff_max=0.5,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -1,4 +1,4 @@
-"""The audit message format (groundwork for the Kafka audit stream, issue 5)."""
+"""The audit message format: CloudEvents 1.0 per domain event and per security observation."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import jsonschema
 import pytest
@@ -17,11 +18,22 @@ from adapters.event_store import Ledger
 from api.client_admin import ClientAdmin
 from domain.client import Client
 from domain.client_settings import ClientSettings
+from domain.oauth_errors import InvalidClient, InvalidRequest, InvalidScope, InvalidTarget
+from domain.observations import AUTHENTICATION_FAILURE_REASONS, SecurityObservation
 from domain.token import IssuedToken
-from projections.audit_format import AUDIT_TYPES, audit_event_id, cloud_event, schema_for
+from projections.audit_format import (
+    AUDIT_TYPES,
+    SECURITY_TYPES,
+    all_schemas,
+    audit_event_id,
+    cloud_event,
+    security_event,
+)
+from projections.topics import AUDIT_TOPIC, asyncapi_document
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 SOURCE = "https://auth.example.test"
+FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
 
 
 BASES = {"Event", "Created", "Changed"}  # eventsourcing's and ours; never stored themselves
@@ -41,14 +53,101 @@ def test_every_stored_event_type_has_an_audit_type() -> None:
     assert _event_classes(Client) | _event_classes(IssuedToken) == set(AUDIT_TYPES)
 
 
-@pytest.mark.parametrize("event_class", list(AUDIT_TYPES), ids=lambda c: AUDIT_TYPES[c])
-def test_the_committed_schema_is_the_one_the_code_generates(event_class: type[Any]) -> None:
-    committed = json.loads((SCHEMAS / f"{AUDIT_TYPES[event_class]}.json").read_text())
-    assert committed == schema_for(event_class), "run `make schemas` and commit the result"
+@pytest.mark.parametrize("event_type", list(all_schemas()))
+def test_the_committed_schema_is_the_one_the_code_generates(event_type: str) -> None:
+    committed = json.loads((SCHEMAS / f"{event_type}.json").read_text())
+    assert committed == all_schemas()[event_type], "run `make schemas` and commit the result"
+
+
+def test_the_committed_asyncapi_document_is_the_one_the_code_generates() -> None:
+    committed = json.loads((SCHEMAS / "asyncapi.json").read_text())
+    assert committed == asyncapi_document(), "run `make schemas` and commit the result"
 
 
 def test_there_is_one_schema_file_per_type_and_no_other() -> None:
-    assert {p.stem for p in SCHEMAS.glob("*.json")} == set(AUDIT_TYPES.values())
+    expected = {*AUDIT_TYPES.values(), *SECURITY_TYPES.values(), "asyncapi"}
+    assert {p.stem for p in SCHEMAS.glob("*.json")} == expected
+
+
+def test_the_asyncapi_document_describes_every_type_on_the_audit_topic() -> None:
+    document = asyncapi_document()
+    assert document["asyncapi"] == "3.0.0"
+    channel = document["channels"]["audit"]
+    assert channel["address"] == AUDIT_TOPIC
+    payloads = {m["payload"]["$ref"] for m in document["components"]["messages"].values()}
+    assert payloads == {f"./{t}.json" for t in all_schemas()}
+    assert all((SCHEMAS / ref.removeprefix("./")).is_file() for ref in payloads)
+    for ref in document["operations"]["publishAudit"]["messages"]:
+        name = ref["$ref"].removeprefix("#/channels/audit/messages/")
+        assert channel["messages"][name] == {"$ref": f"#/components/messages/{name}"}
+
+
+def _observation(error: Exception, **fields: Any) -> SecurityObservation:
+    observation = SecurityObservation.of_error(
+        error,  # type: ignore[arg-type]
+        endpoint="/oauth2/token",
+        at=datetime(2026, 11, 20, tzinfo=UTC),
+        client_id=fields.get("client_id", "c1"),
+        auth_method="client_secret_basic",
+        source_ip="192.0.2.7",
+        user_agent=fields.get("user_agent", "curl/8"),
+        requested_scope=fields.get("scope"),
+        requested_resources=fields.get("resources", ()),
+    )
+    assert observation is not None
+    return observation
+
+
+@pytest.mark.parametrize("reason", AUTHENTICATION_FAILURE_REASONS)
+def test_every_authentication_failure_reason_validates(reason: str) -> None:
+    message = security_event(_observation(InvalidClient(reason=reason)), str(uuid4()), SOURCE)
+    schema = json.loads((SCHEMAS / f"{message['type']}.json").read_text())
+    jsonschema.validate(message, schema, format_checker=FORMATS)
+    assert message["type"] == "keyledger.security.authentication_failed.v1"
+    assert message["data"]["reason"] == reason
+
+
+def test_a_reason_the_schema_does_not_name_fails_validation() -> None:
+    message = security_event(_observation(InvalidClient(reason="new")), str(uuid4()), SOURCE)
+    schema = json.loads((SCHEMAS / f"{message['type']}.json").read_text())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(message, schema, format_checker=FORMATS)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [InvalidScope(reason="scope_not_allowed"), InvalidTarget(reason="resource_not_allowed")],
+)
+def test_a_rejected_request_is_an_observation_that_validates(error: Exception) -> None:
+    observation = _observation(error, scope="x " * 400, resources=("https://a",) * 30)
+    message = security_event(observation, str(uuid4()), SOURCE)
+    schema = json.loads((SCHEMAS / f"{message['type']}.json").read_text())
+    jsonschema.validate(message, schema, format_checker=FORMATS)
+    assert message["type"] == "keyledger.security.token_request_rejected.v1"
+    assert len(message["data"]["requested_resources"]) == 10  # caller input is bounded
+
+
+def test_what_a_caller_chose_is_cut_to_a_bounded_size() -> None:
+    observation = _observation(InvalidClient(reason="unknown_client"), client_id="c" * 10_000)
+    message = security_event(observation, str(uuid4()), SOURCE)
+    schema = json.loads((SCHEMAS / f"{message['type']}.json").read_text())
+    jsonschema.validate(message, schema, format_checker=FORMATS)
+    assert len(message["subject"]) == 200
+
+
+def test_malformed_requests_are_not_security_observations() -> None:
+    assert (
+        SecurityObservation.of_error(
+            InvalidRequest("x"),
+            endpoint="/oauth2/token",
+            at=datetime(2026, 11, 20, tzinfo=UTC),
+            client_id=None,
+            auth_method=None,
+            source_ip=None,
+            user_agent=None,
+        )
+        is None
+    )
 
 
 def _lifecycle(sqlite_url: str) -> tuple[Ledger, list[str]]:

@@ -40,6 +40,7 @@ def app() -> Iterator[tuple[TestClient[Any], Runtime, NewCredentials, NewCredent
                 database_url=f"sqlite:///{tmp}/k.db",
                 keys_dir=Path(tmp) / "keys",
                 issuer="https://auth.example",
+                kafka_bootstrap="off",
                 follow_interval=0.01,
             )
         )

@@ -68,6 +68,7 @@ class ClientLifecycle(RuleBasedStateMachine):
                 database_url=f"sqlite:///{self.tmp}/k.db",
                 keys_dir=self.tmp / "keys",
                 issuer="https://auth.example",
+                kafka_bootstrap="off",
                 follow_interval=10.0,
             ),
             clock=self.clock,

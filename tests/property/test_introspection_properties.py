@@ -86,6 +86,7 @@ def test_active_matches_the_model_for_every_token_and_after_a_rebuild(
                 database_url=f"sqlite:///{tmp}/k.db",
                 keys_dir=Path(tmp) / "keys",
                 issuer="https://auth.example",
+                kafka_bootstrap="off",
                 follow_interval=10.0,
             ),
             clock=clock,

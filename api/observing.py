@@ -1,0 +1,68 @@
+"""Turning OAuth error answers into security observations for the audit topic."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from litestar.types import Scope
+
+from api.client_auth import Credentials
+from domain.oauth_errors import OAuthError
+from domain.observations import SecurityObservation
+
+
+def _first(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    return values[0] if values else None
+
+
+def _user_agent(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"user-agent":
+            return str(value.decode("latin-1"))
+    return None
+
+
+class Observing:
+    """Records the observation an `OAuthError` leaving its block makes, and lets it go on.
+
+    The block fills in what it learns as it goes (`params`, `credentials`), so the
+    observation says as much as the request revealed before it failed.
+    """
+
+    def __init__(self, scope: Scope, endpoint: str) -> None:
+        self._scope = scope
+        self._endpoint = endpoint
+        self.params: dict[str, list[str]] = {}
+        self.credentials: Credentials | None = None
+
+    def __enter__(self) -> Observing:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(error, OAuthError):
+            self._record(error)
+
+    def _record(self, error: OAuthError) -> None:
+        runtime: Any = self._scope["app"].state.runtime
+        credentials = self.credentials
+        client = self._scope.get("client")
+        observation = SecurityObservation.of_error(
+            error,
+            endpoint=self._endpoint,
+            at=runtime.clock.now(),
+            client_id=credentials.client_id if credentials else _first(self.params, "client_id"),
+            auth_method=credentials.method if credentials else None,
+            source_ip=client[0] if client else None,
+            user_agent=_user_agent(self._scope),
+            requested_scope=_first(self.params, "scope"),
+            requested_resources=tuple(self.params.get("resource", ())),
+        )
+        if observation is not None:
+            runtime.observations.record(observation)

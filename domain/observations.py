@@ -1,0 +1,97 @@
+"""Security observations: failed authentications and rejected token requests.
+
+They are facts about requests, not domain state: they go to the audit topic (and metrics),
+never into the event store, so bad requests cannot grow the store. Everything in them that
+a caller chose (client id, user agent, scope, resources) is cut to a bounded size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.oauth_errors import (
+    InvalidClient,
+    InvalidScope,
+    InvalidTarget,
+    OAuthError,
+    UnauthorizedClient,
+)
+from domain.policy import AUTHENTICATION_FAILURES
+
+AUTHENTICATION_FAILED = "authentication_failed"
+TOKEN_REQUEST_REJECTED = "token_request_rejected"  # noqa: S105 - a kind, not a secret
+OBSERVATION_KINDS = (AUTHENTICATION_FAILED, TOKEN_REQUEST_REJECTED)
+_REJECTIONS = (InvalidScope, InvalidTarget, UnauthorizedClient)
+# Every reason an `invalid_client` answer can have; the audit schema lists exactly these.
+AUTHENTICATION_FAILURE_REASONS = (
+    *AUTHENTICATION_FAILURES,
+    "malformed_authorization_header",
+    "malformed_basic_credentials",
+    "no_client_authentication",
+    "bad_assertion",
+)
+
+MAX_CLIENT_ID = 200
+MAX_USER_AGENT = 256
+MAX_SCOPE = 512
+MAX_RESOURCES = 10
+MAX_RESOURCE = 256
+
+
+def _cut(value: str | None, limit: int) -> str | None:
+    return value if value is None or len(value) <= limit else value[:limit]
+
+
+@dataclass(frozen=True)
+class SecurityObservation:
+    """One failed authentication or rejected token request, as the audit topic tells it."""
+
+    kind: str
+    endpoint: str
+    error: str
+    reason: str
+    at: datetime
+    client_id: str | None
+    auth_method: str | None
+    source_ip: str | None
+    user_agent: str | None
+    requested_scope: str | None = None
+    requested_resources: tuple[str, ...] = ()
+
+    @classmethod
+    def of_error(
+        cls,
+        error: OAuthError,
+        *,
+        endpoint: str,
+        at: datetime,
+        client_id: str | None,
+        auth_method: str | None,
+        source_ip: str | None,
+        user_agent: str | None,
+        requested_scope: str | None = None,
+        requested_resources: tuple[str, ...] = (),
+    ) -> SecurityObservation | None:
+        """The observation an error answer makes, or None for errors that are not one."""
+        if isinstance(error, InvalidClient):
+            kind = AUTHENTICATION_FAILED
+        elif isinstance(error, _REJECTIONS):
+            kind = TOKEN_REQUEST_REJECTED
+        else:
+            return None
+        return cls(
+            kind=kind,
+            endpoint=endpoint,
+            error=error.error,
+            reason=error.reason,
+            at=at,
+            client_id=_cut(client_id, MAX_CLIENT_ID),
+            auth_method=auth_method,
+            source_ip=source_ip,
+            user_agent=_cut(user_agent, MAX_USER_AGENT),
+            requested_scope=_cut(requested_scope, MAX_SCOPE),
+            requested_resources=tuple(
+                r[:MAX_RESOURCE] for r in requested_resources[:MAX_RESOURCES]
+            ),
+        )

@@ -1,0 +1,154 @@
+"""The audit relay: a projection of the notification log onto the Kafka audit topic.
+
+It reads committed events after its stored position, publishes each as a CloudEvents message
+keyed by client id (so order per client is kept), waits until the broker has acknowledged the
+whole batch (`acks=all`), and only then stores the batch's last notification id as its new
+position. A crash or a broker outage therefore loses nothing: the relay starts again from the
+stored position. The price is at-least-once delivery: a batch that was (partly) acknowledged
+before the position was stored is published again, with the same event ids, so consumers
+deduplicate by `id`.
+
+One relay publishes at a time (see `adapters/relay_positions.py`); the others wait as
+standbys and take over when the active one's lock goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka.errors import KafkaError
+
+from adapters.relay_store import RelayStore
+from projections.audit_format import audit_message
+
+log = logging.getLogger(__name__)
+
+
+class Producer(Protocol):
+    async def send(self, topic: str, value: bytes, key: bytes) -> Awaitable[Any]: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    topic: str
+    source: str
+    batch_max: int = 1000
+    interval: float = 0.1
+    standby_interval: float = 1.0
+    backoff_min: float = 0.2
+    backoff_max: float = 30.0
+
+
+class AuditRelay:
+    """Publishes the log to the audit topic; run it with `run()` until `stop()`."""
+
+    def __init__(
+        self,
+        mapper: Any,
+        positions: RelayStore,
+        producer_factory: Callable[[], Awaitable[Producer]],
+        config: RelayConfig,
+    ) -> None:
+        self._mapper = mapper
+        self._positions = positions
+        self._producer_factory = producer_factory
+        self.config = config
+        self._producer: Producer | None = None
+        self._stopping = asyncio.Event()
+        self.active = False
+        self.position = 0
+        self.head = 0
+        self.published = 0
+        self.publish_errors = 0
+        self.caught_up_at = time.monotonic()
+
+    @property
+    def lag(self) -> int:
+        """Committed events not yet acknowledged by the broker (as of the last look)."""
+        return max(0, self.head - self.position)
+
+    async def run(self) -> None:
+        """Hold the lock, publish, retry with backoff; returns after `stop()`."""
+        backoff = self.config.backoff_min
+        while not self._stopping.is_set():
+            try:
+                if not self.active:
+                    self.active = await asyncio.to_thread(self._positions.acquire)
+                    if not self.active:
+                        await self._sleep(self.config.standby_interval)
+                        continue
+                    self.position = await asyncio.to_thread(self._positions.position)
+                    log.info("audit relay active from position %d", self.position)
+                if self._producer is None:
+                    self._producer = await self._producer_factory()
+                published = await self.publish_batch()
+                backoff = self.config.backoff_min
+                if not published:
+                    await self._sleep(self.config.interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.publish_errors += 1
+                log.warning(
+                    "audit relay: %s: %s; retrying from position %d in %.1f s",
+                    type(exc).__name__,
+                    exc,
+                    self.position,
+                    backoff,
+                )
+                # A broker error keeps the lock (a standby could do no better); anything
+                # else (the store, the lock's connection) gives it up and starts over.
+                await self._reset(lost_lock=not isinstance(exc, KafkaError | TimeoutError))
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max)
+        await self._reset(lost_lock=True)
+
+    async def publish_batch(self) -> int:
+        """Publish the next committed events; store the position once all are acknowledged."""
+        assert self._producer is not None
+        batch = await asyncio.to_thread(self._read)
+        if not batch:
+            self.caught_up_at = time.monotonic()
+            return 0
+        deliveries = []
+        for _, key, value in batch:
+            deliveries.append(await self._producer.send(self.config.topic, value, key))
+        await asyncio.gather(*deliveries)
+        last = batch[-1][0]
+        await asyncio.to_thread(self._positions.advance, self.position, last)
+        self.position = last
+        self.published += len(batch)
+        return len(batch)
+
+    def _read(self) -> list[tuple[int, bytes, bytes]]:
+        self.head = self._positions.head()
+        notifications = self._positions.read(self.position, self.config.batch_max)
+        return [
+            (n.id, *audit_message(self._mapper.to_domain_event(n), n.id, self.config.source))
+            for n in notifications
+        ]
+
+    async def _reset(self, *, lost_lock: bool) -> None:
+        """Drop the producer (and, after a store error, the lock): start clean next time."""
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            with contextlib.suppress(Exception):
+                await producer.stop()
+        if lost_lock and self.active:
+            self.active = False
+            await asyncio.to_thread(self._positions.release)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    def stop(self) -> None:
+        self._stopping.set()

@@ -1,0 +1,80 @@
+"""Reading the audit topic back from a real Kafka-protocol broker (the embedded tansu)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+
+@dataclass(frozen=True)
+class Record:
+    key: str
+    message: dict[str, Any]
+    partition: int
+    offset: int
+
+    @property
+    def type(self) -> str:
+        return str(self.message["type"])
+
+
+async def consume(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[Record]], bool],
+    within: float = 30.0,
+) -> list[Record]:
+    """Every record of the topic from the start until `done(records)` holds (or the timeout).
+
+    No consumer group: every partition, read from the beginning, as an auditor replaying the
+    topic would; a topic that does not exist yet is waited for.
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        metadata_max_age_ms=500,
+    )
+    await consumer.start()
+    records: list[Record] = []
+    deadline = time.monotonic() + within
+    try:
+        while not done(records) and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for tp, messages in batches.items():
+                records.extend(
+                    Record(m.key.decode(), json.loads(m.value), tp.partition, m.offset)
+                    for m in messages
+                )
+    finally:
+        await consumer.stop()
+    return records
+
+
+def count_at_least(n: int) -> Callable[[list[Record]], bool]:
+    return lambda records: len(records) >= n
+
+
+def distinct_ids(records: list[Record]) -> set[str]:
+    return {r.message["id"] for r in records}
+
+
+def in_order_per_key(records: list[Record]) -> bool:
+    """Each key's first sightings of stored events come in increasing `sequence` order."""
+    seen: set[str] = set()
+    last: dict[str, int] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        if "sequence" not in record.message or record.message["id"] in seen:
+            continue
+        seen.add(record.message["id"])
+        sequence = int(record.message["sequence"])
+        if sequence <= last.get(record.key, 0):
+            return False
+        last[record.key] = sequence
+    return True
