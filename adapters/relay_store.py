@@ -198,12 +198,18 @@ class SqliteRelayStore:
         return self._log.read(after, limit)
 
 
+def _sqlite_path(database_url: str) -> Path | None:
+    url = urlsplit(database_url)
+    if url.scheme != "sqlite":
+        return None
+    return Path(unquote(url.path[1:] if url.path.startswith("/") else url.path))
+
+
 def relay_store(ledger: Any, name: str) -> RelayStore:
     """The relay's view of the event store `ledger` (an `adapters.event_store.Ledger`)."""
-    url = urlsplit(ledger.database_url)
-    if url.scheme == "sqlite":
-        path = unquote(url.path[1:] if url.path.startswith("/") else url.path)
-        return SqliteRelayStore(Path(path), name, ledger)
+    path = _sqlite_path(ledger.database_url)
+    if path is not None:
+        return SqliteRelayStore(path, name, ledger)
     recorder = ledger.recorder
     return PostgresRelayStore(
         ledger.database_url, name, recorder.datastore.schema, recorder.events_table_name
@@ -219,3 +225,34 @@ def reset_position(ledger: Any, name: str) -> None:
         positions.advance(positions.position(), 0)
     finally:
         positions.release()
+
+
+def relay_status(ledger: Any, name: str) -> dict[str, Any]:
+    """Where the relay stands: stored position, head of the log, lag, and whether one runs."""
+    store = relay_store(ledger, name)
+    free = store.acquire()
+    try:
+        position = store.position() if free else _read_position_unlocked(ledger, name)
+    finally:
+        if free:
+            store.release()
+    head = int(ledger.head())
+    return {
+        "name": name,
+        "position": position,
+        "head": head,
+        "lag_events": max(0, head - position),
+        "relay_running": not free,
+    }
+
+
+def _read_position_unlocked(ledger: Any, name: str) -> int:
+    query = "SELECT position FROM keyledger_relay_positions WHERE name = "
+    path = _sqlite_path(ledger.database_url)
+    if path is not None:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            row = db.execute(query + "?", (name,)).fetchone()
+    else:
+        with psycopg.connect(ledger.database_url, connect_timeout=5) as conn:
+            row = conn.execute(query + "%s", (name,)).fetchone()
+    return int(row[0]) if row else 0

@@ -145,7 +145,7 @@ def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     audiences.set_defaults(func=c.cmd_set_audiences)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keyledger", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -160,6 +160,12 @@ def _parser() -> argparse.ArgumentParser:
         help="publish the event log to the Kafka audit topic (one active, others stand by)",
     )
     relay.set_defaults(func=cmd_relay)
+    relay_sub = relay.add_subparsers(dest="relay_command")
+    status = relay_sub.add_parser("status", help="the relay's position and lag behind the log")
+    status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--max-lag", type=int, metavar="EVENTS", help="exit 1 when further behind (health checks)"
+    )
 
     _client_commands(commands)
 
@@ -201,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
         return result

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from adapters.kafka import EmbeddedBroker, port_open
-from adapters.relay_store import LostLock, reset_position
+from adapters.relay_store import LostLock, relay_status, reset_position
 from api.bootstrap import build_relay, open_ledger, prepare, relay_name
 from api.settings import Settings
 
@@ -53,8 +54,30 @@ def embedded_broker(settings: Settings) -> Iterator[None]:
         broker.stop()
 
 
+def cmd_relay_status(args: argparse.Namespace) -> int:
+    """Print the relay's position and lag; exit 1 when the lag exceeds `--max-lag`."""
+    settings = Settings.from_env()
+    prepare(settings)
+    ledger = open_ledger(settings)
+    try:
+        status = relay_status(ledger, relay_name(settings))
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps(status))
+    else:
+        running = "a relay is publishing" if status["relay_running"] else "no relay is running"
+        print(
+            f"{status['name']}: position {status['position']} of {status['head']}, "
+            f"{status['lag_events']} events behind; {running}"
+        )
+    return 1 if args.max_lag is not None and status["lag_events"] > args.max_lag else 0
+
+
 def cmd_relay(args: argparse.Namespace) -> int:
     """Run the audit relay alone until SIGTERM or Ctrl-C (standby while another is active)."""
+    if getattr(args, "relay_command", None) == "status":
+        return cmd_relay_status(args)
     settings = Settings.from_env()
     configure_logging(settings)
     if not settings.kafka_enabled:

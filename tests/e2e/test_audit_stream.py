@@ -221,6 +221,14 @@ def test_a_relay_killed_mid_batch_resumes_without_loss(
     assert in_order_per_key(records)
     duplicates = len(records) - len(expected)
     assert duplicates <= 500 * 2  # at most what was in flight when it died
+    status = json.loads(cli(env, "relay", "status", "--json").stdout)
+    assert status == {
+        "name": f"audit:{topic}",
+        "position": backlog,
+        "head": backlog,
+        "lag_events": 0,
+        "relay_running": False,
+    }
 
 
 def test_the_relay_reconnects_after_postgresql_restarts(broker: EmbeddedBroker) -> None:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.client import SecretSlot
-from domain.client_record import ClientRecord
+from domain.client_record import ClientRecord, RetiredSecret
 from domain.oauth_errors import InvalidClient, InvalidScope, InvalidTarget
 from domain.policy import TokenRequest, decide
 
@@ -107,3 +107,26 @@ def test_a_resource_with_a_fragment_is_invalid_target() -> None:
     client = record(audiences=("https://a.example",))
     with pytest.raises(InvalidTarget):
         decide(client, SLOT, TokenRequest(None, ("https://a.example#x",)), NOW, ISSUER)
+
+
+def test_a_deleted_client_is_named_as_deleted_whatever_secret_it_shows() -> None:
+    with pytest.raises(InvalidClient) as caught:
+        decide(record(status="deleted", secrets=()), None, TokenRequest(None), NOW, ISSUER)
+    assert caught.value.reason == "client_deleted"
+
+
+def test_a_suspended_client_with_its_right_secret_is_named_as_suspended() -> None:
+    with pytest.raises(InvalidClient) as caught:
+        decide(record(status="suspended"), SLOT, TokenRequest(None), NOW, ISSUER)
+    assert caught.value.reason == "client_suspended"
+
+
+@pytest.mark.parametrize(
+    ("cause", "reason"), [("revoked", "revoked_secret"), ("expired", "expired_secret")]
+)
+def test_a_secret_that_once_worked_is_told_apart_from_a_wrong_one(cause: str, reason: str) -> None:
+    retired = RetiredSecret(generation=1, secret_hash="old", retired_at=NOW, cause=cause)
+    with pytest.raises(InvalidClient) as caught:
+        decide(record(retired_secrets=(retired,)), None, TokenRequest(None), NOW, ISSUER, retired)
+    assert caught.value.reason == reason
+    assert caught.value.description == "client authentication failed"  # the wire says no more

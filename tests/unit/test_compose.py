@@ -1,0 +1,119 @@
+"""compose.yaml cannot run here (no Docker engine), so it is checked against the code.
+
+Every keyledger service must run a real `keyledger` command, set only variables the
+settings define (with values they accept), and point at the PostgreSQL and Kafka services
+as those are configured; every service has a health check.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from api.cli import build_parser
+from api.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+KEYLEDGER = {name: s for name, s in SERVICES.items() if s.get("build") == "."}
+SETTING_NAMES = {f"KEYLEDGER_{f.name.upper()}" for f in fields(Settings)}
+
+
+def env(service: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in service.get("environment", {}).items()}
+
+
+def resolved(value: str) -> str:
+    """`${NAME:-default}` as compose resolves it with NAME unset."""
+    if value.startswith("${") and ":-" in value:
+        return value[value.index(":-") + 2 : -1]
+    return value
+
+
+def test_there_are_postgres_kafka_two_api_replicas_and_a_relay() -> None:
+    assert SERVICES["postgres"]["image"].startswith("postgres:")
+    assert SERVICES["kafka"]["image"].startswith("apache/kafka:")
+    commands = [tuple(s["command"][:2]) for s in KEYLEDGER.values()]
+    assert commands.count(("keyledger", "serve")) == 2
+    assert commands.count(("keyledger", "relay")) == 1
+
+
+def test_kafka_runs_as_one_kraft_node() -> None:
+    kafka = env(SERVICES["kafka"])
+    assert set(kafka["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert kafka["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{kafka['KAFKA_NODE_ID']}@kafka:9093"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_has_a_health_check(name: str) -> None:
+    assert SERVICES[name]["healthcheck"]["test"]
+
+
+@pytest.mark.parametrize("name", sorted(KEYLEDGER))
+def test_keyledger_services_set_only_settings_the_code_reads(name: str) -> None:
+    variables = env(KEYLEDGER[name])
+    assert set(variables) <= SETTING_NAMES
+    Settings.from_env({k: resolved(v) for k, v in variables.items()})  # values are accepted
+
+
+@pytest.mark.parametrize("name", sorted(KEYLEDGER))
+def test_keyledger_commands_parse_with_the_real_cli(name: str) -> None:
+    command = KEYLEDGER[name]["command"]
+    assert command[0] == "keyledger"
+    build_parser().parse_args(command[1:])
+    health = KEYLEDGER[name]["healthcheck"]["test"]
+    if health[1] == "keyledger":
+        build_parser().parse_args(health[2:])
+
+
+@pytest.mark.parametrize("name", sorted(KEYLEDGER))
+def test_the_database_url_names_the_postgres_service_as_configured(name: str) -> None:
+    url = urlsplit(env(KEYLEDGER[name])["KEYLEDGER_DATABASE_URL"])
+    postgres = env(SERVICES["postgres"])
+    assert (url.hostname, url.port) == ("postgres", 5432)
+    assert url.username == postgres["POSTGRES_USER"]
+    assert url.password == postgres["POSTGRES_PASSWORD"]
+    assert url.path.lstrip("/") == postgres["POSTGRES_DB"]
+
+
+@pytest.mark.parametrize("name", sorted(KEYLEDGER))
+def test_the_bootstrap_is_the_brokers_advertised_listener(name: str) -> None:
+    advertised = env(SERVICES["kafka"])["KAFKA_ADVERTISED_LISTENERS"]
+    assert f"PLAINTEXT://{env(KEYLEDGER[name])['KEYLEDGER_KAFKA_BOOTSTRAP']}" in advertised.split(
+        ","
+    )
+    assert KEYLEDGER[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert KEYLEDGER[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_the_api_replicas_share_issuer_keys_and_publish_no_audit_relay_of_their_own() -> None:
+    apis = [s for s in KEYLEDGER.values() if s["command"][1] == "serve"]
+    assert len({env(s)["KEYLEDGER_ISSUER"] for s in apis}) == 1
+    assert len({tuple(s["volumes"]) for s in apis}) == 1
+    assert all(env(s)["KEYLEDGER_RELAY_IN_SERVE"] == "false" for s in apis)
+
+
+def test_published_ports_reach_the_port_each_server_listens_on() -> None:
+    for service in KEYLEDGER.values():
+        if service["command"][1] != "serve":
+            continue
+        args = build_parser().parse_args(service["command"][1:])
+        listening = args.port or Settings().port
+        for mapping in service["ports"]:
+            assert int(mapping.split(":")[-1]) == listening
+        health = " ".join(shlex.quote(p) for p in service["healthcheck"]["test"])
+        assert f"127.0.0.1:{listening}/readyz" in health
+
+
+def test_the_image_installs_the_package_and_its_commands() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir ." in dockerfile
+    for package in ("domain", "adapters", "projections", "api"):
+        assert f"COPY {package} {package}" in dockerfile
