@@ -29,6 +29,7 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.token_bench
 	$(BIN)/python -m bench.introspection_bench
+	$(BIN)/python -m bench.relay_bench
 
 schemas: $(STAMP)
 	$(BIN)/python -m schemas.generate

@@ -71,8 +71,9 @@ def run_wrk(
     ).stdout
 
     def find(pattern: str) -> str:
-        match = re.search(pattern, out)
-        assert match, (pattern, out)
+        match = re.search(pattern, out, re.MULTILINE)
+        if match is None or not re.fullmatch(r"[\d.]+(us|ms|s)?", match.group(1)):
+            raise SystemExit(f"unexpected wrk output (looking for {pattern!r}):\n{out}")
         return match.group(1)
 
     errors = 0
@@ -84,8 +85,8 @@ def run_wrk(
         errors += sum(int(g) for g in sockets.groups())
     return (
         float(find(r"Requests/sec:\s+([\d.]+)")),
-        _ms(find(r"50%\s+(\S+)")),
-        _ms(find(r"99%\s+(\S+)")),
+        _ms(find(r"^\s+50%\s+(\S+)$")),  # the distribution's lines, not "72.50%" above
+        _ms(find(r"^\s+99%\s+(\S+)$")),
         errors,
     )
 

@@ -10,7 +10,6 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from adapters.event_store import Ledger
 from adapters.kafka import EmbeddedBroker
 from api.bootstrap import build_relay
 from api.settings import Settings
-from domain.token import IssuedToken
 from projections.audit_format import audit_event_id
+from tests.backlog import fill
 from tests.conftest import free_port
 from tests.e2e.server import KEYLEDGER, cli, cli_json, environment, serve
 from tests.kafka import Record, consume, distinct_ids, in_order_per_key
@@ -144,33 +143,6 @@ def test_a_broker_outage_blocks_no_token_and_loses_no_event(
     assert len(distinct_ids(issued)) == 1000
     assert in_order_per_key(stored)
     assert "retrying" in (tmp_path / "serve.log").read_text()  # it did back off and retry
-
-
-def fill(database_url: str, tokens: int, clients: int = 7) -> None:
-    """A backlog of `TokenIssued` events, written straight to the store."""
-    ledger = Ledger(database_url)
-    now = datetime.now(UTC).replace(microsecond=0)
-    try:
-        for start in range(0, tokens, 2000):
-            ledger.append(
-                [
-                    IssuedToken.issue(
-                        jti=str(uuid.uuid4()),
-                        client_id=f"client-{i % clients}",
-                        scopes=["a"],
-                        audience=["https://api.example"],
-                        issued_at=now,
-                        expires_at=now + timedelta(hours=1),
-                        kid="k",
-                        client_version=1,
-                        secret_generation=1,
-                        auth_method="client_secret_basic",
-                    )
-                    for i in range(start, min(start + 2000, tokens))
-                ]
-            )
-    finally:
-        ledger.close()
 
 
 def relay_position(database_url: str) -> int:

@@ -1,0 +1,38 @@
+"""A backlog of `TokenIssued` events written straight to the store (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from adapters.event_store import Ledger
+from domain.token import IssuedToken
+
+CHUNK = 2000
+
+
+def fill(database_url: str, tokens: int, clients: int = 7) -> None:
+    """Append `tokens` issued-token events for `clients` clients, in chunks of 2,000."""
+    ledger = Ledger(database_url)
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        for start in range(0, tokens, CHUNK):
+            ledger.append(
+                [
+                    IssuedToken.issue(
+                        jti=str(uuid.uuid4()),
+                        client_id=f"client-{i % clients}",
+                        scopes=["a"],
+                        audience=["https://api.example"],
+                        issued_at=now,
+                        expires_at=now + timedelta(hours=1),
+                        kid="k",
+                        client_version=1,
+                        secret_generation=1,
+                        auth_method="client_secret_basic",
+                    )
+                    for i in range(start, min(start + CHUNK, tokens))
+                ]
+            )
+    finally:
+        ledger.close()
