@@ -23,7 +23,8 @@ from api.bearer_auth import BearerError
 from api.client_admin import ClientAdmin, ConcurrentChange, parse_duration
 from api.timestamps import parse_rfc3339
 from domain.client import Client
-from domain.client_settings import DEFAULT_TOKEN_TTL, ClientSettings
+from domain.client_settings import DEFAULT_TOKEN_TTL, ClientSettings, InvalidClientSettings
+from projections.anomaly_detection import RULES
 
 Body = dict[str, Any]
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -348,3 +349,27 @@ class AdminTokensController(Controller):
         revoker = request.app.state.runtime.revoker
         revoked = revoker.revoke_jti(jti, actor=_actor(request), reason=(data or Reason()).reason)
         return {**revoker.history(jti), "revoked_now": revoked}
+
+
+class AdminAlertsController(Controller):
+    path = "/admin/alerts"
+    tags = ["admin"]
+    guards = [require_admin]
+    security = SECURITY
+    cache_control = NO_STORE
+
+    @get("/", sync_to_thread=True, summary="Alerts the detector raised, newest first")
+    def list_alerts(
+        self,
+        request: Request[Any, Any, Any],
+        since: FromQuery[str | None] = None,
+        rule: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 100,
+    ) -> Body:
+        if rule is not None and rule not in RULES:
+            raise InvalidClientSettings(f"unknown rule {rule!r}: one of {', '.join(RULES)}")
+        if not 1 <= limit <= 1000:
+            raise InvalidClientSettings("limit must be 1 to 1000")
+        store = request.app.state.runtime.alerts
+        alerts = store.alerts(since=parse_rfc3339(since) if since else None, rule=rule, limit=limit)
+        return {"alerts": [a.to_dict() for a in alerts]}

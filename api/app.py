@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 
 from api.admin_api import (
     COMPONENTS,
+    AdminAlertsController,
     AdminClientsController,
     AdminTokensController,
     bearer_error_response,
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             readyz,
             AdminClientsController,
             AdminTokensController,
+            AdminAlertsController,
         ],
         on_startup=[document_token_endpoint],
         lifespan=[lifespan],

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.alert_store import AlertStore
 from adapters.async_group_commit import AsyncPostgresGroupCommitter
 from adapters.client_secrets import SecretHasher, load_or_create_pepper
 from adapters.clock import SystemClock
@@ -26,9 +27,12 @@ from api.issuance import Clock, TokenIssuer
 from api.revocation import TokenRevoker
 from api.settings import Settings
 from domain.observations import SecurityObservation
+from projections.alert_format import alert_message
+from projections.anomaly_detection import Alert, Thresholds
 from projections.audit_format import security_message
 from projections.audit_relay import AuditRelay, RelayConfig
 from projections.clients import ClientsFollower, ClientsView
+from projections.detector_service import DetectorConfig, DetectorService
 from projections.tokens import RevokedTokensFollower, RevokedTokensView, revoked_tokens_table
 
 log = logging.getLogger("keyledger")
@@ -96,12 +100,95 @@ def build_observations(settings: Settings) -> ObservationBuffer:
     )
 
 
+def thresholds(settings: Settings) -> Thresholds:
+    return Thresholds(
+        brute_force_failures=settings.detect_brute_force_failures,
+        brute_force_window=settings.detect_brute_force_window,
+        spike_factor=settings.detect_spike_factor,
+        spike_floor=settings.detect_spike_floor,
+        spike_bucket=settings.detect_spike_bucket,
+        spike_min_history=settings.detect_spike_min_history,
+        probe_rejections=settings.detect_probe_rejections,
+        probe_window=settings.detect_probe_window,
+        network_learning=settings.detect_network_learning,
+    )
+
+
+def build_detector(settings: Settings, ledger: Ledger) -> DetectorService:
+    """`keyledger detect`: the consumer, its store, the alerts producer, the opt-in responses."""
+    source = settings.issuer_url
+    respond = None
+    if settings.detect_revoke_on_retired_secret:
+        pepper = load_or_create_pepper(settings.keys_dir, settings.secret_pepper)
+        admin = ClientAdmin(ledger, SecretHasher(pepper), SystemClock())
+        respond = revoke_on_retired_secret(admin)
+
+    def encode(alert: Alert) -> tuple[bytes, bytes]:
+        return alert_message(alert, source)
+
+    async def producer() -> Any:
+        config = kafka_config(settings)
+        await ensure_topic(
+            config,
+            settings.alerts_topic,
+            settings.audit_topic_partitions,
+            settings.audit_topic_replicas,
+        )
+        return await start_producer(config)
+
+    return DetectorService(
+        DetectorConfig(
+            bootstrap=settings.kafka_address,
+            audit_topic=settings.audit_topic,
+            alerts_topic=settings.alerts_topic,
+            group=settings.detect_group,
+            source=source,
+            thresholds=thresholds(settings),
+            backoff_max=settings.relay_backoff_max,
+            session_timeout_ms=settings.detect_session_timeout_ms,
+        ),
+        AlertStore(settings.database_url),
+        producer,
+        encode,
+        respond,
+    )
+
+
+def revoke_on_retired_secret(admin: ClientAdmin) -> Callable[[Alert], Awaitable[None]]:
+    """The opt-in response: void the tokens minted with a secret that is being misused."""
+
+    async def respond(alert: Alert) -> None:
+        if alert.rule != "retired_secret_use" or alert.secret_generation is None:
+            return
+        generation = alert.secret_generation
+
+        def revoke(client: Any, now: Any) -> None:
+            client.revoke_tokens(
+                cutoff=now,
+                secret_generation=generation,
+                now=now,
+                actor="detector",
+                reason=f"alert {alert.id}: {alert.summary}",
+            )
+
+        try:
+            await asyncio.to_thread(admin.change, alert.subject, revoke)
+            log.warning(
+                "detector revoked %s's tokens of secret generation %d", alert.subject, generation
+            )
+        except Exception as exc:
+            log.error("detector could not revoke tokens for alert %s: %s", alert.id, exc)
+
+    return respond
+
+
 def prepare(settings: Settings) -> None:
     """Create tables, keys and pepper once, before any worker process starts."""
     ledger = open_ledger(settings)
     try:
         clients_table(ledger.datastore)
         revoked_tokens_table(ledger.datastore)
+        AlertStore(settings.database_url)  # its tables, before any worker races for them
     finally:
         ledger.close()
     KeyRing.load(settings.keys_dir, settings.signing_alg)
@@ -129,6 +216,7 @@ class Runtime:
     revoker: TokenRevoker
     observations: ObservationBuffer
     relay: AuditRelay | None
+    alerts: AlertStore
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -245,4 +333,5 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
             if settings.kafka_enabled and settings.relay_in_serve
             else None
         ),
+        alerts=AlertStore(settings.database_url),
     )

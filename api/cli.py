@@ -9,7 +9,13 @@ from collections.abc import Sequence
 
 from api import cli_clients as c
 from api.bootstrap import prepare
-from api.cli_kafka import cmd_relay, configure_logging, embedded_broker
+from api.cli_kafka import (
+    cmd_alerts_list,
+    cmd_detect,
+    cmd_relay,
+    configure_logging,
+    embedded_broker,
+)
 from api.client_admin import ClientNotFound, ConcurrentChange
 from api.revocation import TokenNotFound
 from api.settings import Settings, SettingsError
@@ -166,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--max-lag", type=int, metavar="EVENTS", help="exit 1 when further behind (health checks)"
     )
+
+    detect = commands.add_parser(
+        "detect", help="watch the audit topic for attacks and raise alerts (a consumer group)"
+    )
+    detect.set_defaults(func=cmd_detect)
+    alerts = commands.add_parser("alerts", help="alerts the detector raised")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    alerts_list = alerts_sub.add_parser("list", help="stored alerts, newest first")
+    alerts_list.add_argument("--since", metavar="RFC3339", help="only alerts last seen since")
+    alerts_list.add_argument("--rule", help="only this rule (e.g. brute_force)")
+    alerts_list.add_argument("--limit", type=int, default=100)
+    alerts_list.add_argument("--json", action="store_true")
+    alerts_list.set_defaults(func=cmd_alerts_list)
 
     _client_commands(commands)
 

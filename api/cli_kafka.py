@@ -10,10 +10,16 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
+from rich.table import Table
+
+from adapters.alert_store import AlertStore
 from adapters.kafka import EmbeddedBroker, port_open
 from adapters.relay_store import LostLock, relay_status, reset_position
-from api.bootstrap import build_relay, open_ledger, prepare, relay_name
+from api.bootstrap import build_detector, build_relay, open_ledger, prepare, relay_name
 from api.settings import Settings
+from api.timestamps import parse_rfc3339
+from projections.anomaly_detection import RULES
 
 log = logging.getLogger("keyledger")
 
@@ -104,3 +110,59 @@ async def _relay(settings: Settings) -> None:
         await relay.run()
     finally:
         ledger.close()
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Run the anomaly detector until SIGTERM or Ctrl-C."""
+    settings = Settings.from_env()
+    configure_logging(settings)
+    if not settings.kafka_enabled:
+        log.error("KEYLEDGER_KAFKA_BOOTSTRAP=off: there is no audit topic to watch")
+        return 2
+    prepare(settings)
+    asyncio.run(_detect(settings))
+    return 0
+
+
+async def _detect(settings: Settings) -> None:
+    ledger = open_ledger(settings)
+    detector = build_detector(settings, ledger)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, detector.stop)
+    log.info(
+        "detector: %s on %s, alerts to %s (group %s)",
+        settings.audit_topic,
+        settings.kafka_address,
+        settings.alerts_topic,
+        settings.detect_group,
+    )
+    try:
+        await detector.run()
+    finally:
+        ledger.close()
+
+
+def cmd_alerts_list(args: argparse.Namespace) -> int:
+    """Stored alerts, newest first."""
+    settings = Settings.from_env()
+    prepare(settings)
+    since = parse_rfc3339(args.since) if args.since else None
+    if args.rule is not None and args.rule not in RULES:
+        raise ValueError(f"unknown rule {args.rule!r}: one of {', '.join(RULES)}")
+    alerts = AlertStore(settings.database_url).alerts(since=since, rule=args.rule, limit=args.limit)
+    if args.json:
+        print(json.dumps([a.to_dict() for a in alerts], indent=2))
+        return 0
+    table = Table("last seen", "severity", "rule", "subject", "count", "summary", box=None)
+    for a in alerts:
+        table.add_row(
+            a.last_seen.isoformat(timespec="seconds"),
+            a.severity,
+            a.rule,
+            a.subject,
+            str(a.count),
+            a.summary,
+        )
+    Console(width=200).print(table)
+    return 0

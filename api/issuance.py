@@ -135,7 +135,9 @@ class TokenIssuer:
         self._clock = clock
         self._issuer = issuer
 
-    async def issue(self, credentials: Credentials, request: TokenRequest) -> IssuedAccessToken:
+    async def issue(
+        self, credentials: Credentials, request: TokenRequest, source_ip: str | None = None
+    ) -> IssuedAccessToken:
         # Hash before looking up, so unknown and known client ids take the same time.
         presented = self._hasher.hash(credentials.secret)
         record = self._clients.get(credentials.client_id)
@@ -154,6 +156,7 @@ class TokenIssuer:
             client_version=grant.client_version,
             secret_generation=grant.secret_generation,
             auth_method=credentials.method,
+            source_ip=source_ip,
         )
         scope = format_scope(grant.scopes)
         access_token = self._signer.sign(access_token_claims(grant, self._issuer, jti, scope))

@@ -90,7 +90,10 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         token_request = TokenRequest(
             scope=single(params, "scope"), resources=tuple(params.get("resource", ()))
         )
-        issued = await scope["app"].state.runtime.issuer.issue(credentials, token_request)
+        peer = scope.get("client")
+        issued = await scope["app"].state.runtime.issuer.issue(
+            credentials, token_request, peer[0] if peer else None
+        )
     await send_json(send, issued.response_body())
 
 

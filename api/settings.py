@@ -45,6 +45,19 @@ class Settings:
     relay_batch_max: int = 1000
     relay_backoff_max: float = 30.0
     observation_buffer: int = 10_000
+    alerts_topic: str = "keyledger.alerts.v1"
+    detect_group: str = "keyledger-detector"
+    detect_brute_force_failures: int = 10
+    detect_brute_force_window: int = 60
+    detect_spike_factor: float = 50.0
+    detect_spike_floor: int = 100
+    detect_spike_bucket: int = 60
+    detect_spike_min_history: int = 5
+    detect_probe_rejections: int = 5
+    detect_probe_window: int = 300
+    detect_network_learning: int = 86_400
+    detect_revoke_on_retired_secret: bool = False
+    detect_session_timeout_ms: int = 10_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +91,11 @@ class Settings:
             raise SettingsError("topic partitions, replicas and the relay batch must be positive")
         if self.observation_buffer < 1 or self.relay_backoff_max <= 0:
             raise SettingsError("the observation buffer and relay backoff must be positive")
+        detection = [getattr(self, f.name) for f in fields(self) if f.name.startswith("detect_")]
+        if any(
+            isinstance(v, int | float) and not isinstance(v, bool) and v <= 0 for v in detection
+        ):
+            raise SettingsError("every KEYLEDGER_DETECT_* threshold must be positive")
         if not 1 <= self.embedded_broker_port <= 65535:
             raise SettingsError("KEYLEDGER_EMBEDDED_BROKER_PORT must be a TCP port")
 

@@ -34,10 +34,14 @@ class InvalidClient(OAuthError):
     status_code = 401
     default_description = "client authentication failed"
 
-    def __init__(self, *, reason: str, used_basic: bool = False) -> None:
+    def __init__(
+        self, *, reason: str, used_basic: bool = False, secret_generation: int | None = None
+    ) -> None:
         # One public description for every cause: the response never tells which part failed.
         super().__init__(self.default_description, reason=reason)
         self.used_basic = used_basic
+        # Which of the client's secrets was presented, when it once was one (never sent).
+        self.secret_generation = secret_generation
 
 
 class UnauthorizedClient(OAuthError):

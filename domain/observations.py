@@ -58,6 +58,7 @@ class SecurityObservation:
     user_agent: str | None
     requested_scope: str | None = None
     requested_resources: tuple[str, ...] = ()
+    secret_generation: int | None = None
 
     @classmethod
     def of_error(
@@ -94,4 +95,5 @@ class SecurityObservation:
             requested_resources=tuple(
                 r[:MAX_RESOURCE] for r in requested_resources[:MAX_RESOURCES]
             ),
+            secret_generation=getattr(error, "secret_generation", None),
         )

@@ -69,10 +69,12 @@ def authenticate(
         raise InvalidClient(reason="client_deleted")
     if matched is None:
         if retired is not None:
-            raise InvalidClient(reason=f"{retired.cause}_secret")
+            raise InvalidClient(
+                reason=f"{retired.cause}_secret", secret_generation=retired.generation
+            )
         raise InvalidClient(reason="wrong_secret")
     if not matched.is_live(now):
-        raise InvalidClient(reason="expired_secret")
+        raise InvalidClient(reason="expired_secret", secret_generation=matched.generation)
     if not client.is_active:
         raise InvalidClient(reason=f"client_{client.status}")
     return client, matched

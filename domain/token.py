@@ -37,6 +37,7 @@ class IssuedToken(Aggregate):
         client_version: int
         secret_generation: int
         auth_method: str
+        source_ip: str | None = None  # where the request came from (None in older events)
 
     @event(Issued)
     def __init__(
@@ -51,6 +52,7 @@ class IssuedToken(Aggregate):
         client_version: int,
         secret_generation: int,
         auth_method: str,
+        source_ip: str | None = None,
     ) -> None:
         self.jti = jti
         self.client_id = client_id
@@ -62,6 +64,7 @@ class IssuedToken(Aggregate):
         self.client_version = client_version
         self.secret_generation = secret_generation
         self.auth_method = auth_method
+        self.source_ip = source_ip
         self.revoked_at: datetime | None = None
 
     class Revoked(Aggregate.Event):
@@ -102,6 +105,7 @@ class IssuedToken(Aggregate):
         client_version: int,
         secret_generation: int,
         auth_method: str,
+        source_ip: str | None = None,
     ) -> IssuedToken.Issued:
         """The `Issued` event that creates a token, without building the aggregate object.
 
@@ -123,6 +127,7 @@ class IssuedToken(Aggregate):
             "client_version": client_version,
             "secret_generation": secret_generation,
             "auth_method": auth_method,
+            "source_ip": source_ip,
         }
         return cls.Issued(**fields)
 

@@ -184,6 +184,7 @@ def security_event(observation: SecurityObservation, event_id: str, source: str)
             "user_agent": observation.user_agent,
             "requested_scope": observation.requested_scope,
             "requested_resources": list(observation.requested_resources),
+            "secret_generation": observation.secret_generation,
         },
     }
     return message
@@ -215,6 +216,10 @@ def security_schema(kind: str) -> dict[str, Any]:
             "type": "array",
             "maxItems": MAX_RESOURCES,
             "items": {"type": "string", "maxLength": MAX_RESOURCE},
+        },
+        "secret_generation": {
+            "type": ["integer", "null"],
+            "description": "the generation of a retired or expired secret that was presented",
         },
     }
     return {

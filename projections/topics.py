@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections.alert_format import ALERT_TYPE
 from projections.audit_format import AUDIT_TYPES, SECURITY_TYPES
 
 AUDIT_TOPIC = "keyledger.audit.v1"
+ALERTS_TOPIC = "keyledger.alerts.v1"
 KAFKA_BINDING = "0.5.0"
 
 
@@ -37,6 +39,7 @@ def asyncapi_document() -> dict[str, Any]:
         }
     )
     refs = {name: {"$ref": f"#/components/messages/{name}"} for name in messages}
+    messages[ALERT_TYPE] = _message(ALERT_TYPE, "the alert's subject: a client id or a source IP")
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -63,15 +66,27 @@ def asyncapi_document() -> dict[str, Any]:
                 "description": "the audit topic (`KEYLEDGER_AUDIT_TOPIC` renames it)",
                 "messages": refs,
                 "bindings": {"kafka": {"topic": AUDIT_TOPIC, "bindingVersion": KAFKA_BINDING}},
-            }
+            },
+            "alerts": {
+                "address": ALERTS_TOPIC,
+                "description": "alerts from `keyledger detect` (`KEYLEDGER_ALERTS_TOPIC`)",
+                "messages": {ALERT_TYPE: {"$ref": f"#/components/messages/{ALERT_TYPE}"}},
+                "bindings": {"kafka": {"topic": ALERTS_TOPIC, "bindingVersion": KAFKA_BINDING}},
+            },
         },
         "operations": {
             "publishAudit": {
                 "action": "send",
                 "channel": {"$ref": "#/channels/audit"},
                 "summary": "the relay publishes each committed event once it is in the store",
-                "messages": [{"$ref": f"#/channels/audit/messages/{name}"} for name in messages],
-            }
+                "messages": [{"$ref": f"#/channels/audit/messages/{name}"} for name in refs],
+            },
+            "publishAlerts": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/alerts"},
+                "summary": "the detector publishes each alert once its state is stored",
+                "messages": [{"$ref": f"#/channels/alerts/messages/{ALERT_TYPE}"}],
+            },
         },
         "components": {"messages": messages},
     }

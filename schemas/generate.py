@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from projections.alert_format import ALERT_TYPE, alert_schema
 from projections.audit_format import all_schemas
 from projections.topics import asyncapi_document
 
@@ -20,6 +21,7 @@ def _write(path: Path, document: dict[str, Any]) -> None:
 def main() -> None:
     for event_type, schema in all_schemas().items():
         _write(HERE / f"{event_type}.json", schema)
+    _write(HERE / f"{ALERT_TYPE}.json", alert_schema())
     _write(HERE / "asyncapi.json", asyncapi_document())
 
 

@@ -21,6 +21,7 @@ from domain.client_settings import ClientSettings
 from domain.oauth_errors import InvalidClient, InvalidRequest, InvalidScope, InvalidTarget
 from domain.observations import AUTHENTICATION_FAILURE_REASONS, SecurityObservation
 from domain.token import IssuedToken
+from projections.alert_format import ALERT_TYPE, alert_schema
 from projections.audit_format import (
     AUDIT_TYPES,
     SECURITY_TYPES,
@@ -65,7 +66,7 @@ def test_the_committed_asyncapi_document_is_the_one_the_code_generates() -> None
 
 
 def test_there_is_one_schema_file_per_type_and_no_other() -> None:
-    expected = {*AUDIT_TYPES.values(), *SECURITY_TYPES.values(), "asyncapi"}
+    expected = {*AUDIT_TYPES.values(), *SECURITY_TYPES.values(), ALERT_TYPE, "asyncapi"}
     assert {p.stem for p in SCHEMAS.glob("*.json")} == expected
 
 
@@ -75,7 +76,7 @@ def test_the_asyncapi_document_describes_every_type_on_the_audit_topic() -> None
     channel = document["channels"]["audit"]
     assert channel["address"] == AUDIT_TOPIC
     payloads = {m["payload"]["$ref"] for m in document["components"]["messages"].values()}
-    assert payloads == {f"./{t}.json" for t in all_schemas()}
+    assert payloads == {f"./{t}.json" for t in [*all_schemas(), ALERT_TYPE]}
     assert all((SCHEMAS / ref.removeprefix("./")).is_file() for ref in payloads)
     for ref in document["operations"]["publishAudit"]["messages"]:
         name = ref["$ref"].removeprefix("#/channels/audit/messages/")
@@ -231,3 +232,8 @@ def test_an_events_id_is_the_same_every_time_it_is_published(sqlite_url: str) ->
     ids = [audit_event_id(e) for e in events]
     assert ids == [audit_event_id(e) for e in again]
     assert len(set(ids)) == len(ids)
+
+
+def test_the_committed_alert_schema_is_the_one_the_code_generates() -> None:
+    committed = json.loads((SCHEMAS / f"{ALERT_TYPE}.json").read_text())
+    assert committed == alert_schema(), "run `make schemas` and commit the result"

@@ -1,0 +1,173 @@
+"""`keyledger detect`: the detector as a Kafka consumer group member on the audit topic.
+
+For each batch it folds the messages into the rules' state, then stores state, offsets and
+the new alerts in one transaction, publishes the alerts (the stored unpublished ones, so an
+alert stored before a crash is published after it), runs the opt-in responses, and only then
+commits the offsets to Kafka. On start, and after any error, it reloads state and offsets from
+the store and seeks there: the store, not the committed Kafka offsets, says what was counted,
+so a restart mid-window neither repeats nor misses an alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from adapters.alert_store import AlertStore
+from projections.anomaly_detection import Alert, Detector, Thresholds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    bootstrap: str
+    audit_topic: str
+    alerts_topic: str
+    group: str
+    source: str
+    thresholds: Thresholds
+    batch_max: int = 5000
+    backoff_max: float = 30.0
+    session_timeout_ms: int = 10_000
+
+
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: DetectorService) -> None:
+        self._service = service
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        consumer = self._service.consumer
+        for tp in assigned:
+            stored = self._service.offsets.get(str(tp.partition))
+            if stored is not None and consumer is not None:
+                consumer.seek(tp, stored)
+
+
+class DetectorService:
+    """Consume, detect, store, publish, respond, commit; until `stop()`."""
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        store: AlertStore,
+        producer_factory: Callable[[], Awaitable[Any]],
+        encode: Callable[[Alert], tuple[bytes, bytes]],
+        respond: Callable[[Alert], Awaitable[None]] | None = None,
+    ) -> None:
+        self.config = config
+        self._store = store
+        self._producer_factory = producer_factory
+        self._encode = encode
+        self._respond = respond
+        self._stopping = asyncio.Event()
+        self.consumer: AIOKafkaConsumer | None = None
+        self._producer: Any = None
+        self.offsets: dict[str, int] = {}
+        self.detector = Detector(config.thresholds)
+        self.consumed = 0
+        self.raised = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.config.group}:{self.config.audit_topic}"
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                await self._start()
+                while not self._stopping.is_set():
+                    await self.step()
+                    backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "detector: %s: %s; restarting in %.1f s", type(exc).__name__, exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max)
+            finally:
+                await self._close()
+
+    async def _start(self) -> None:
+        state, self.offsets = await asyncio.to_thread(self._store.load, self.name)
+        self.detector = Detector(self.config.thresholds, state)
+        self._producer = await self._producer_factory()
+        await self._publish_stored()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.config.bootstrap,
+            group_id=self.config.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=5000,
+            session_timeout_ms=self.config.session_timeout_ms,
+            heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
+            rebalance_timeout_ms=self.config.session_timeout_ms,
+        )
+        await self.consumer.start()
+        self.consumer.subscribe([self.config.audit_topic], listener=_SeekToStored(self))
+
+    async def step(self) -> int:
+        """One batch: detect, store, publish, respond, commit. The number of messages."""
+        assert self.consumer is not None
+        batches = await self.consumer.getmany(timeout_ms=200, max_records=self.config.batch_max)
+        if not batches:
+            return 0
+        alerts: list[Alert] = []
+        offsets = dict(self.offsets)
+        count = 0
+        for tp in sorted(batches, key=lambda tp: tp.partition):
+            for record in batches[tp]:
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    alerts.extend(self.detector.observe(json.loads(record.value)))
+                offsets[str(tp.partition)] = record.offset + 1
+                count += 1
+        await asyncio.to_thread(self._store.save, self.name, self.detector.state(), offsets, alerts)
+        self.offsets = offsets
+        await self._publish_stored()
+        if self._respond is not None:
+            for alert in alerts:
+                await self._respond(alert)
+        await self.consumer.commit(
+            {TopicPartition(self.config.audit_topic, int(p)): o for p, o in offsets.items()}
+        )
+        self.consumed += count
+        self.raised += len(alerts)
+        return count
+
+    async def _publish_stored(self) -> None:
+        pending = await asyncio.to_thread(self._store.unpublished)
+        if not pending:
+            return
+        deliveries = []
+        for alert in pending:
+            key, value = self._encode(alert)
+            deliveries.append(await self._producer.send(self.config.alerts_topic, value, key))
+        await asyncio.gather(*deliveries)
+        await asyncio.to_thread(self._store.mark_published, [a.id for a in pending])
+        for alert in pending:
+            log.warning(
+                "alert %s %s %s: %s", alert.severity, alert.rule, alert.subject, alert.summary
+            )
+
+    async def _close(self) -> None:
+        for closing in (self.consumer, self._producer):
+            if closing is not None:
+                with contextlib.suppress(Exception):
+                    await closing.stop()
+        self.consumer, self._producer = None, None
+
+    def stop(self) -> None:
+        self._stopping.set()
