@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.token_bench
 	$(BIN)/python -m bench.introspection_bench
 	$(BIN)/python -m bench.relay_bench
+	$(BIN)/python -m bench.detector_bench
 
 schemas: $(STAMP)
 	$(BIN)/python -m schemas.generate

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import msgspec
 import psycopg
 
 from projections.anomaly_detection import Alert
@@ -85,7 +86,7 @@ class AlertStore:
                 "INSERT INTO keyledger_detector_state (name, state, offsets) VALUES (%s, %s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET state = excluded.state, "
                 "offsets = excluded.offsets",
-                (name, json.dumps(state), json.dumps(offsets)),
+                (name, msgspec.json.encode(state).decode(), json.dumps(offsets)),
             )
             for alert in alerts:
                 run(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
@@ -131,6 +132,7 @@ class _Networks:
     networks: list[str] = field(default_factory=list)
 
 
+@lru_cache(maxsize=65_536)
 def source_network(ip: str | None) -> str | None:
     """The /24 (IPv4) or /64 (IPv6) network of an address, or None for no or bad address."""
     if not ip:
@@ -187,7 +189,7 @@ class Detector:
         event_id = str(message.get("id", ""))
         self._watermark = max(self._watermark, at)
         self._seen += 1
-        if self._seen % 1000 == 0:
+        if self._seen % 10_000 == 0:
             self._prune()
         alerts: list[Alert | None] = []
         t = self.thresholds

@@ -1,29 +1,32 @@
 """`keyledger detect`: the detector as a Kafka consumer group member on the audit topic.
 
-For each batch it folds the messages into the rules' state, then stores state, offsets and
-the new alerts in one transaction, publishes the alerts (the stored unpublished ones, so an
-alert stored before a crash is published after it), runs the opt-in responses, and only then
-commits the offsets to Kafka. On start, and after any error, it reloads state and offsets from
-the store and seeks there: the store, not the committed Kafka offsets, says what was counted,
-so a restart mid-window neither repeats nor misses an alert.
+It folds each batch into the rules' state; when a batch raised alerts, and otherwise at most
+every second, it stores state, offsets and the new alerts in one transaction, publishes the
+alerts (the stored unpublished ones, so an alert stored before a crash is published after
+it), runs the opt-in responses, and only then commits the offsets to Kafka. On start, and
+after any error, it reloads state and offsets from the store and seeks there: the store, not
+the committed Kafka offsets, says what was counted, so a restart mid-window neither repeats
+nor misses an alert.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from adapters.alert_store import AlertStore
 from projections.anomaly_detection import Alert, Detector, Thresholds
 
 log = logging.getLogger(__name__)
+_decode = msgspec.json.Decoder().decode
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class DetectorConfig:
     thresholds: Thresholds
     batch_max: int = 5000
     backoff_max: float = 30.0
+    save_interval: float = 1.0
     session_timeout_ms: int = 10_000
 
 
@@ -77,6 +81,9 @@ class DetectorService:
         self.detector = Detector(config.thresholds)
         self.consumed = 0
         self.raised = 0
+        self._unsaved: dict[str, int] = {}
+        self._unsaved_alerts: list[Alert] = []
+        self._saved_at = 0.0
 
     @property
     def name(self) -> str:
@@ -90,6 +97,7 @@ class DetectorService:
                 while not self._stopping.is_set():
                     await self.step()
                     backoff = 0.2
+                await self.save()  # a clean stop keeps everything it read
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -102,6 +110,7 @@ class DetectorService:
                 await self._close()
 
     async def _start(self) -> None:
+        self._unsaved, self._unsaved_alerts = {}, []  # what was not stored is read again
         state, self.offsets = await asyncio.to_thread(self._store.load, self.name)
         self.detector = Detector(self.config.thresholds, state)
         self._producer = await self._producer_factory()
@@ -125,27 +134,41 @@ class DetectorService:
         batches = await self.consumer.getmany(timeout_ms=200, max_records=self.config.batch_max)
         if not batches:
             return 0
-        alerts: list[Alert] = []
-        offsets = dict(self.offsets)
         count = 0
+        alerts: list[Alert] = []
         for tp in sorted(batches, key=lambda tp: tp.partition):
             for record in batches[tp]:
-                with contextlib.suppress(ValueError, TypeError, AttributeError):
-                    alerts.extend(self.detector.observe(json.loads(record.value)))
-                offsets[str(tp.partition)] = record.offset + 1
+                with contextlib.suppress(msgspec.DecodeError, TypeError, AttributeError):
+                    alerts.extend(self.detector.observe(_decode(record.value)))
+                self._unsaved[str(tp.partition)] = record.offset + 1
                 count += 1
+        self._unsaved_alerts.extend(alerts)
+        self.consumed += count
+        self.raised += len(alerts)
+        # State and offsets are stored together: at once when there are alerts, else at most
+        # every `save_interval` (the state is the costly part); offsets are committed to
+        # Kafka only after they are stored.
+        if alerts or time.monotonic() - self._saved_at >= self.config.save_interval:
+            await self.save()
+        return count
+
+    async def save(self) -> None:
+        """Store state, offsets and alerts; publish; respond; commit the offsets to Kafka."""
+        if self.consumer is None:
+            return
+        offsets = {**self.offsets, **self._unsaved}
+        alerts = self._unsaved_alerts
         await asyncio.to_thread(self._store.save, self.name, self.detector.state(), offsets, alerts)
-        self.offsets = offsets
+        self.offsets, self._unsaved, self._unsaved_alerts = offsets, {}, []
+        self._saved_at = time.monotonic()
         await self._publish_stored()
         if self._respond is not None:
             for alert in alerts:
                 await self._respond(alert)
-        await self.consumer.commit(
-            {TopicPartition(self.config.audit_topic, int(p)): o for p, o in offsets.items()}
-        )
-        self.consumed += count
-        self.raised += len(alerts)
-        return count
+        if offsets:
+            await self.consumer.commit(
+                {TopicPartition(self.config.audit_topic, int(p)): o for p, o in offsets.items()}
+            )
 
     async def _publish_stored(self) -> None:
         pending = await asyncio.to_thread(self._store.unpublished)

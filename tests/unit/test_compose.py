@@ -37,12 +37,13 @@ def resolved(value: str) -> str:
     return value
 
 
-def test_there_are_postgres_kafka_two_api_replicas_and_a_relay() -> None:
+def test_there_are_postgres_kafka_two_api_replicas_a_relay_and_a_detector() -> None:
     assert SERVICES["postgres"]["image"].startswith("postgres:")
     assert SERVICES["kafka"]["image"].startswith("apache/kafka:")
     commands = [tuple(s["command"][:2]) for s in KEYLEDGER.values()]
     assert commands.count(("keyledger", "serve")) == 2
     assert commands.count(("keyledger", "relay")) == 1
+    assert commands.count(("keyledger", "detect")) == 1
 
 
 def test_kafka_runs_as_one_kraft_node() -> None:
