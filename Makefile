@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.introspection_bench
 	$(BIN)/python -m bench.relay_bench
 	$(BIN)/python -m bench.detector_bench
+	$(BIN)/python -m bench.limiter_bench
 
 schemas: $(STAMP)
 	$(BIN)/python -m schemas.generate

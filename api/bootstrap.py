@@ -27,6 +27,7 @@ from api.issuance import Clock, TokenIssuer
 from api.revocation import TokenRevoker
 from api.settings import Settings
 from domain.observations import SecurityObservation
+from domain.throttling import FailureThrottle
 from projections.alert_format import alert_message
 from projections.anomaly_detection import Alert, Thresholds
 from projections.audit_format import security_message
@@ -301,6 +302,11 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         writer=SkipEventWrite() if settings.bench_skip_event_write else committer,
         clock=clock,
         issuer=settings.issuer_url,
+        throttle=(
+            FailureThrottle(settings.abuse_failure_burst, settings.abuse_failure_window)
+            if settings.abuse_failure_burst
+            else None
+        ),
     )
     revoked_view = RevokedTokensView()
     revoked_follower = RevokedTokensFollower(

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from domain.oauth_errors import InvalidClient, OAuthError
+from domain.oauth_errors import InvalidClient, OAuthError, TooManyRequests
 
 log = logging.getLogger("keyledger.errors")
 
@@ -22,6 +22,8 @@ def oauth_error_response(request: Request[Any, Any, Any], exc: OAuthError) -> Re
         # §5.2: 401 with WWW-Authenticate for header auth; we send it for every client
         # authentication failure so responses do not differ by cause.
         headers["WWW-Authenticate"] = 'Basic realm="keyledger", charset="UTF-8"'
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)  # RFC 6585 §4, RFC 9110 §10.2.3
     log.info(
         "oauth error %s on %s: %s",
         exc.error,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
+import time
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,9 +20,11 @@ from api.client_auth import Credentials
 from domain.client import SecretSlot
 from domain.client_record import ClientRecord, RetiredSecret
 from domain.introspection import SECRET_GENERATION_CLAIM
-from domain.oauth_errors import TemporarilyUnavailable
+from domain.networks import source_network
+from domain.oauth_errors import InvalidClient, TemporarilyUnavailable, TooManyRequests
 from domain.policy import Grant, TokenRequest, authenticate, decide
 from domain.scope import format_scope
+from domain.throttling import FailureThrottle
 from domain.token import IssuedToken
 
 
@@ -127,7 +131,11 @@ class TokenIssuer:
         writer: EventWriter,
         clock: Clock,
         issuer: str,
+        throttle: FailureThrottle | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._throttle = throttle
+        self._monotonic = monotonic
         self._clients = clients
         self._hasher = hasher
         self._signer = signer
@@ -143,7 +151,21 @@ class TokenIssuer:
         record = self._clients.get(credentials.client_id)
         matched = matching_secret(record, presented)
         retired = retired_secret(record, presented) if matched is None else None
-        grant = decide(record, matched, request, self._clock.now(), self._issuer, retired)
+        now = self._clock.now()
+        throttle = self._throttle
+        if throttle is not None:
+            moment = self._monotonic()
+            wait = throttle.wait(source_ip, credentials.client_id, moment)
+            if wait is not None:
+                self._refuse_while_throttled(record, matched, retired, now, source_ip, wait)
+            try:
+                grant = decide(record, matched, request, now, self._issuer, retired)
+            except InvalidClient:
+                throttle.failed(source_ip, credentials.client_id, moment)
+                raise
+            throttle.succeeded(grant.client_id, source_network(source_ip))
+        else:
+            grant = decide(record, matched, request, now, self._issuer, retired)
         jti = str(uuid.uuid4())
         issued = IssuedToken.issue(
             jti=jti,
@@ -169,3 +191,30 @@ class TokenIssuer:
                 reason=f"event_write_failed: {type(exc).__name__}"
             ) from exc
         return IssuedAccessToken(access_token, grant.lifetime, scope, jti)
+
+    def _refuse_while_throttled(
+        self,
+        record: ClientRecord | None,
+        matched: SecretSlot | None,
+        retired: RetiredSecret | None,
+        now: datetime,
+        source_ip: str | None,
+        wait: float,
+    ) -> None:
+        """429 while throttled, but never to the right credentials from a usual network."""
+        assert self._throttle is not None
+        try:
+            client, _ = authenticate(record, matched, now, retired)
+        except InvalidClient as failure:
+            client_id = record.client_id if record else None
+            self._throttle.failed(source_ip, client_id, self._monotonic())
+            raise TooManyRequests(
+                reason=failure.reason, retry_after=math.ceil(wait), failed_authentication=True
+            ) from None
+        if not self._throttle.usual(client.client_id, source_network(source_ip)):
+            raise TooManyRequests(reason="throttled_unusual_network", retry_after=math.ceil(wait))
+
+    def note_failure(self, source_ip: str | None, client_id: str | None) -> None:
+        """A failed authentication seen before credentials reached `issue` (malformed ones)."""
+        if self._throttle is not None:
+            self._throttle.failed(source_ip, client_id, self._monotonic())

@@ -20,7 +20,7 @@ from litestar.types import Receive, Scope, Send
 from api.client_auth import Credentials, extract_credentials
 from api.form import BodyTooLarge, parse_form, read_limited, require_form_content_type, single
 from api.observing import Observing
-from domain.oauth_errors import InvalidRequest, UnsupportedGrantType
+from domain.oauth_errors import InvalidClient, InvalidRequest, UnsupportedGrantType
 from domain.policy import TokenRequest
 
 GRANT_TYPE = "client_credentials"
@@ -86,14 +86,18 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
             raise InvalidRequest("grant_type is required")
         if grant_type != GRANT_TYPE:
             raise UnsupportedGrantType
-        credentials = seen.credentials = credentials_of(headers, params)
+        peer = scope.get("client")
+        source_ip = peer[0] if peer else None
+        issuer = scope["app"].state.runtime.issuer
+        try:
+            credentials = seen.credentials = credentials_of(headers, params)
+        except InvalidClient:
+            issuer.note_failure(source_ip, None)
+            raise
         token_request = TokenRequest(
             scope=single(params, "scope"), resources=tuple(params.get("resource", ()))
         )
-        peer = scope.get("client")
-        issued = await scope["app"].state.runtime.issuer.issue(
-            credentials, token_request, peer[0] if peer else None
-        )
+        issued = await issuer.issue(credentials, token_request, source_ip)
     await send_json(send, issued.response_body())
 
 

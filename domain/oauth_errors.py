@@ -78,3 +78,20 @@ class TemporarilyUnavailable(OAuthError):
     error = "temporarily_unavailable"
     status_code = 503
     default_description = "the server is temporarily unable to issue tokens"
+
+
+class TooManyRequests(OAuthError):
+    """RFC 6585 §4: too many failed authentications (or a quota reached); retry later.
+
+    `failed_authentication` says whether the throttled request's credentials were wrong (it
+    is then also a failed authentication, with its `reason`).
+    """
+
+    error = "too_many_requests"
+    status_code = 429
+    default_description = "too many requests; retry after the time in Retry-After"
+
+    def __init__(self, *, reason: str, retry_after: int, failed_authentication: bool = False):
+        super().__init__(self.default_description, reason=reason)
+        self.retry_after = max(1, retry_after)
+        self.failed_authentication = failed_authentication

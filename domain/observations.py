@@ -15,6 +15,7 @@ from domain.oauth_errors import (
     InvalidScope,
     InvalidTarget,
     OAuthError,
+    TooManyRequests,
     UnauthorizedClient,
 )
 from domain.policy import AUTHENTICATION_FAILURES
@@ -75,7 +76,9 @@ class SecurityObservation:
         requested_resources: tuple[str, ...] = (),
     ) -> SecurityObservation | None:
         """The observation an error answer makes, or None for errors that are not one."""
-        if isinstance(error, InvalidClient):
+        if isinstance(error, InvalidClient) or (
+            isinstance(error, TooManyRequests) and error.failed_authentication
+        ):
             kind = AUTHENTICATION_FAILED
         elif isinstance(error, _REJECTIONS):
             kind = TOKEN_REQUEST_REJECTED

@@ -24,12 +24,12 @@ Rules (thresholds in `Thresholds`, each a `KEYLEDGER_DETECT_*` setting):
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
+
+from domain.networks import source_network
 
 AUTH_FAILED = "keyledger.security.authentication_failed.v1"
 REJECTED = "keyledger.security.token_request_rejected.v1"
@@ -130,19 +130,6 @@ class _Issuance:
 class _Networks:
     first_seen: float
     networks: list[str] = field(default_factory=list)
-
-
-@lru_cache(maxsize=65_536)
-def source_network(ip: str | None) -> str | None:
-    """The /24 (IPv4) or /64 (IPv6) network of an address, or None for no or bad address."""
-    if not ip:
-        return None
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    prefix = 24 if address.version == 4 else 64
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
 def _epoch(at: datetime) -> float:

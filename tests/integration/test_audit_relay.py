@@ -214,7 +214,8 @@ async def test_a_full_observation_buffer_drops_and_counts_and_never_blocks_a_req
     async with running(nowhere) as (client, runtime):
         created = await register(runtime)
         for _ in range(30):
-            assert (await issue(client, created.client_id, "kl_secret_wrong")).status_code == 401
+            response = await issue(client, created.client_id, "kl_secret_wrong")
+            assert response.status_code in (401, 429)  # 429 past the throttle's burst
         assert runtime.observations.recorded == 30
         assert runtime.observations.dropped >= 30 - 5 - 1  # one batch may be in the publisher
         assert (await issue(client, created.client_id, created.client_secret)).status_code == 200

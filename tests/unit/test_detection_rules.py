@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from projections.anomaly_detection import Alert, Detector, Thresholds, source_network
+from domain.networks import source_network
+from projections.anomaly_detection import Alert, Detector, Thresholds
 from tests.detection_streams import T0, failure, issued, rejection
 
 RULES = Thresholds()
