@@ -137,4 +137,4 @@ class _ClientCodec:
 
 def clients_table(datastore: Any) -> ProjectionTable[ClientRecord]:
     # Versioned: a read model whose shape changes gets a new name and rebuilds from the log.
-    return projection_table(datastore, "keyledger_clients_v3", "clients-v3", _ClientCodec())
+    return projection_table(datastore, "keyledger_clients_v4", "clients-v4", _ClientCodec())

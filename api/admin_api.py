@@ -50,6 +50,13 @@ class NewClient(msgspec.Struct, forbid_unknown_fields=True):
     reason: str | None = None
 
 
+class Quotas(msgspec.Struct, forbid_unknown_fields=True):
+    """Both quotas replace the old ones; null: no limit."""
+
+    tokens_per_minute: int | None = None
+    tokens_per_day: int | None = None
+
+
 class ClientChanges(msgspec.Struct, forbid_unknown_fields=True):
     """PATCH: any subset; all of it is recorded atomically (one save, several events)."""
 
@@ -58,6 +65,7 @@ class ClientChanges(msgspec.Struct, forbid_unknown_fields=True):
     default_scopes: list[str] | None = None
     token_ttl: int | None = None
     audiences: list[str] | None = None
+    quotas: Quotas | None = None
     reason: str | None = None
 
 
@@ -180,6 +188,14 @@ class AdminClientsController(Controller):
             if data.audiences is not None:
                 client.change_audiences(
                     audiences=data.audiences, now=now, actor=actor, reason=reason
+                )
+            if data.quotas is not None:
+                client.change_quotas(
+                    tokens_per_minute=data.quotas.tokens_per_minute,
+                    tokens_per_day=data.quotas.tokens_per_day,
+                    now=now,
+                    actor=actor,
+                    reason=reason,
                 )
 
         _admin(request).change(client_id, apply, expected_version=_expected_version(request))

@@ -27,6 +27,7 @@ from api.issuance import Clock, TokenIssuer
 from api.revocation import TokenRevoker
 from api.settings import Settings
 from domain.observations import SecurityObservation
+from domain.quotas import IssuanceQuotas
 from domain.throttling import FailureThrottle
 from projections.alert_format import alert_message
 from projections.anomaly_detection import Alert, Thresholds
@@ -307,6 +308,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
             if settings.abuse_failure_burst
             else None
         ),
+        quotas=IssuanceQuotas(settings.quota_processes or settings.workers),
     )
     revoked_view = RevokedTokensView()
     revoked_follower = RevokedTokensFollower(

@@ -145,6 +145,16 @@ def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     ttl.add_argument("seconds", type=int)
     ttl.set_defaults(func=c.cmd_set_token_ttl)
 
+    quota = _common(
+        sub.add_parser(
+            "set-quota", help="most tokens per minute and per day (an omitted one: no limit)"
+        )
+    )
+    quota.add_argument("client_id")
+    quota.add_argument("--per-minute", type=int, metavar="N")
+    quota.add_argument("--per-day", type=int, metavar="N")
+    quota.set_defaults(func=c.cmd_set_quota)
+
     audiences = _common(sub.add_parser("set-audiences", help="replace the allowed audiences"))
     audiences.add_argument("client_id")
     audiences.add_argument("audiences", nargs="*", metavar="URL")

@@ -202,6 +202,12 @@ def cmd_set_token_ttl(args: argparse.Namespace) -> int:
     return _change(args, "change_token_lifetime", token_ttl=args.seconds)
 
 
+def cmd_set_quota(args: argparse.Namespace) -> int:
+    return _change(
+        args, "change_quotas", tokens_per_minute=args.per_minute, tokens_per_day=args.per_day
+    )
+
+
 def cmd_set_audiences(args: argparse.Namespace) -> int:
     return _change(args, "change_audiences", audiences=args.audiences)
 

@@ -23,6 +23,7 @@ from domain.introspection import SECRET_GENERATION_CLAIM
 from domain.networks import source_network
 from domain.oauth_errors import InvalidClient, TemporarilyUnavailable, TooManyRequests
 from domain.policy import Grant, TokenRequest, authenticate, decide
+from domain.quotas import IssuanceQuotas
 from domain.scope import format_scope
 from domain.throttling import FailureThrottle
 from domain.token import IssuedToken
@@ -133,7 +134,9 @@ class TokenIssuer:
         issuer: str,
         throttle: FailureThrottle | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        quotas: IssuanceQuotas | None = None,
     ) -> None:
+        self._quotas = quotas
         self._throttle = throttle
         self._monotonic = monotonic
         self._clients = clients
@@ -166,6 +169,13 @@ class TokenIssuer:
             throttle.succeeded(grant.client_id, source_network(source_ip))
         else:
             grant = decide(record, matched, request, now, self._issuer, retired)
+        assert record is not None  # decide() raised otherwise
+        if self._quotas is not None and (record.tokens_per_minute or record.tokens_per_day):
+            refused = self._quotas.take(
+                grant.client_id, record.tokens_per_minute, record.tokens_per_day, now
+            )
+            if refused is not None:
+                raise TooManyRequests(reason=refused[0], retry_after=refused[1])
         jti = str(uuid.uuid4())
         issued = IssuedToken.issue(
             jti=jti,

@@ -47,6 +47,7 @@ class Settings:
     observation_buffer: int = 10_000
     abuse_failure_burst: int = 20
     abuse_failure_window: float = 60.0
+    quota_processes: int = 0
     alerts_topic: str = "keyledger.alerts.v1"
     detect_group: str = "keyledger-detector"
     detect_brute_force_failures: int = 10
@@ -91,6 +92,10 @@ class Settings:
             )
         if min(self.audit_topic_partitions, self.audit_topic_replicas, self.relay_batch_max) < 1:
             raise SettingsError("topic partitions, replicas and the relay batch must be positive")
+        if self.quota_processes < 0:
+            raise SettingsError(
+                "KEYLEDGER_QUOTA_PROCESSES must be 0 (this server's workers) or more"
+            )
         if self.abuse_failure_burst < 0 or self.abuse_failure_window <= 0:
             raise SettingsError("KEYLEDGER_ABUSE_FAILURE_BURST >= 0 (0: off), WINDOW > 0")
         if self.observation_buffer < 1 or self.relay_backoff_max <= 0:

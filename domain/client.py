@@ -15,6 +15,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.client_settings import ClientSettings, InvalidClientSettings
 
 MAX_GRACE = timedelta(days=30)
+MAX_QUOTA = 100_000_000
 DEFAULT_GRACE = timedelta(hours=24)
 
 
@@ -83,6 +84,12 @@ class Client(Aggregate):
     class TokenLifetimeChanged(Changed):
         token_ttl: int
 
+    class QuotasChanged(Changed):
+        """Issuance quotas: most tokens per minute and per day (None: no limit)."""
+
+        tokens_per_minute: int | None
+        tokens_per_day: int | None
+
     class AudiencesChanged(Changed):
         audiences: list[str]
 
@@ -120,6 +127,8 @@ class Client(Aggregate):
         self.secrets = [SecretSlot(1, secret_hash, None)]
         self.status = "active"
         self.registered_at = registered_at
+        self.tokens_per_minute: int | None = None
+        self.tokens_per_day: int | None = None
 
     @classmethod
     def register(
@@ -295,6 +304,40 @@ class Client(Aggregate):
         self, token_ttl: int, at: datetime, actor: str, reason: str | None
     ) -> None:
         self.token_ttl = token_ttl
+
+    def change_quotas(
+        self,
+        *,
+        tokens_per_minute: int | None,
+        tokens_per_day: int | None,
+        now: datetime,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        """Set both quotas at once (like Auth0's M2M quotas); None lifts a limit."""
+        self._require_not_deleted()
+        for name, value in (("per minute", tokens_per_minute), ("per day", tokens_per_day)):
+            if value is not None and (isinstance(value, bool) or not 1 <= value <= MAX_QUOTA):
+                raise InvalidClientSettings(f"a quota {name} must be 1 to {MAX_QUOTA} tokens")
+        self._quotas_changed(
+            tokens_per_minute=tokens_per_minute,
+            tokens_per_day=tokens_per_day,
+            at=now,
+            actor=actor,
+            reason=reason,
+        )
+
+    @event(QuotasChanged)
+    def _quotas_changed(
+        self,
+        tokens_per_minute: int | None,
+        tokens_per_day: int | None,
+        at: datetime,
+        actor: str,
+        reason: str | None,
+    ) -> None:
+        self.tokens_per_minute = tokens_per_minute
+        self.tokens_per_day = tokens_per_day
 
     def change_audiences(
         self, *, audiences: list[str], now: datetime, actor: str, reason: str | None

@@ -58,6 +58,8 @@ class ClientRecord:
     tokens_revoked_before: datetime | None = None
     generation_cutoffs: tuple[tuple[int, datetime], ...] = ()
     retired_secrets: tuple[RetiredSecret, ...] = ()
+    tokens_per_minute: int | None = None
+    tokens_per_day: int | None = None
 
     @property
     def is_active(self) -> bool:
@@ -94,6 +96,10 @@ class ClientRecord:
             "tokens_revoked_before": _iso(self.tokens_revoked_before),
             "secret_generation_cutoffs": {
                 str(g): c.isoformat() for g, c in self.generation_cutoffs
+            },
+            "quotas": {
+                "tokens_per_minute": self.tokens_per_minute,
+                "tokens_per_day": self.tokens_per_day,
             },
         }
 
@@ -144,6 +150,8 @@ class ClientRecord:
                 )
             ),
             retired_secrets=tuple(RetiredSecret.from_dict(r) for r in d["retired_secrets"]),
+            tokens_per_minute=d["quotas"]["tokens_per_minute"],
+            tokens_per_day=d["quotas"]["tokens_per_day"],
         )
 
 

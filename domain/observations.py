@@ -22,7 +22,8 @@ from domain.policy import AUTHENTICATION_FAILURES
 
 AUTHENTICATION_FAILED = "authentication_failed"
 TOKEN_REQUEST_REJECTED = "token_request_rejected"  # noqa: S105 - a kind, not a secret
-OBSERVATION_KINDS = (AUTHENTICATION_FAILED, TOKEN_REQUEST_REJECTED)
+QUOTA_EXCEEDED = "quota_exceeded"
+OBSERVATION_KINDS = (AUTHENTICATION_FAILED, TOKEN_REQUEST_REJECTED, QUOTA_EXCEEDED)
 _REJECTIONS = (InvalidScope, InvalidTarget, UnauthorizedClient)
 # Every reason an `invalid_client` answer can have; the audit schema lists exactly these.
 AUTHENTICATION_FAILURE_REASONS = (
@@ -82,6 +83,8 @@ class SecurityObservation:
             kind = AUTHENTICATION_FAILED
         elif isinstance(error, _REJECTIONS):
             kind = TOKEN_REQUEST_REJECTED
+        elif isinstance(error, TooManyRequests) and error.reason.startswith("quota_"):
+            kind = QUOTA_EXCEEDED
         else:
             return None
         return cls(

@@ -48,6 +48,7 @@ AUDIT_TYPES: dict[type[Any], str] = {
     Client.Reactivated: "keyledger.client.reactivated.v1",
     Client.ScopesChanged: "keyledger.client.scopes_changed.v1",
     Client.TokenLifetimeChanged: "keyledger.client.token_lifetime_changed.v1",
+    Client.QuotasChanged: "keyledger.client.quotas_changed.v1",
     Client.AudiencesChanged: "keyledger.client.audiences_changed.v1",
     Client.Renamed: "keyledger.client.renamed.v1",
     Client.TokensRevoked: "keyledger.client.tokens_revoked.v1",

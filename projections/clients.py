@@ -25,6 +25,7 @@ CLIENT_EVENT_TYPES: tuple[type[Any], ...] = (
     Client.Reactivated,
     Client.ScopesChanged,
     Client.TokenLifetimeChanged,
+    Client.QuotasChanged,
     Client.AudiencesChanged,
     Client.Renamed,
     Client.TokensRevoked,
@@ -92,6 +93,11 @@ def _changes(record: ClientRecord, event: Any) -> dict[str, Any]:
             }
         case Client.TokenLifetimeChanged():
             return {"token_ttl": event.token_ttl}
+        case Client.QuotasChanged():
+            return {
+                "tokens_per_minute": event.tokens_per_minute,
+                "tokens_per_day": event.tokens_per_day,
+            }
         case Client.AudiencesChanged():
             return {"audiences": tuple(event.audiences)}
         case Client.Renamed():

@@ -171,6 +171,9 @@ def _lifecycle(sqlite_url: str) -> tuple[Ledger, list[str]]:
             allowed_scopes=["b"], default_scopes=None, now=now, actor="a", reason=None
         ),
         lambda c, now: c.change_token_lifetime(token_ttl=600, now=now, actor="a", reason=None),
+        lambda c, now: c.change_quotas(
+            tokens_per_minute=10, tokens_per_day=None, now=now, actor="a", reason=None
+        ),
         lambda c, now: c.change_audiences(
             audiences=["https://api.example"], now=now, actor="a", reason=None
         ),

@@ -5,7 +5,7 @@ from uuid import uuid4
 
 import pytest
 
-from domain.client import Client, ClientCommandRejected
+from domain.client import MAX_QUOTA, Client, ClientCommandRejected
 from domain.client_settings import ClientSettings, InvalidClientSettings
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -110,3 +110,16 @@ def test_every_change_records_actor_and_reason() -> None:
         "compromised host",
         NOW,
     )
+
+
+@pytest.mark.parametrize("value", [0, -1, True, MAX_QUOTA + 1])
+def test_a_quota_out_of_range_is_refused(value: int) -> None:
+    with pytest.raises(InvalidClientSettings, match="quota"):
+        client().change_quotas(tokens_per_minute=value, tokens_per_day=None, now=NOW, **WHO)
+
+
+def test_quotas_are_set_together_and_none_lifts_one() -> None:
+    c = client()
+    c.change_quotas(tokens_per_minute=10, tokens_per_day=1000, now=NOW, **WHO)
+    c.change_quotas(tokens_per_minute=None, tokens_per_day=500, now=NOW, **WHO)
+    assert (c.tokens_per_minute, c.tokens_per_day) == (None, 500)
