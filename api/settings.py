@@ -56,6 +56,9 @@ class Settings:
     detect_spike_floor: int = 100
     detect_spike_bucket: int = 60
     detect_spike_min_history: int = 5
+    detect_spike_alpha: float = 0.2
+    detect_retired_window: int = 3600
+    detect_inactive_window: int = 3600
     detect_probe_rejections: int = 5
     detect_probe_window: int = 300
     detect_network_learning: int = 86_400
@@ -105,6 +108,8 @@ class Settings:
             isinstance(v, int | float) and not isinstance(v, bool) and v <= 0 for v in detection
         ):
             raise SettingsError("every KEYLEDGER_DETECT_* threshold must be positive")
+        if not 0 < self.detect_spike_alpha <= 1:
+            raise SettingsError("KEYLEDGER_DETECT_SPIKE_ALPHA must be above 0 and at most 1")
         if not 1 <= self.embedded_broker_port <= 65535:
             raise SettingsError("KEYLEDGER_EMBEDDED_BROKER_PORT must be a TCP port")
 

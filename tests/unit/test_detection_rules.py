@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
+from api.bootstrap import thresholds
+from api.settings import Settings
 from domain.networks import source_network
 from projections.anomaly_detection import Alert, Detector, Thresholds
 from tests.detection_streams import T0, failure, issued, rejection
@@ -111,3 +114,15 @@ def test_messages_without_a_time_are_ignored() -> None:
 def test_one_client_hammered_from_one_address_is_one_alert_not_two() -> None:
     alerts = run([failure(i) for i in range(50)])
     assert [(a.rule, a.subject_kind) for a in alerts] == [("brute_force", "client")]
+
+
+def test_every_threshold_is_a_setting() -> None:
+    changed = Settings(
+        **{
+            f"detect_{f.name}": (getattr(RULES, f.name) * 2 if f.name != "spike_alpha" else 0.5)
+            for f in fields(Thresholds)
+        }
+    )
+    made = thresholds(changed)
+    for f in fields(Thresholds):
+        assert getattr(made, f.name) != getattr(RULES, f.name), f.name
