@@ -7,13 +7,15 @@ import asyncio
 import json
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from rich.console import Console
 from rich.table import Table
 
 from adapters.alert_store import AlertStore
+from adapters.event_store import Ledger
 from adapters.kafka import EmbeddedBroker, port_open
 from adapters.relay_store import LostLock, relay_status, reset_position
 from api.bootstrap import build_detector, build_relay, open_ledger, prepare, relay_name
@@ -80,67 +82,59 @@ def cmd_relay_status(args: argparse.Namespace) -> int:
     return 1 if args.max_lag is not None and status["lag_events"] > args.max_lag else 0
 
 
-def cmd_relay(args: argparse.Namespace) -> int:
-    """Run the audit relay alone until SIGTERM or Ctrl-C (standby while another is active)."""
-    if getattr(args, "relay_command", None) == "status":
-        return cmd_relay_status(args)
+class _Service(Protocol):
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def _run_service(
+    without_kafka: str, build: Callable[[Settings, Ledger], _Service], started: str
+) -> int:
+    """Run a Kafka service of this store until SIGTERM or Ctrl-C."""
     settings = Settings.from_env()
     configure_logging(settings)
     if not settings.kafka_enabled:
-        log.error("KEYLEDGER_KAFKA_BOOTSTRAP=off: there is no broker to relay to")
+        log.error("KEYLEDGER_KAFKA_BOOTSTRAP=off: %s", without_kafka)
         return 2
     prepare(settings)
-    asyncio.run(_relay(settings))
+
+    async def run() -> None:
+        ledger = open_ledger(settings)
+        service = build(settings, ledger)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, service.stop)
+        log.info(started.format(s=settings))
+        try:
+            await service.run()
+        finally:
+            ledger.close()
+
+    asyncio.run(run())
     return 0
 
 
-async def _relay(settings: Settings) -> None:
-    ledger = open_ledger(settings)
-    relay = build_relay(settings, ledger)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, relay.stop)
-    log.info(
-        "audit relay: %s to %s, topic %s (standby while another relay is active)",
-        settings.database_url.split("@")[-1],
-        settings.kafka_address,
-        settings.audit_topic,
+def cmd_relay(args: argparse.Namespace) -> int:
+    """Run the audit relay alone (standby while another is active)."""
+    if getattr(args, "relay_command", None) == "status":
+        return cmd_relay_status(args)
+    return _run_service(
+        "there is no broker to relay to",
+        build_relay,
+        "audit relay: to {s.kafka_address}, topic {s.audit_topic} "
+        "(standby while another relay is active)",
     )
-    try:
-        await relay.run()
-    finally:
-        ledger.close()
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    """Run the anomaly detector until SIGTERM or Ctrl-C."""
-    settings = Settings.from_env()
-    configure_logging(settings)
-    if not settings.kafka_enabled:
-        log.error("KEYLEDGER_KAFKA_BOOTSTRAP=off: there is no audit topic to watch")
-        return 2
-    prepare(settings)
-    asyncio.run(_detect(settings))
-    return 0
-
-
-async def _detect(settings: Settings) -> None:
-    ledger = open_ledger(settings)
-    detector = build_detector(settings, ledger)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, detector.stop)
-    log.info(
-        "detector: %s on %s, alerts to %s (group %s)",
-        settings.audit_topic,
-        settings.kafka_address,
-        settings.alerts_topic,
-        settings.detect_group,
+    """Run the anomaly detector."""
+    return _run_service(
+        "there is no audit topic to watch",
+        build_detector,
+        "detector: {s.audit_topic} on {s.kafka_address}, alerts to {s.alerts_topic} "
+        "(group {s.detect_group})",
     )
-    try:
-        await detector.run()
-    finally:
-        ledger.close()
 
 
 def cmd_alerts_list(args: argparse.Namespace) -> int:

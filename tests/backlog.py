@@ -11,6 +11,22 @@ from domain.token import IssuedToken
 CHUNK = 2000
 
 
+def issued_event(client_id: str, now: datetime) -> IssuedToken.Issued:
+    """One `TokenIssued` event of a client, valid for an hour from `now`."""
+    return IssuedToken.issue(
+        jti=str(uuid.uuid4()),
+        client_id=client_id,
+        scopes=["a"],
+        audience=["https://api.example"],
+        issued_at=now,
+        expires_at=now + timedelta(hours=1),
+        kid="k",
+        client_version=1,
+        secret_generation=1,
+        auth_method="client_secret_basic",
+    )
+
+
 def fill(database_url: str, tokens: int, clients: int = 7) -> None:
     """Append `tokens` issued-token events for `clients` clients, in chunks of 2,000."""
     ledger = Ledger(database_url)
@@ -19,18 +35,7 @@ def fill(database_url: str, tokens: int, clients: int = 7) -> None:
         for start in range(0, tokens, CHUNK):
             ledger.append(
                 [
-                    IssuedToken.issue(
-                        jti=str(uuid.uuid4()),
-                        client_id=f"client-{i % clients}",
-                        scopes=["a"],
-                        audience=["https://api.example"],
-                        issued_at=now,
-                        expires_at=now + timedelta(hours=1),
-                        kid="k",
-                        client_version=1,
-                        secret_generation=1,
-                        auth_method="client_secret_basic",
-                    )
+                    issued_event(f"client-{i % clients}", now)
                     for i in range(start, min(start + CHUNK, tokens))
                 ]
             )

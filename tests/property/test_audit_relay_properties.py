@@ -12,7 +12,7 @@ import asyncio
 import tempfile
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from adapters.relay_store import RelayStore, relay_store
 from domain.token import IssuedToken
 from projections.audit_format import audit_event_id
 from projections.audit_relay import AuditRelay, RelayConfig
+from tests.backlog import issued_event
 from tests.kafka import consume, distinct_ids, in_order_per_key
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
@@ -76,18 +77,7 @@ class CrashingStore:
 
 
 def token(client: int) -> IssuedToken.Issued:
-    return IssuedToken.issue(
-        jti=str(uuid.uuid4()),
-        client_id=f"client-{client}",
-        scopes=["a"],
-        audience=["https://api.example"],
-        issued_at=NOW,
-        expires_at=NOW + timedelta(hours=1),
-        kid="k",
-        client_version=1,
-        secret_generation=1,
-        auth_method="client_secret_basic",
-    )
+    return issued_event(f"client-{client}", NOW)
 
 
 histories = st.lists(
