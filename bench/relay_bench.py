@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
 import signal
 import statistics
@@ -29,10 +28,10 @@ from pathlib import Path
 import psycopg
 
 from adapters.kafka import EmbeddedBroker
-from bench.common import arguments, await_first_token, fresh_database, run_wrk
-from bench.token_bench import LUA
+from bench.common import arguments, fresh_database, run_wrk
+from bench.token_bench import token_server
 from tests.backlog import fill
-from tests.e2e.server import KEYLEDGER, cli_json, environment, free_port, serve
+from tests.e2e.server import KEYLEDGER, environment, free_port
 from tests.kafka import consume, distinct_ids
 
 TOPIC = "keyledger.audit.v1"
@@ -127,38 +126,23 @@ class Sampler(threading.Thread):
 
 
 def under_load(label: str, args: argparse.Namespace, work: Path, kafka: str) -> LoadResult:
-    with fresh_database(args.pg) as dsn:
-        env = environment(
-            dsn,
-            work / "keys",
-            free_port(),
-            KEYLEDGER_WORKERS=str(args.workers),
-            KEYLEDGER_KAFKA_BOOTSTRAP=kafka,
+    with (
+        fresh_database(args.pg) as dsn,
+        token_server(label, dsn, work, args, KEYLEDGER_KAFKA_BOOTSTRAP=kafka) as (base, script),
+    ):
+        sampler = Sampler(dsn)
+        sampler.start()
+        rps, _, p99, errors = run_wrk(
+            f"{base}/oauth2/token", script, args.duration, args.connections, args.threads
         )
-        with serve(env, log=work / f"{label}.log") as base:
-            created = cli_json(
-                env, "clients", "register", "--name", "b", "--scope", "invoices:read"
-            )
-            auth = base64.b64encode(
-                f"{created['client_id']}:{created['client_secret']}".encode()
-            ).decode()
-            script = work / "token.lua"
-            script.write_text(LUA.format(auth=auth))
-            await_first_token(base, created["client_id"], created["client_secret"])
-            run_wrk(f"{base}/oauth2/token", script, 3, args.connections, args.threads)
-            sampler = Sampler(dsn)
-            sampler.start()
-            rps, _, p99, errors = run_wrk(
-                f"{base}/oauth2/token", script, args.duration, args.connections, args.threads
-            )
-            if kafka != "off":
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    if sampler.samples and sampler.samples[-1][2] >= sampler.samples[-1][1]:
-                        break
-                    time.sleep(0.1)
-            sampler.stopping.set()
-            sampler.join()
+        if kafka != "off":
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if sampler.samples and sampler.samples[-1][2] >= sampler.samples[-1][1]:
+                    break
+                time.sleep(0.1)
+        sampler.stopping.set()
+        sampler.join()
     return LoadResult(label, rps, p99, errors, sampler.lags_ms() if kafka != "off" else [])
 
 

@@ -12,6 +12,8 @@ import base64
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +48,11 @@ def count_issued(dsn: str) -> int:
         return int(row[0]) if row else 0
 
 
-def bench_variant(
+@contextmanager
+def token_server(
     label: str, dsn: str, workdir: Path, args: argparse.Namespace, **extra: str
-) -> Result:
+) -> Iterator[tuple[str, Path]]:
+    """`serve` on `dsn` with a registered client, warmed up: its URL and the wrk script."""
     env = environment(
         dsn, workdir / "keys", free_port(), KEYLEDGER_WORKERS=str(args.workers), **extra
     )
@@ -63,6 +67,13 @@ def bench_variant(
         script.write_text(LUA.format(auth=auth))
         await_first_token(base, created["client_id"], created["client_secret"])
         run_wrk(f"{base}/oauth2/token", script, 3, args.connections, args.threads)  # warm-up
+        yield base, script
+
+
+def bench_variant(
+    label: str, dsn: str, workdir: Path, args: argparse.Namespace, **extra: str
+) -> Result:
+    with token_server(label, dsn, workdir, args, **extra) as (base, script):
         before = count_issued(dsn)
         rps, p50, p99, errors = run_wrk(
             f"{base}/oauth2/token", script, args.duration, args.connections, args.threads
