@@ -40,6 +40,8 @@ class ProjectionTable(Protocol[R]):
 
     def write(self, records: Sequence[R], position: int) -> bool: ...
 
+    def position(self) -> int: ...
+
 
 class _Operations(Generic[R]):
     """`load` and `write` over the dialect's SQL; the recorder supplies the tracking calls."""
@@ -61,6 +63,11 @@ class _Operations(Generic[R]):
             position = self._max_tracking_id(self.projection, curs) or 0
             curs.execute(self._select_sql)
             return [self.codec.from_json(r["record"]) for r in curs.fetchall()], position
+
+    def position(self) -> int:
+        """The last notification id folded into the table (0 before the first)."""
+        with self.datastore.transaction(commit=False) as curs:
+            return self._max_tracking_id(self.projection, curs) or 0
 
     def write(self, records: Sequence[R], position: int) -> bool:
         c = self.codec

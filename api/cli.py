@@ -12,6 +12,7 @@ from api.bootstrap import prepare
 from api.cli_kafka import (
     cmd_alerts_list,
     cmd_detect,
+    cmd_projections_status,
     cmd_relay,
     configure_logging,
     embedded_broker,
@@ -195,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     alerts_list.add_argument("--limit", type=int, default=100)
     alerts_list.add_argument("--json", action="store_true")
     alerts_list.set_defaults(func=cmd_alerts_list)
+
+    projections = commands.add_parser("projections", help="the read models and their lag")
+    projections_sub = projections.add_subparsers(dest="projections_command", required=True)
+    projections_status = projections_sub.add_parser(
+        "status", help="each projection's position, the log's head, lag in events and seconds"
+    )
+    projections_status.add_argument("--json", action="store_true")
+    projections_status.set_defaults(func=cmd_projections_status)
 
     _client_commands(commands)
 

@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Protocol
 
 from rich.console import Console
@@ -19,6 +20,7 @@ from adapters.event_store import Ledger
 from adapters.kafka import EmbeddedBroker, port_open
 from adapters.relay_store import LostLock, relay_status, reset_position
 from api.bootstrap import build_detector, build_relay, open_ledger, prepare, relay_name
+from api.projection_status import projection_status
 from api.settings import Settings
 from api.timestamps import parse_rfc3339
 from projections.anomaly_detection import RULES
@@ -159,4 +161,29 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
             a.summary,
         )
     Console(width=200).print(table)
+    return 0
+
+
+def cmd_projections_status(args: argparse.Namespace) -> int:
+    """Each projection's position, the head of the event store, and the lag."""
+    settings = Settings.from_env()
+    prepare(settings)
+    ledger = open_ledger(settings)
+    try:
+        rows = projection_status(ledger, relay_name(settings), datetime.now(UTC))
+    finally:
+        ledger.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table("projection", "position", "head", "lag (events)", "lag (s)", box=None)
+    for row in rows:
+        table.add_row(
+            row["name"],
+            str(row["position"]),
+            str(row["head"]),
+            str(row["lag_events"]),
+            f"{row['lag_seconds']:.1f}",
+        )
+    Console(width=120).print(table)
     return 0
