@@ -36,8 +36,6 @@ class LostLock(Exception):
 
 
 class EventLog(Protocol):
-    def head(self) -> int: ...
-
     def read(self, after: int, limit: int) -> Sequence[Notification]: ...
 
 
@@ -52,8 +50,6 @@ class RelayStore(Protocol):
 
     def advance(self, old: int, new: int) -> None: ...
 
-    def head(self) -> int: ...
-
     def read(self, after: int, limit: int) -> Sequence[Notification]: ...
 
 
@@ -63,7 +59,6 @@ class PostgresRelayStore:
         self._name = name
         self._conn: psycopg.Connection[Any] | None = None
         table = sql.Identifier(schema, events_table)
-        self._head_sql = sql.SQL("SELECT max(notification_id) FROM {}").format(table)
         self._read_sql = sql.SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
             "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
@@ -124,10 +119,6 @@ class PostgresRelayStore:
         )
         if cursor.rowcount != 1:
             raise LostLock(f"the stored position moved away from {old}: another relay ran")
-
-    def head(self) -> int:
-        row = self._held().execute(self._head_sql).fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
 
     def read(self, after: int, limit: int) -> Sequence[Notification]:
         rows = self._held().execute(self._read_sql, (after, limit)).fetchall()
@@ -190,9 +181,6 @@ class SqliteRelayStore:
             )
         if cursor.rowcount != 1:
             raise LostLock(f"the stored position moved away from {old}: another relay ran")
-
-    def head(self) -> int:
-        return self._log.head()
 
     def read(self, after: int, limit: int) -> Sequence[Notification]:
         return self._log.read(after, limit)

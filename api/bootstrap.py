@@ -58,11 +58,11 @@ def kafka_config(settings: Settings) -> KafkaConfig:
     return KafkaConfig(settings.kafka_address, idempotence=settings.kafka_idempotence)
 
 
-async def audit_producer(settings: Settings) -> Any:
-    """A started producer for the audit topic, the topic created if missing."""
+async def topic_producer(settings: Settings, topic: str) -> Any:
+    """A started producer for `topic`, the topic created if missing."""
     config = kafka_config(settings)
     await ensure_topic(
-        config, settings.audit_topic, settings.audit_topic_partitions, settings.audit_topic_replicas
+        config, topic, settings.audit_topic_partitions, settings.audit_topic_replicas
     )
     return await start_producer(config)
 
@@ -76,7 +76,7 @@ def build_relay(settings: Settings, ledger: Ledger) -> AuditRelay:
     return AuditRelay(
         ledger.mapper,
         relay_store(ledger, relay_name(settings)),
-        lambda: audit_producer(settings),
+        lambda: topic_producer(settings, settings.audit_topic),
         RelayConfig(
             topic=settings.audit_topic,
             source=settings.issuer_url,
@@ -94,7 +94,9 @@ def build_observations(settings: Settings) -> ObservationBuffer:
         return security_message(observation, source)
 
     return ObservationBuffer(
-        (lambda: audit_producer(settings)) if settings.kafka_enabled else None,
+        (lambda: topic_producer(settings, settings.audit_topic))
+        if settings.kafka_enabled
+        else None,
         encode=encode,
         topic=settings.audit_topic,
         capacity=settings.observation_buffer,
@@ -131,29 +133,18 @@ def build_detector(settings: Settings, ledger: Ledger) -> DetectorService:
     def encode(alert: Alert) -> tuple[bytes, bytes]:
         return alert_message(alert, source)
 
-    async def producer() -> Any:
-        config = kafka_config(settings)
-        await ensure_topic(
-            config,
-            settings.alerts_topic,
-            settings.audit_topic_partitions,
-            settings.audit_topic_replicas,
-        )
-        return await start_producer(config)
-
     return DetectorService(
         DetectorConfig(
             bootstrap=settings.kafka_address,
             audit_topic=settings.audit_topic,
             alerts_topic=settings.alerts_topic,
             group=settings.detect_group,
-            source=source,
             thresholds=thresholds(settings),
             backoff_max=settings.relay_backoff_max,
             session_timeout_ms=settings.detect_session_timeout_ms,
         ),
         AlertStore(settings.database_url),
-        producer,
+        lambda: topic_producer(settings, settings.alerts_topic),
         encode,
         respond,
     )

@@ -175,7 +175,7 @@ class TokenIssuer:
                 grant.client_id, record.tokens_per_minute, record.tokens_per_day, now
             )
             if refused is not None:
-                raise TooManyRequests(reason=refused[0], retry_after=refused[1])
+                raise TooManyRequests(reason=refused[0], retry_after=refused[1], quota=True)
         jti = str(uuid.uuid4())
         issued = IssuedToken.issue(
             jti=jti,

@@ -90,7 +90,6 @@ async def detect(bootstrap: str, topic: str, dsn: str, count: int) -> tuple[floa
             audit_topic=topic,
             alerts_topic=f"{topic}-alerts",
             group=f"bench-{uuid.uuid4().hex[:6]}",
-            source="https://auth.example",
             thresholds=Thresholds(),
             session_timeout_ms=2000,
         ),

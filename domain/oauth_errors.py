@@ -84,14 +84,23 @@ class TooManyRequests(OAuthError):
     """RFC 6585 §4: too many failed authentications (or a quota reached); retry later.
 
     `failed_authentication` says whether the throttled request's credentials were wrong (it
-    is then also a failed authentication, with its `reason`).
+    is then also a failed authentication, with its `reason`); `quota` that a client's issuance
+    quota was reached.
     """
 
     error = "too_many_requests"
     status_code = 429
     default_description = "too many requests; retry after the time in Retry-After"
 
-    def __init__(self, *, reason: str, retry_after: int, failed_authentication: bool = False):
+    def __init__(
+        self,
+        *,
+        reason: str,
+        retry_after: int,
+        failed_authentication: bool = False,
+        quota: bool = False,
+    ):
         super().__init__(self.default_description, reason=reason)
         self.retry_after = max(1, retry_after)
         self.failed_authentication = failed_authentication
+        self.quota = quota

@@ -83,7 +83,7 @@ class SecurityObservation:
             kind = AUTHENTICATION_FAILED
         elif isinstance(error, _REJECTIONS):
             kind = TOKEN_REQUEST_REJECTED
-        elif isinstance(error, TooManyRequests) and error.reason.startswith("quota_"):
+        elif isinstance(error, TooManyRequests) and error.quota:
             kind = QUOTA_EXCEEDED
         else:
             return None

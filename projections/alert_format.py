@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from projections.anomaly_detection import RULES, SEVERITY, Alert
+from projections.audit_format import cloud_event_schema
 
 ALERT_TYPE = "keyledger.alert.raised.v1"
 
@@ -51,27 +52,10 @@ def alert_schema() -> dict[str, Any]:
         "summary": {"type": "string"},
         "secret_generation": {"type": ["integer", "null"]},
     }
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"https://keyledger.dev/schemas/{ALERT_TYPE}.json",
-        "title": ALERT_TYPE,
-        "description": "an alert raised by `keyledger detect` from the audit stream",
-        "type": "object",
-        "required": ["specversion", "id", "source", "type", "subject", "time", "data"],
-        "additionalProperties": False,
-        "properties": {
-            "specversion": {"const": "1.0"},
-            "id": {"type": "string", "format": "uuid"},
-            "source": {"type": "string", "format": "uri"},
-            "type": {"const": ALERT_TYPE},
-            "subject": {"type": "string"},
-            "time": time,
-            "datacontenttype": {"const": "application/json"},
-            "data": {
-                "type": "object",
-                "required": sorted(data),
-                "additionalProperties": False,
-                "properties": data,
-            },
-        },
-    }
+    return cloud_event_schema(
+        ALERT_TYPE,
+        "an alert raised by `keyledger detect` from the audit stream",
+        required=["specversion", "id", "source", "type", "subject", "time", "data"],
+        subject={"type": "string"},
+        data=data,
+    )

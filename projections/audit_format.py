@@ -113,17 +113,50 @@ _JSON_TYPES: dict[str, dict[str, Any]] = {
 }
 
 
-def schema_for(event_class: type[Any]) -> dict[str, Any]:
-    """The JSON Schema (2020-12) of one audit message type, from the event class's fields."""
-    fields = [f for f in dataclasses.fields(event_class) if f.name not in NOT_PUBLISHED]
-    event_type = AUDIT_TYPES[event_class]
+def cloud_event_schema(
+    event_type: str,
+    description: str,
+    *,
+    required: list[str],
+    subject: dict[str, Any],
+    data: dict[str, Any],
+    sequence: bool = False,
+) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of one CloudEvents 1.0 message type with these `data` fields."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://keyledger.dev/schemas/{event_type}.json",
         "title": event_type,
-        "description": f"keyledger's {event_class.__qualname__} event as a CloudEvents 1.0 message",
+        "description": description,
         "type": "object",
-        "required": [
+        "required": required,
+        "additionalProperties": False,
+        "properties": {
+            "specversion": {"const": SPEC_VERSION},
+            "id": {"type": "string", "format": "uuid"},
+            "source": {"type": "string", "format": "uri"},
+            "type": {"const": event_type},
+            "subject": subject,
+            "time": {"type": "string", "format": "date-time"},
+            **({"sequence": {"type": "string", "pattern": "^[0-9]+$"}} if sequence else {}),
+            "datacontenttype": {"const": "application/json"},
+            "data": {
+                "type": "object",
+                "required": sorted(data),
+                "additionalProperties": False,
+                "properties": data,
+            },
+        },
+    }
+
+
+def schema_for(event_class: type[Any]) -> dict[str, Any]:
+    """The JSON Schema of one audit message type, from the event class's fields."""
+    fields = [f for f in dataclasses.fields(event_class) if f.name not in NOT_PUBLISHED]
+    return cloud_event_schema(
+        AUDIT_TYPES[event_class],
+        f"keyledger's {event_class.__qualname__} event as a CloudEvents 1.0 message",
+        required=[
             "specversion",
             "id",
             "source",
@@ -134,26 +167,10 @@ def schema_for(event_class: type[Any]) -> dict[str, Any]:
             "datacontenttype",
             "data",
         ],
-        "additionalProperties": False,
-        "properties": {
-            "specversion": {"const": SPEC_VERSION},
-            "id": {"type": "string", "format": "uuid"},
-            "source": {"type": "string", "format": "uri"},
-            "type": {"const": event_type},
-            "subject": {"type": "string"},
-            "time": {"type": "string", "format": "date-time"},
-            "sequence": {"type": "string", "pattern": "^[0-9]+$"},
-            "datacontenttype": {"const": "application/json"},
-            "data": {
-                "type": "object",
-                "required": sorted(f.name for f in fields),
-                "additionalProperties": False,
-                "properties": {
-                    f.name: _JSON_TYPES[str(f.type)] for f in sorted(fields, key=lambda f: f.name)
-                },
-            },
-        },
-    }
+        subject={"type": "string"},
+        data={f.name: _JSON_TYPES[str(f.type)] for f in sorted(fields, key=lambda f: f.name)},
+        sequence=True,
+    )
 
 
 SECURITY_TYPES: dict[str, str] = {
@@ -223,30 +240,13 @@ def security_schema(kind: str) -> dict[str, Any]:
             "description": "the generation of a retired or expired secret that was presented",
         },
     }
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"https://keyledger.dev/schemas/{event_type}.json",
-        "title": event_type,
-        "description": f"a security observation ({kind}), never stored as an event",
-        "type": "object",
-        "required": ["specversion", "id", "source", "type", "time", "datacontenttype", "data"],
-        "additionalProperties": False,
-        "properties": {
-            "specversion": {"const": SPEC_VERSION},
-            "id": {"type": "string", "format": "uuid"},
-            "source": {"type": "string", "format": "uri"},
-            "type": {"const": event_type},
-            "subject": {"type": "string", "maxLength": MAX_CLIENT_ID},
-            "time": {"type": "string", "format": "date-time"},
-            "datacontenttype": {"const": "application/json"},
-            "data": {
-                "type": "object",
-                "required": sorted(data_properties),
-                "additionalProperties": False,
-                "properties": data_properties,
-            },
-        },
-    }
+    return cloud_event_schema(
+        event_type,
+        f"a security observation ({kind}), never stored as an event",
+        required=["specversion", "id", "source", "type", "time", "datacontenttype", "data"],
+        subject={"type": "string", "maxLength": MAX_CLIENT_ID},
+        data=data_properties,
+    )
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:

@@ -8,7 +8,7 @@ stored position. The price is at-least-once delivery: a batch that was (partly) 
 before the position was stored is published again, with the same event ids, so consumers
 deduplicate by `id`.
 
-One relay publishes at a time (see `adapters/relay_positions.py`); the others wait as
+One relay publishes at a time (see `adapters/relay_store.py`); the others wait as
 standbys and take over when the active one's lock goes away.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -65,15 +64,8 @@ class AuditRelay:
         self._stopping = asyncio.Event()
         self.active = False
         self.position = 0
-        self.head = 0
         self.published = 0
         self.publish_errors = 0
-        self.caught_up_at = time.monotonic()
-
-    @property
-    def lag(self) -> int:
-        """Committed events not yet acknowledged by the broker (as of the last look)."""
-        return max(0, self.head - self.position)
 
     async def run(self) -> None:
         """Hold the lock, publish, retry with backoff; returns after `stop()`."""
@@ -116,7 +108,6 @@ class AuditRelay:
         assert self._producer is not None
         batch = await asyncio.to_thread(self._read)
         if not batch:
-            self.caught_up_at = time.monotonic()
             return 0
         deliveries = []
         for _, key, value in batch:
@@ -129,7 +120,6 @@ class AuditRelay:
         return len(batch)
 
     def _read(self) -> list[tuple[int, bytes, bytes]]:
-        self.head = self._positions.head()
         notifications = self._positions.read(self.position, self.config.batch_max)
         return [
             (n.id, *audit_message(self._mapper.to_domain_event(n), n.id, self.config.source))

@@ -35,7 +35,6 @@ class DetectorConfig:
     audit_topic: str
     alerts_topic: str
     group: str
-    source: str
     thresholds: Thresholds
     batch_max: int = 5000
     backoff_max: float = 30.0
@@ -161,7 +160,8 @@ class DetectorService:
         await asyncio.to_thread(self._store.save, self.name, self.detector.state(), offsets, alerts)
         self.offsets, self._unsaved, self._unsaved_alerts = offsets, {}, []
         self._saved_at = time.monotonic()
-        await self._publish_stored()
+        if alerts:  # older unpublished ones were published by `_start`
+            await self._publish_stored()
         if self._respond is not None:
             for alert in alerts:
                 await self._respond(alert)

@@ -84,3 +84,17 @@ def serve(env: dict[str, str], *args: str, log: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def embedded_environment(tmp_path: Path) -> tuple[dict[str, str], int]:
+    """`make run`'s set-up on SQLite: no bootstrap, so `serve` starts the embedded broker
+    (on a free port); the environment and that port."""
+    broker_port = free_port()
+    env = environment(
+        f"sqlite:///{tmp_path}/k.db",
+        tmp_path / "keys",
+        free_port(),
+        KEYLEDGER_KAFKA_BOOTSTRAP="",
+        KEYLEDGER_EMBEDDED_BROKER_PORT=str(broker_port),
+    )
+    return env, broker_port

@@ -24,7 +24,7 @@ from api.settings import Settings
 from projections.audit_format import audit_event_id
 from tests.backlog import fill
 from tests.conftest import free_port
-from tests.e2e.server import KEYLEDGER, cli, cli_json, environment, serve
+from tests.e2e.server import KEYLEDGER, cli, cli_json, embedded_environment, environment, serve
 from tests.kafka import Record, consume, distinct_ids, in_order_per_key
 from tests.pg_cluster import LocalCluster
 
@@ -53,14 +53,7 @@ def read_topic(bootstrap: str, topic: str, expected: set[str], within: float = 6
 
 def test_the_whole_topic_validates_and_carries_no_secret(tmp_path: Path) -> None:
     """`make run`'s set-up: no bootstrap, so `serve` starts the embedded broker itself."""
-    broker_port = free_port()
-    env = environment(
-        f"sqlite:///{tmp_path}/k.db",
-        tmp_path / "keys",
-        free_port(),
-        KEYLEDGER_KAFKA_BOOTSTRAP="",
-        KEYLEDGER_EMBEDDED_BROKER_PORT=str(broker_port),
-    )
+    env, broker_port = embedded_environment(tmp_path)
     with serve(env, log=tmp_path / "serve.log") as base:
         created = cli_json(env, "clients", "register", "--name", "job", "--scope", "a b")
         cid, first_secret = created["client_id"], created["client_secret"]

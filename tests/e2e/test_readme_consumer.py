@@ -11,8 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
-from tests.e2e.server import cli_json, environment, serve
+from tests.e2e.server import cli_json, embedded_environment, serve
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -27,14 +26,7 @@ def readme_consumer() -> str:
 def test_the_readme_consumer_prints_each_event_once(tmp_path: Path) -> None:
     code = readme_consumer()
     assert len(code.strip().splitlines()) <= 16
-    broker_port = free_port()
-    env = environment(
-        f"sqlite:///{tmp_path}/k.db",
-        tmp_path / "keys",
-        free_port(),
-        KEYLEDGER_KAFKA_BOOTSTRAP="",
-        KEYLEDGER_EMBEDDED_BROKER_PORT=str(broker_port),
-    )
+    env, broker_port = embedded_environment(tmp_path)
     with serve(env, log=tmp_path / "serve.log") as base:
         created = cli_json(env, "clients", "register", "--name", "job", "--scope", "a")
         form = {"grant_type": "client_credentials", "client_id": created["client_id"]}

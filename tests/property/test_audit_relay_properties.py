@@ -63,9 +63,6 @@ class CrashingStore:
     def position(self) -> int:
         return self._real.position()
 
-    def head(self) -> int:
-        return self._real.head()
-
     def read(self, after: int, limit: int) -> Sequence[Any]:
         return self._real.read(after, limit)
 
