@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 
 from adapters.clock import FixedClock
+from adapters.kafka import KafkaConfig, start_producer
 from api.bootstrap import build_detector
 from api.settings import Settings
 from projections.alert_format import ALERT_TYPE
@@ -135,3 +136,38 @@ async def test_the_opt_in_response_revokes_the_misused_secret_generations_tokens
     assert [(h["actor"], h["changes"]["secret_generation"]) for h in revocations] == [
         ("detector", 1)
     ]
+
+
+async def test_bad_alert_queries_get_a_clear_error(kafka_settings: Settings) -> None:
+    settings = detecting(kafka_settings)
+    async with running(settings, FixedClock(START)) as (http, runtime):
+        admin = Admin(http, runtime, FixedClock(START))
+        await admin.login()
+        answers = [
+            await admin.call("GET", f"/admin/alerts?{query}")
+            for query in ("since=yesterday", "rule=bogus", "limit=0", "limit=5000", "limit=x")
+        ]
+    assert [a.status_code for a in answers] == [422, 422, 422, 422, 400]
+    assert all("error" in a.json() for a in answers)
+
+
+async def test_garbage_on_the_audit_topic_is_skipped_and_detection_goes_on(
+    kafka_settings: Settings,
+) -> None:
+    settings = detecting(kafka_settings)
+    producer = await start_producer(KafkaConfig(settings.kafka_address, idempotence="off"))
+    async with running(settings, FixedClock(START)) as (http, runtime):
+        target = await register(runtime)
+        for junk in (b"not json", b"[1, 2]", b'{"type": "x", "time": "not a time"}', b"\xff"):
+            await producer.send_and_wait(settings.audit_topic, junk, b"junk")
+        await producer.stop()
+        detector = build_detector(settings, runtime.ledger)
+        task = asyncio.create_task(detector.run())
+        try:
+            await wrong_secrets(http, target.client_id, 10)
+            await until(lambda: detector.raised >= 1)
+        finally:
+            detector.stop()
+            await task
+    assert [a.rule for a in runtime.alerts.alerts()] == ["brute_force"]
+    assert detector.consumed >= 14

@@ -1,0 +1,68 @@
+"""Bad input to the Kafka, detection and quota commands and settings: exit 2, one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.server import cli, cli_json, environment
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("alerts", "list", "--rule", "bogus"), "unknown rule 'bogus'"),
+        (("alerts", "list", "--since", "yesterday"), "not an RFC 3339 time"),
+    ],
+)
+def test_bad_alert_queries_are_one_clear_line(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    done = cli(environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys"), *args)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert message in done.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "100000001"])
+def test_an_out_of_range_quota_is_refused_and_records_nothing(tmp_path: Path, value: str) -> None:
+    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys")
+    client_id = cli_json(env, "clients", "register", "--name", "job", "--scope", "a")["client_id"]
+    before = cli_json(env, "clients", "history", client_id)
+    done = cli(env, "clients", "set-quota", client_id, "--per-minute", value)
+    assert done.returncode == 2
+    assert "quota per minute must be 1 to" in done.stderr
+    assert cli_json(env, "clients", "history", client_id) == before
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("KEYLEDGER_KAFKA_IDEMPOTENCE", "maybe", "KEYLEDGER_KAFKA_IDEMPOTENCE must be one of"),
+        ("KEYLEDGER_DETECT_SPIKE_ALPHA", "2", "KEYLEDGER_DETECT_SPIKE_ALPHA must be"),
+        ("KEYLEDGER_DETECT_BRUTE_FORCE_FAILURES", "0", "KEYLEDGER_DETECT_* threshold"),
+        ("KEYLEDGER_ABUSE_FAILURE_BURST", "-1", "KEYLEDGER_ABUSE_FAILURE_BURST"),
+        ("KEYLEDGER_AUDIT_TOPIC_PARTITIONS", "0", "partitions"),
+        ("KEYLEDGER_EMBEDDED_BROKER_PORT", "70000", "KEYLEDGER_EMBEDDED_BROKER_PORT"),
+    ],
+)
+def test_bad_kafka_and_detection_settings_stop_the_commands_with_the_variable_named(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", **{variable: value})
+    for command in (("relay", "status"), ("alerts", "list")):
+        done = cli(env, *command)
+        assert done.returncode == 2
+        assert message in done.stderr
+
+
+def test_projections_status_on_an_empty_store_is_all_zero(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys")
+    rows = json.loads(cli(env, "projections", "status", "--json").stdout)
+    assert {(r["name"], r["lag_events"], r["head"]) for r in rows} == {
+        ("clients", 0, 0),
+        ("revoked-tokens", 0, 0),
+        ("audit-relay", 0, 0),
+    }
