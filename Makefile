@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,examples]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -18,9 +18,10 @@ run: $(STAMP)
 	$(BIN)/keyledger serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check domain adapters projections api tests bench schemas
-	$(BIN)/ruff format --check domain adapters projections api tests bench schemas
+	$(BIN)/ruff check domain adapters projections api tests bench schemas examples
+	$(BIN)/ruff format --check domain adapters projections api tests bench schemas examples
 	$(BIN)/mypy
+	$(BIN)/mypy --strict --ignore-missing-imports examples/*/*.py
 
 test: lint
 	$(BIN)/pytest
