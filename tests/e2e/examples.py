@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import httpx
 
 from adapters.event_store import Ledger
 from domain.token import IssuedToken
+from tests.e2e.server import stop
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 VENV_BIN = str(Path(sys.executable).parent)
@@ -73,13 +73,7 @@ def program(
                 wait_for_http(ready_url, proc, log)
             yield proc
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(proc)
 
 
 def wait_for_http(url: str, proc: subprocess.Popen[bytes], log: Path, within: float = 30) -> None:

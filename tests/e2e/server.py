@@ -78,12 +78,19 @@ def serve(env: dict[str, str], *args: str, log: Path) -> Iterator[str]:
                 time.sleep(0.1)
             yield base
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen[bytes], within: float = 20) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within `within` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def embedded_environment(tmp_path: Path) -> tuple[dict[str, str], int]:

@@ -10,6 +10,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
+
 from tests.e2e.examples import EXAMPLES, program, run_setup
 from tests.e2e.server import cli, environment, free_port, serve
 
@@ -125,3 +127,32 @@ def test_a_deleted_device_gives_up_with_invalid_client(tmp_path: Path) -> None:
         ) as running:
             assert running.wait(timeout=30) == 2
     assert "giving up: invalid_client" in (tmp_path / "device.log").read_text()
+
+
+def test_the_telemetry_api_refuses_bad_requests_and_stores_nothing(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", free_port())
+    port, store = free_port(), tmp_path / "readings.jsonl"
+    with serve(env, log=tmp_path / "keyledger.log") as base:
+        device = run_setup(FOLDER, env)
+        token = httpx.post(
+            f"{base}/oauth2/token",
+            data={"grant_type": "client_credentials", "resource": "https://telemetry.internal"},
+            auth=(device["CLIENT_ID"], device["CLIENT_SECRET"]),
+        ).json()["access_token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        with program(
+            FOLDER,
+            *("telemetry_api.py", "--port", str(port), "--store", str(store)),
+            env={**env, "KEYLEDGER_URL": base},
+            log=tmp_path / "telemetry.log",
+            ready_url=f"http://127.0.0.1:{port}/",
+        ):
+            url = f"http://127.0.0.1:{port}/telemetry"
+            anonymous = httpx.post(url, json={"seq": 1})
+            forged = httpx.post(url, json={"seq": 1}, headers={"Authorization": "Bearer x.y.z"})
+            not_json = httpx.post(url, content=b"{", headers=bearer)
+            no_seq = httpx.post(url, json={"temperature": 3}, headers=bearer)
+    assert (anonymous.status_code, forged.status_code) == (401, 401)
+    assert forged.json()["error"] == "invalid_token"
+    assert (not_json.status_code, no_seq.status_code) == (400, 400)
+    assert stored(store) == []

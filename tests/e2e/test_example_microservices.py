@@ -184,3 +184,17 @@ def test_orders_replaces_a_token_the_stock_api_stopped_accepting(deployment: Dep
         after = asyncio.run(place_orders(orders_port, 3))
     assert [r.status_code for r in after] == [201] * 3
     assert tokens_issued(deployment.database_url, client_id) == 2
+
+
+def test_orders_answers_400_to_a_malformed_order(deployment: Deployment) -> None:
+    stock_port, orders_port = free_port(), free_port()
+    with stock_api(deployment, stock_port), orders(deployment, stock_port, orders_port):
+        url = f"http://127.0.0.1:{orders_port}/orders"
+        replies = [
+            httpx.post(url, content=b"{not json", headers=JSON),
+            httpx.post(url, json={"quantity": 1}),
+            httpx.post(url, json=["apple"]),
+            httpx.post(url, json={"sku": "apple", "quantity": "many"}),
+        ]
+    assert [r.status_code for r in replies] == [400] * 4
+    assert tokens_issued(deployment.database_url, deployment.clients["ORDERS_CLIENT_ID"]) == 0
