@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint bench install clean schemas
+.PHONY: run test lint bench install clean schemas browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict --ignore-missing-imports examples/*/*.py
 
-test: lint
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: lint browser
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -33,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.relay_bench
 	$(BIN)/python -m bench.detector_bench
 	$(BIN)/python -m bench.limiter_bench
+	$(BIN)/python -m bench.rebuild_bench
 
 schemas: $(STAMP)
 	$(BIN)/python -m schemas.generate

@@ -20,6 +20,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.sql import Composed
 
 from adapters.group_commit import QueueFull
+from adapters.metrics import WRITE_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class AsyncPostgresGroupCommitter:
     async def _write(self, batch: list[tuple[Sequence[Any], asyncio.Future[None]]]) -> None:
         errors = await self._commit(batch)
         self.batches += 1
+        WRITE_BATCH_SIZE.observe(sum(len(events) for events, _ in batch))
         for (_, future), error in zip(batch, errors, strict=True):
             if future.cancelled():
                 continue

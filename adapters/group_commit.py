@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from adapters.metrics import WRITE_BATCH_SIZE
+
 log = logging.getLogger(__name__)
 
 Events = Sequence[Any]
@@ -87,6 +89,7 @@ class GroupCommitter:
     def _write(self, batch: list[Any]) -> None:
         results = self._commit(batch)
         self.batches += 1
+        WRITE_BATCH_SIZE.observe(sum(len(events) for events, _, _ in batch))
         by_loop: dict[Any, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
         for (_, future, loop), error in zip(batch, results, strict=True):
             by_loop.setdefault(loop, []).append((future, error))

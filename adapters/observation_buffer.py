@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from adapters.metrics import OBSERVATIONS_DROPPED
 from domain.observations import SecurityObservation
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class ObservationBuffer:
             self._queue.put_nowait(observation)
         except asyncio.QueueFull:
             self.dropped += 1
+            OBSERVATIONS_DROPPED.inc()
             now = time.monotonic()
             if now - self._last_drop_log >= DROP_LOG_INTERVAL:
                 log.warning(

@@ -42,6 +42,8 @@ class ProjectionTable(Protocol[R]):
 
     def position(self) -> int: ...
 
+    def load_range(self, low: str, high: str) -> list[R]: ...
+
 
 class _Operations(Generic[R]):
     """`load` and `write` over the dialect's SQL; the recorder supplies the tracking calls."""
@@ -51,6 +53,7 @@ class _Operations(Generic[R]):
     codec: Codec[R]
     _select_sql: Any
     _upsert_sql: Any
+    _range_sql: Any
 
     if TYPE_CHECKING:  # provided by the recorder class this is mixed into
 
@@ -63,6 +66,12 @@ class _Operations(Generic[R]):
             position = self._max_tracking_id(self.projection, curs) or 0
             curs.execute(self._select_sql)
             return [self.codec.from_json(r["record"]) for r in curs.fetchall()], position
+
+    def load_range(self, low: str, high: str) -> list[R]:
+        """The records whose key is in [low, high), in key order (an index range scan)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._range_sql, (low, high))
+            return [self.codec.from_json(r["record"]) for r in curs.fetchall()]
 
     def position(self) -> int:
         """The last notification id folded into the table (0 before the first)."""
@@ -92,14 +101,21 @@ _UPSERT = (
 )
 
 
+_RANGE = "SELECT record FROM {0} WHERE key >= ? AND key < ? ORDER BY key"
+
+
 class PostgresProjectionTable(_Operations[R], PostgresTrackingRecorder):
     def __init__(self, datastore: PostgresDatastore, table: str, projection: str, codec: Codec[R]):
         super().__init__(datastore, tracking_table_name=TRACKING_TABLE)
         self.projection, self.codec = projection, codec
         name = Identifier(datastore.schema, table)
-        self.sql_create_statements.append(SQL(_DDL).format(name))
+        # Byte order for keys (not the database's locale), so a key range is a time range.
+        self.sql_create_statements.append(
+            SQL(_DDL.replace("key text", 'key text COLLATE "C"')).format(name)
+        )
         self._upsert_sql = SQL(_UPSERT.replace("{1}", "%s")).format(name)
         self._select_sql = SQL("SELECT record FROM {0}").format(name)
+        self._range_sql = SQL(_RANGE.replace("?", "%s")).format(name)
 
 
 class SQLiteProjectionTable(_Operations[R], SQLiteTrackingRecorder):
@@ -110,6 +126,7 @@ class SQLiteProjectionTable(_Operations[R], SQLiteTrackingRecorder):
         super().__init__(datastore)
         self._select_sql = f"SELECT record FROM {table}"  # noqa: S608 - a constant name
         self._upsert_sql = _UPSERT.format(table, "?").replace("{1}", "?")
+        self._range_sql = _RANGE.format(table)
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), _DDL.format(self.table)]
@@ -142,6 +159,10 @@ class _ClientCodec:
         return ClientRecord.from_json(text)
 
 
+# Versioned: a read model whose shape changes gets a new name and rebuilds from the log.
+CLIENTS_TABLE, CLIENTS_TRACKING = "keyledger_clients_v4", "clients-v4"
+CLIENT_CODEC = _ClientCodec()
+
+
 def clients_table(datastore: Any) -> ProjectionTable[ClientRecord]:
-    # Versioned: a read model whose shape changes gets a new name and rebuilds from the log.
-    return projection_table(datastore, "keyledger_clients_v4", "clients-v4", _ClientCodec())
+    return projection_table(datastore, CLIENTS_TABLE, CLIENTS_TRACKING, CLIENT_CODEC)

@@ -8,6 +8,7 @@ the answer, and the next token request here, already see the change.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -19,6 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Body as BodyParam
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from api.analytics import AnalyticsReports
 from api.bearer_auth import BearerError
 from api.client_admin import ClientAdmin, ConcurrentChange, parse_duration
 from api.timestamps import parse_rfc3339
@@ -88,7 +90,7 @@ def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
     """Guard: a valid admin access token, its claims kept on the request state."""
     runtime = connection.app.state.runtime
     claims = runtime.admin_verifier.verify(connection.headers.get("authorization"))
-    connection.state.admin_claims = claims
+    connection.state.admin_claims = claims  # the access log's client_id comes from here
 
 
 def _actor(request: Request[Any, Any, Any]) -> str:
@@ -389,3 +391,67 @@ class AdminAlertsController(Controller):
         store = request.app.state.runtime.alerts
         alerts = store.alerts(since=parse_rfc3339(since) if since else None, rule=rule, limit=limit)
         return {"alerts": [a.to_dict() for a in alerts]}
+
+
+def _window(
+    since: str | None, until: str | None, default: timedelta, now: datetime
+) -> tuple[datetime, datetime]:
+    end = parse_rfc3339(until) if until else now
+    return (parse_rfc3339(since) if since else end - default), end
+
+
+class AdminAnalyticsController(Controller):
+    path = "/admin/analytics"
+    tags = ["admin"]
+    guards = [require_admin]
+    security = SECURITY
+    cache_control = NO_STORE
+
+    @get(
+        "/issuance",
+        sync_to_thread=True,
+        summary="Tokens issued and revoked per client per hour or day",
+    )
+    def issuance(
+        self,
+        request: Request[Any, Any, Any],
+        granularity: FromQuery[str] = "hour",
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
+        client_id: FromQuery[str | None] = None,
+    ) -> Body:
+        runtime = request.app.state.runtime
+        default = timedelta(hours=24) if granularity == "hour" else timedelta(days=30)
+        start, end = _window(since, until, default, runtime.clock.now())
+        return AnalyticsReports(runtime.ledger).issuance(granularity, start, end, client_id)
+
+    @get("/top-clients", sync_to_thread=True, summary="The clients that got the most tokens")
+    def top_clients(
+        self,
+        request: Request[Any, Any, Any],
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 10,
+    ) -> Body:
+        runtime = request.app.state.runtime
+        start, end = _window(since, until, timedelta(hours=24), runtime.clock.now())
+        return AnalyticsReports(runtime.ledger).top(start, end, limit)
+
+    @get(
+        "/clients",
+        sync_to_thread=True,
+        summary="Clients by status, secret age against the rotation policy, dormant clients",
+    )
+    def clients(
+        self,
+        request: Request[Any, Any, Any],
+        rotation_days: FromQuery[int | None] = None,
+        dormant_days: FromQuery[int | None] = None,
+    ) -> Body:
+        runtime = request.app.state.runtime
+        settings = runtime.settings
+        return AnalyticsReports(runtime.ledger).clients(
+            runtime.clock.now(),
+            rotation_days or settings.rotation_policy_days,
+            dormant_days or settings.dormant_days,
+        )

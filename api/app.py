@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from api.admin_api import (
     COMPONENTS,
     AdminAlertsController,
+    AdminAnalyticsController,
     AdminClientsController,
     AdminTokensController,
     bearer_error_response,
 )
+from api.analytics import AnalyticsRequestError
 from api.bearer_auth import BearerError
 from api.bootstrap import Runtime, build
 from api.client_admin import ClientNotFound, ConcurrentChange
+from api.dashboard import dashboard
+from api.dashboard import login as dashboard_login
+from api.dashboard import logout as dashboard_logout
+from api.dashboard import static_files as dashboard_static
 from api.discovery import authorization_server_metadata
 from api.errors import (
     conflict_response,
@@ -31,7 +37,9 @@ from api.errors import (
 )
 from api.health import healthz, readyz
 from api.introspection import introspection_endpoint
+from api.logs import RequestLogging, configure_logging
 from api.oauth2 import jwks, token_endpoint
+from api.observability import RequestMetrics, metrics
 from api.openapi_docs import document_token_endpoint
 from api.revocation import TokenNotFound, revocation_endpoint
 from api.settings import Settings
@@ -43,9 +51,8 @@ from domain.oauth_errors import OAuthError
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
     """The ASGI app; with no arguments (the uvicorn factory) settings come from the env."""
     settings = settings or (runtime.settings if runtime else Settings.from_env())
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    if runtime is None:  # a server process (each worker): JSON lines to stderr
+        configure_logging(settings.log_level, json_lines=settings.log_format == "json")
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -69,6 +76,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             AdminClientsController,
             AdminTokensController,
             AdminAlertsController,
+            AdminAnalyticsController,
+            metrics,
+            dashboard,
+            dashboard_login,
+            dashboard_logout,
+            dashboard_static,
+        ],
+        middleware=[
+            DefineMiddleware(RequestLogging, access_log=settings.access_log),
+            RequestMetrics,
         ],
         on_startup=[document_token_endpoint],
         lifespan=[lifespan],
@@ -80,6 +97,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             ConcurrentChange: conflict_response,
             ClientCommandRejected: conflict_response,
             InvalidClientSettings: unprocessable_response,
+            AnalyticsRequestError: unprocessable_response,
             HTTPException: http_error_response,
             Exception: unexpected_error_response,
         },
@@ -87,4 +105,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             title="keyledger", version="0.1.0", path="/schema", components=[COMPONENTS]
         ),
         debug=False,
+        logging_config=None,  # configure_logging (structlog) owns the handlers
     )

@@ -20,6 +20,7 @@ from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
 from adapters.relay_store import relay_store
 from adapters.signing import JwtSigner, JwtVerifier, KeyRing
+from api.analytics import AnalyticsKeeper
 from api.bearer_auth import AccessTokenVerifier
 from api.client_admin import ADMIN_SCOPE, ClientAdmin
 from api.introspection import TokenIntrospector
@@ -213,6 +214,7 @@ class Runtime:
     observations: ObservationBuffer
     relay: AuditRelay | None
     alerts: AlertStore
+    analytics: AnalyticsKeeper | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -226,6 +228,8 @@ class Runtime:
         except Exception:
             log.exception("revoked-tokens read model not loaded yet; the follower keeps trying")
         self.revoked_follower.start()
+        if self.analytics is not None:
+            self.analytics.start()
         if isinstance(self.committer, AsyncPostgresGroupCommitter):
             await self.committer.start()
         else:
@@ -253,6 +257,8 @@ class Runtime:
             self.committer.stop()
         self.follower.stop()
         self.revoked_follower.stop()
+        if self.analytics is not None:
+            self.analytics.stop()
         self.ledger.close()
 
     @property
@@ -336,4 +342,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
             else None
         ),
         alerts=AlertStore(settings.database_url),
+        analytics=(
+            AnalyticsKeeper(ledger, interval=settings.analytics_interval)
+            if settings.analytics_in_serve
+            else None
+        ),
     )

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 
+from adapters.metrics import MULTIPROC_ENV
+from api import cli_analytics, cli_projections
 from api import cli_clients as c
 from api.bootstrap import prepare
 from api.cli_kafka import (
@@ -18,6 +23,7 @@ from api.cli_kafka import (
     embedded_broker,
 )
 from api.client_admin import ClientNotFound, ConcurrentChange
+from api.projection_rebuild import RebuildRefused
 from api.revocation import TokenNotFound
 from api.settings import Settings, SettingsError
 from domain.client import ClientCommandRejected
@@ -33,7 +39,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     configure_logging(settings)
     prepare(settings)
-    with embedded_broker(settings):
+    with embedded_broker(settings), metrics_directory(settings.workers):
         uvicorn.run(
             "api.app:create_app",
             factory=True,
@@ -43,10 +49,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             http="httptools",
             loop="uvloop",
             access_log=False,
+            log_config=None,  # each worker's create_app configures JSON logging
             log_level=settings.log_level,
             timeout_graceful_shutdown=10,
         )
     return 0
+
+
+@contextlib.contextmanager
+def metrics_directory(workers: int) -> Iterator[None]:
+    """With several workers, their metrics go to files in a fresh directory each scrape reads
+    (prometheus-client's multiprocess mode); the workers inherit the variable."""
+    if workers < 2 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="keyledger-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _common(parser: argparse.ArgumentParser, *, json: bool = True) -> argparse.ArgumentParser:
@@ -85,6 +108,11 @@ def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     register.set_defaults(func=c.cmd_register)
 
     list_ = sub.add_parser("list", help="list clients")
+    list_.add_argument(
+        "--as-of-copy",
+        metavar="COPY",
+        help="from a point-in-time copy (keyledger projections rebuild clients --until T)",
+    )
     list_.add_argument("--json", action="store_true")
     list_.set_defaults(func=c.cmd_list)
 
@@ -204,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     projections_status.add_argument("--json", action="store_true")
     projections_status.set_defaults(func=cmd_projections_status)
+    cli_projections.add_commands(projections_sub)
+    cli_analytics.add_commands(commands)
 
     _client_commands(commands)
 
@@ -255,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"keyledger: error: conflict: {exc}", file=sys.stderr)
     except (
         c.CliError,
+        RebuildRefused,
         ClientCommandRejected,
         InvalidClientSettings,
         SettingsError,

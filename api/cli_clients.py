@@ -24,6 +24,7 @@ from api.client_admin import (
     current_clients,
     parse_duration,
 )
+from api.projection_rebuild import copy_records
 from api.revocation import TokenRevoker
 from api.settings import Settings
 from api.timestamps import parse_rfc3339
@@ -110,7 +111,12 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with admin() as a:
-        records = [r.public_view() for r in current_clients(a.ledger).all()]
+        if args.as_of_copy:
+            copied = copy_records(a.ledger, args.as_of_copy, "clients")
+            ordered = sorted(copied, key=lambda r: (r.registered_at, r.client_id))
+            records = [r.public_view() for r in ordered]
+        else:
+            records = [r.public_view() for r in current_clients(a.ledger).all()]
     if args.json:
         print(json.dumps(records, indent=2))
         return 0

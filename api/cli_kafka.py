@@ -19,6 +19,7 @@ from adapters.alert_store import AlertStore
 from adapters.event_store import Ledger
 from adapters.kafka import EmbeddedBroker, port_open
 from adapters.relay_store import LostLock, relay_status, reset_position
+from api import logs
 from api.bootstrap import build_detector, build_relay, open_ledger, prepare, relay_name
 from api.projection_status import projection_status
 from api.settings import Settings
@@ -29,9 +30,7 @@ log = logging.getLogger("keyledger")
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure_logging(settings.log_level, json_lines=settings.log_format == "json")
 
 
 @contextmanager

@@ -17,8 +17,10 @@ from litestar import Request, Response, asgi, get
 from litestar.exceptions import MethodNotAllowedException
 from litestar.types import Receive, Scope, Send
 
+from adapters.metrics import TOKENS_ISSUED
 from api.client_auth import Credentials, extract_credentials
 from api.form import BodyTooLarge, parse_form, read_limited, require_form_content_type, single
+from api.logs import bind_client
 from api.observing import Observing
 from domain.oauth_errors import InvalidClient, InvalidRequest, UnsupportedGrantType
 from domain.policy import TokenRequest
@@ -98,6 +100,8 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
             scope=single(params, "scope"), resources=tuple(params.get("resource", ()))
         )
         issued = await issuer.issue(credentials, token_request, source_ip)
+    TOKENS_ISSUED.labels(credentials.client_id).inc()
+    bind_client(credentials.client_id)
     await send_json(send, issued.response_body())
 
 

@@ -7,9 +7,15 @@ from typing import Any
 
 from litestar.types import Scope
 
+from adapters.metrics import AUTHENTICATION_FAILURES, OAUTH_ERRORS, UNREGISTERED
 from api.client_auth import Credentials
+from api.logs import bind_client
 from domain.oauth_errors import OAuthError
-from domain.observations import SecurityObservation
+from domain.observations import (
+    AUTHENTICATION_FAILED,
+    AUTHENTICATION_FAILURE_REASONS,
+    SecurityObservation,
+)
 
 
 def _first(params: dict[str, list[str]], name: str) -> str | None:
@@ -52,6 +58,13 @@ class Observing:
     def _record(self, error: OAuthError) -> None:
         runtime: Any = self._scope["app"].state.runtime
         credentials = self.credentials
+        presented = credentials.client_id if credentials else _first(self.params, "client_id")
+        registered = presented is not None and runtime.view.get(presented) is not None
+        if presented is not None and registered:
+            bind_client(presented)
+        OAUTH_ERRORS.labels(
+            self._endpoint, error.error, presented if registered else UNREGISTERED
+        ).inc()
         client = self._scope.get("client")
         observation = SecurityObservation.of_error(
             error,
@@ -64,5 +77,9 @@ class Observing:
             requested_scope=_first(self.params, "scope"),
             requested_resources=tuple(self.params.get("resource", ())),
         )
-        if observation is not None:
-            runtime.observations.record(observation)
+        if observation is None:
+            return
+        if observation.kind == AUTHENTICATION_FAILED:
+            reason = error.reason if error.reason in AUTHENTICATION_FAILURE_REASONS else "other"
+            AUTHENTICATION_FAILURES.labels(reason).inc()
+        runtime.observations.record(observation)

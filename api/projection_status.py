@@ -9,6 +9,8 @@ from typing import Any
 from adapters.event_store import Ledger
 from adapters.projection_tables import clients_table
 from adapters.relay_store import relay_status
+from api.analytics import analytics_table
+from projections.analytics import ANALYTICS_TOPICS
 from projections.clients import CLIENT_TOPICS
 from projections.tokens import REVOKED_TOPICS, revoked_tokens_table
 
@@ -46,6 +48,7 @@ def projection_status(ledger: Ledger, relay_name: str, now: datetime) -> list[di
     tracked: list[tuple[str, int, Sequence[str]]] = [
         ("clients", clients_table(ledger.datastore).position(), CLIENT_TOPICS),
         ("revoked-tokens", revoked_tokens_table(ledger.datastore).position(), REVOKED_TOPICS),
+        ("analytics", analytics_table(ledger).position(), ANALYTICS_TOPICS),
         ("audit-relay", int(relay_status(ledger, relay_name)["position"]), ()),
     ]
     rows = []

@@ -34,6 +34,8 @@ class Settings:
     write_queue_max: int = 10_000
     db_pool_size: int = 5
     log_level: str = "info"
+    log_format: str = "json"
+    access_log: bool = True
     bench_skip_event_write: bool = False
     kafka_bootstrap: str | None = None
     embedded_broker_port: int = 9092
@@ -64,6 +66,10 @@ class Settings:
     detect_network_learning: int = 86_400
     detect_revoke_on_retired_secret: bool = False
     detect_session_timeout_ms: int = 10_000
+    analytics_in_serve: bool = True
+    analytics_interval: float = 1.0
+    rotation_policy_days: int = 90
+    dormant_days: int = 30
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +101,14 @@ class Settings:
             )
         if min(self.audit_topic_partitions, self.audit_topic_replicas, self.relay_batch_max) < 1:
             raise SettingsError("topic partitions, replicas and the relay batch must be positive")
+        if self.log_format not in ("json", "console"):
+            raise SettingsError("KEYLEDGER_LOG_FORMAT must be json or console")
+        if self.analytics_interval <= 0:
+            raise SettingsError("KEYLEDGER_ANALYTICS_INTERVAL must be positive")
+        if self.rotation_policy_days < 1 or self.dormant_days < 1:
+            raise SettingsError(
+                "KEYLEDGER_ROTATION_POLICY_DAYS and KEYLEDGER_DORMANT_DAYS must be at least 1"
+            )
         if self.quota_processes < 0:
             raise SettingsError(
                 "KEYLEDGER_QUOTA_PROCESSES must be 0 (this server's workers) or more"

@@ -91,6 +91,7 @@ def main() -> int:
         results.append(
             bench_variant("no-event-write", dsn, work, args, KEYLEDGER_BENCH_SKIP_EVENT_WRITE="1")
         )
+        results.append(bench_variant("no-access-log", dsn, work, args, KEYLEDGER_ACCESS_LOG="0"))
 
     print(
         f"\nPOST /oauth2/token, wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
@@ -101,8 +102,9 @@ def main() -> int:
         print(
             f"{r.label:<16}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}{r.stored!s:>9}"
         )
-    durable, bare = results
+    durable, bare, quiet = results
     print(f"durable / no-event-write = {durable.rps / bare.rps:.2f}")
+    print(f"durable with / without the access log = {durable.rps / quiet.rps:.2f}")
     ok = (
         durable.errors == 0
         and durable.stored is not None

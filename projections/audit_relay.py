@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
 
+from adapters.metrics import RELAY_PUBLISH_ERRORS, RELAY_PUBLISHED
 from adapters.relay_store import RelayStore
 from projections.audit_format import audit_message
 
@@ -89,6 +90,7 @@ class AuditRelay:
                 raise
             except Exception as exc:
                 self.publish_errors += 1
+                RELAY_PUBLISH_ERRORS.inc()
                 log.warning(
                     "audit relay: %s: %s; retrying from position %d in %.1f s",
                     type(exc).__name__,
@@ -117,6 +119,7 @@ class AuditRelay:
         await asyncio.to_thread(self._positions.advance, self.position, last)
         self.position = last
         self.published += len(batch)
+        RELAY_PUBLISHED.inc(len(batch))
         return len(batch)
 
     def _read(self) -> list[tuple[int, bytes, bytes]]:

@@ -39,7 +39,15 @@ class View(Protocol[R]):
 
     def replace(self, records: Iterable[R], position: int) -> None: ...
 
-    def apply(self, event: Any, notification_id: int) -> str | None: ...
+    def apply(self, event: Any, notification_id: int) -> str | tuple[str, ...] | None:
+        """Fold one event in; the key (or keys) of the records it changed."""
+
+
+def touched_keys(touched: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """What `View.apply` returned, as a tuple of keys."""
+    if touched is None:
+        return ()
+    return (touched,) if isinstance(touched, str) else touched
 
 
 class LogFollower(Generic[R]):
@@ -85,9 +93,7 @@ class LogFollower(Generic[R]):
                 batch = self._log.read(self._scanned, READ_BATCH, stop=head, topics=self._topics)
                 for notification in batch:
                     event = self._log.mapper.to_domain_event(notification)
-                    touched = self.view.apply(event, notification.id)
-                    if touched:
-                        self._unsaved.add(touched)
+                    self._unsaved.update(touched_keys(self.view.apply(event, notification.id)))
                 self._scanned = batch[-1].id if len(batch) == READ_BATCH else head
             self._save()
 

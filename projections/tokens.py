@@ -60,10 +60,11 @@ class RevokedTokenCodec:
         )
 
 
+REVOKED_TABLE, REVOKED_TRACKING = "keyledger_revoked_tokens", "revoked-tokens"
+
+
 def revoked_tokens_table(datastore: Any) -> ProjectionTable[RevokedToken]:
-    return projection_table(
-        datastore, "keyledger_revoked_tokens", "revoked-tokens", RevokedTokenCodec()
-    )
+    return projection_table(datastore, REVOKED_TABLE, REVOKED_TRACKING, RevokedTokenCodec())
 
 
 class RevokedTokensView:

@@ -64,5 +64,6 @@ def test_projections_status_on_an_empty_store_is_all_zero(tmp_path: Path) -> Non
     assert {(r["name"], r["lag_events"], r["head"]) for r in rows} == {
         ("clients", 0, 0),
         ("revoked-tokens", 0, 0),
+        ("analytics", 0, 0),
         ("audit-relay", 0, 0),
     }

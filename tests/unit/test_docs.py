@@ -94,3 +94,18 @@ def test_every_keyledger_command_shown_parses(document: Path) -> None:
 def test_the_examples_readmes_show_keyledger_commands() -> None:
     for readme in (ROOT / "examples").glob("*/README.md"):
         assert any(c.startswith("clients register") for c in keyledger_commands(readme)), readme
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    from dataclasses import fields
+
+    from api.settings import Settings
+
+    table = (ROOT / "README.md").read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`KEYLEDGER_(\w+)`", table))
+    missing = [
+        f.name
+        for f in fields(Settings)
+        if f.name.upper() not in documented and not f.name.startswith("detect_")
+    ]
+    assert missing == []

@@ -1,0 +1,237 @@
+"""`GET /admin/dashboard`: charts of token issuance, top clients, alerts and secret age.
+
+Plain server-rendered HTML. The data is embedded in the page as JSON; Chart.js (vendored under
+`api/static`, MIT) and the page's script are served by keyledger itself, so the page needs
+no CDN, and its Content-Security-Policy allows scripts from this origin only.
+
+Access: an admin access token, as `Authorization: Bearer ...` or from the login form. The
+form takes admin client credentials (or a token), gets a token the way the token endpoint
+would (the same checks, throttle and security observations; the token is a recorded
+`Issued` event), and keeps it in an HttpOnly, SameSite=Strict cookie scoped to the dashboard.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from litestar import Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+
+from api.analytics import AnalyticsReports
+from api.bearer_auth import BearerError
+from api.client_admin import ADMIN_SCOPE
+from api.client_auth import Credentials
+from api.observing import Observing
+from domain.oauth_errors import OAuthError
+from domain.policy import TokenRequest
+
+STATIC = Path(__file__).parent / "static"
+CHART_JS = "chart-4.6.1.umd.min.js"
+COOKIE = "kl_dashboard"
+PATH = "/admin/dashboard"
+TOP = 8
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+
+static_files = create_static_files_router(
+    path=f"{PATH}/static", directories=[STATIC], include_in_schema=False
+)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><link rel='icon' href='data:,'>"
+        f"<link rel='stylesheet' href='{PATH}/static/dashboard.css'></head>"
+        f"<body>{body}</body></html>"
+    )
+
+
+def login_page(error: str | None = None, status: int = 401) -> Response[str]:
+    message = f"<p class='error'>{html.escape(error)}</p>" if error else ""
+    form = (
+        "<div class='login'><h1>keyledger dashboard</h1>"
+        "<p class='hint'>Sign in with an admin client (scope keyledger:admin), or paste an "
+        "admin access token.</p>"
+        f"{message}<form method='post' action='{PATH}/login'>"
+        "<label>client id<input name='client_id' autocomplete='username'></label>"
+        "<label>client secret<input name='client_secret' type='password' "
+        "autocomplete='current-password'></label>"
+        "<label>or an access token<input name='token' type='password'></label>"
+        "<button type='submit'>Sign in</button></form></div>"
+    )
+    headers = HEADERS | {"WWW-Authenticate": 'Bearer realm="keyledger"'}
+    return Response(
+        _page("keyledger: sign in", form),
+        status_code=status,
+        media_type="text/html",
+        headers=headers,
+    )
+
+
+def _label(client_id: str, name: str | None) -> str:
+    return f"{name or '?'} ({client_id[:8]})"
+
+
+def dashboard_data(
+    reports: AnalyticsReports,
+    alerts: list[Any],
+    now: datetime,
+    rotation_days: int,
+    dormant_days: int,
+) -> dict[str, Any]:
+    """What the charts draw: the last 24 hours by hour, top clients, alerts, secret ages."""
+    since = now - timedelta(hours=23)
+    hours = [(since + timedelta(hours=i)).strftime("%Y-%m-%dT%H") for i in range(24)]
+    buckets = reports.issuance("hour", since, now)["buckets"]
+    top = reports.top(since, now, TOP)["clients"]
+    leaders = [c["client_id"] for c in top]
+    series: dict[str, list[int]] = {cid: [0] * 24 for cid in leaders}
+    other = [0] * 24
+    for b in buckets:
+        if b["bucket"] not in hours:
+            continue
+        slot = hours.index(b["bucket"])
+        series.get(b["client_id"], other)[slot] += b["issued"]
+    names = {c["client_id"]: c["client_name"] for c in top}
+    issuance = [{"label": _label(cid, names.get(cid)), "counts": series[cid]} for cid in leaders]
+    if any(other):
+        issuance.append({"label": "other clients", "counts": other})
+    by_severity: dict[str, list[int]] = {}
+    for alert in alerts:
+        label = alert.last_seen.strftime("%Y-%m-%dT%H")
+        if label in hours:
+            by_severity.setdefault(alert.severity, [0] * 24)[hours.index(label)] += 1
+    clients = reports.clients(now, rotation_days, dormant_days)
+    return {
+        "hours": hours,
+        "issuance": issuance,
+        "top": [
+            {"label": _label(c["client_id"], c["client_name"]), "issued": c["issued"]} for c in top
+        ],
+        "alerts": [{"severity": s, "counts": c} for s, c in sorted(by_severity.items())],
+        "secrets": [
+            {
+                "label": _label(c["client_id"], c["name"]),
+                "age_days": c["secret_age_days"],
+                "rotation_due": c["rotation_due"],
+            }
+            for c in clients["clients"]
+        ],
+        "rotation_days": rotation_days,
+        "by_status": clients["by_status"],
+        "dormant": sum(1 for c in clients["clients"] if c["dormant"]),
+        "rotation_due": sum(1 for c in clients["clients"] if c["rotation_due"]),
+    }
+
+
+def _embed(data: dict[str, Any]) -> str:
+    """JSON that cannot end its <script> element early, whatever names clients have."""
+    text = json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f"<script id='dashboard-data' type='application/json'>{text}</script>"
+
+
+def _charts_page(data: dict[str, Any], admin: str) -> str:
+    status = ", ".join(f"{html.escape(k)}: {v}" for k, v in data["by_status"].items())
+    sections = "".join(
+        f"<section><h2>{title}</h2><div class='chart'><canvas id='{cid}'></canvas></div></section>"
+        for cid, title in (
+            ("issuance", "Tokens issued per hour, last 24 h, per client"),
+            ("top-clients", "Top clients, last 24 h"),
+            ("alerts", "Alerts per hour, last 24 h"),
+            ("secret-age", "Secret age per client (days)"),
+        )
+    )
+    body = (
+        f"<header><h1>keyledger</h1><form method='post' action='{PATH}/logout'>"
+        f"<span>{html.escape(admin)}</span> <button type='submit'>Sign out</button></form></header>"
+        f"<p class='summary'><span>clients: {status}</span>"
+        f"<span>rotation due: {data['rotation_due']}</span>"
+        f"<span>dormant: {data['dormant']}</span></p>"
+        f"<main>{sections}</main>{_embed(data)}"
+        f"<script src='{PATH}/static/{CHART_JS}'></script>"
+        f"<script src='{PATH}/static/dashboard.js'></script>"
+    )
+    return _page("keyledger dashboard", body)
+
+
+def _authorization(request: Request[Any, Any, Any]) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        return header
+    cookie = request.cookies.get(COOKIE)
+    return f"Bearer {cookie}" if cookie else None
+
+
+@get(PATH, sync_to_thread=True, include_in_schema=False)
+def dashboard(request: Request[Any, Any, Any]) -> Response[str]:
+    runtime = request.app.state.runtime
+    authorization = _authorization(request)
+    if authorization is None:
+        return login_page()
+    try:
+        claims = runtime.admin_verifier.verify(authorization)
+    except BearerError as refused:
+        return login_page(f"Sign in again ({refused.description}).")
+    settings, now = runtime.settings, runtime.clock.now()
+    data = dashboard_data(
+        AnalyticsReports(runtime.ledger),
+        runtime.alerts.alerts(since=now - timedelta(hours=24), limit=1000),
+        now,
+        settings.rotation_policy_days,
+        settings.dormant_days,
+    )
+    page = _charts_page(data, f"admin {claims['client_id']}")
+    return Response(page, media_type="text/html", headers=HEADERS)
+
+
+@post(f"{PATH}/login", include_in_schema=False, status_code=303)
+async def login(
+    request: Request[Any, Any, Any],
+    data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Response[Any]:
+    runtime = request.app.state.runtime
+    token, lifetime = (data.get("token") or "").strip(), 300
+    if not token:
+        client_id, secret = (data.get("client_id") or "").strip(), data.get("client_secret") or ""
+        if not client_id or not secret:
+            return login_page("Give a client id and secret, or a token.")
+        peer = request.scope.get("client")
+        try:
+            with Observing(request.scope, f"{PATH}/login") as seen:
+                seen.credentials = Credentials(client_id, secret, "client_secret_post")
+                issued = await runtime.issuer.issue(
+                    seen.credentials, TokenRequest(scope=ADMIN_SCOPE), peer[0] if peer else None
+                )
+        except OAuthError as refused:
+            if refused.error == "too_many_requests":
+                return login_page("Too many attempts; try again later.", status=429)
+            return login_page("Those are not the credentials of an admin client.")
+        token, lifetime = issued.access_token, issued.expires_in
+    try:
+        runtime.admin_verifier.verify(f"Bearer {token}")
+    except BearerError:
+        return login_page("That token is not a valid admin token.")
+    secure = runtime.settings.issuer_url.startswith("https://")
+    redirect = Redirect(PATH, status_code=303, headers={"Cache-Control": "no-store"})
+    redirect.set_cookie(
+        COOKIE, token, max_age=lifetime, path=PATH, httponly=True, samesite="strict", secure=secure
+    )
+    return redirect
+
+
+@post(f"{PATH}/logout", include_in_schema=False, status_code=303)
+async def logout() -> Response[Any]:
+    redirect = Redirect(PATH, status_code=303)
+    redirect.delete_cookie(COOKIE, path=PATH)
+    return redirect
