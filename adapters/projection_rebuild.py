@@ -119,14 +119,36 @@ class RebuildTables:
             )
         return head
 
+    def head(self, curs: Any) -> int:
+        events = self.recorder.events_table_name
+        query = "SELECT max(notification_id) AS head FROM {0}"
+        curs.execute(
+            self._sql(query if self.postgres else query.replace("notification_id", "rowid"), events)
+        )
+        head: int = curs.fetchone()["head"] or 0
+        return head
+
     def _delta(
         self, curs: Any, after: int, topics: Sequence[str]
     ) -> tuple[int, list[Notification]]:
         """The head of the log and the events of `topics` after `after`, read in `curs`."""
+        head = self.head(curs)
+        return head, self._window(curs, after, head, topics)
+
+    def window(self, after: int, upto: int, topics: Sequence[str]) -> list[Notification]:
+        """The events of `topics` with positions in (after, upto], in order.
+
+        A replay reads the log in such windows of positions: an index range each, where a
+        `LIMIT` with a topic filter lets the planner sort whatever is left of the table, again
+        for every batch (it made rebuilds quadratic)."""
+        with self.datastore.transaction(commit=False) as curs:
+            return self._window(curs, after, upto, topics)
+
+    def _window(
+        self, curs: Any, after: int, upto: int, topics: Sequence[str]
+    ) -> list[Notification]:
         events = self.recorder.events_table_name
         if self.postgres:
-            curs.execute(self._sql("SELECT max(notification_id) AS head FROM {0}", events))
-            head = curs.fetchone()["head"] or 0
             curs.execute(
                 self._sql(
                     "SELECT notification_id AS id, originator_id, originator_version, topic, "
@@ -134,11 +156,9 @@ class RebuildTables:
                     "AND topic = ANY(%s) ORDER BY notification_id",
                     events,
                 ),
-                (after, head, list(topics)),
+                (after, upto, list(topics)),
             )
         else:
-            curs.execute(self._sql("SELECT max(rowid) AS head FROM {0}", events))
-            head = curs.fetchone()["head"] or 0
             curs.execute(
                 self._sql(
                     "SELECT rowid AS id, originator_id, originator_version, topic, state "
@@ -146,10 +166,10 @@ class RebuildTables:
                     "AND topic IN (SELECT value FROM json_each(%s)) ORDER BY rowid",
                     events,
                 ),
-                (after, head, json.dumps(list(topics))),
+                (after, upto, json.dumps(list(topics))),
             )
         convert = getattr(self.recorder, "convert_originator_id", lambda value: value)
-        return head, [
+        return [
             Notification(
                 id=r["id"],
                 originator_id=convert(r["originator_id"]),

@@ -22,7 +22,8 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.analytics import AnalyticsReports
 from api.bearer_auth import BearerError
-from api.client_admin import ClientAdmin, ConcurrentChange, parse_duration
+from api.client_admin import ClientAdmin, ClientNotFound, ConcurrentChange, parse_duration
+from api.projection_rebuild import RebuildRefused, copy_records
 from api.timestamps import parse_rfc3339
 from domain.client import Client
 from domain.client_settings import DEFAULT_TOKEN_TTL, ClientSettings, InvalidClientSettings
@@ -144,9 +145,20 @@ class AdminClientsController(Controller):
         created = _admin(request).register(settings, actor=_actor(request), reason=data.reason)
         return {**_view(request, created.client_id), "client_secret": created.client_secret}
 
-    @get("/", sync_to_thread=True, summary="List clients")
-    def list_clients(self, request: Request[Any, Any, Any]) -> list[Body]:
-        return [r.public_view() for r in request.app.state.runtime.view.all()]
+    @get("/", sync_to_thread=True, summary="List clients, now or from a point-in-time copy")
+    def list_clients(
+        self, request: Request[Any, Any, Any], as_of_copy: FromQuery[str | None] = None
+    ) -> list[Body]:
+        runtime = request.app.state.runtime
+        if as_of_copy is None:
+            return [r.public_view() for r in runtime.view.all()]
+        try:
+            copied = copy_records(runtime.ledger, as_of_copy, "clients")
+        except RebuildRefused as missing:
+            raise ClientNotFound(str(missing)) from None
+        return [
+            r.public_view() for r in sorted(copied, key=lambda r: (r.registered_at, r.client_id))
+        ]
 
     @get("/{client_id:str}", sync_to_thread=True, summary="A client, now or as it was ?at=RFC3339")
     def show(

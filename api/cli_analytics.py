@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from api.analytics import AnalyticsReports, refresh
+from api.analytics import AnalyticsKeeper, AnalyticsReports, refresh
+from api.bootstrap import prepare
+from api.cli_kafka import configure_logging
 from api.cli_projections import open_ledger_here
 from api.settings import Settings
 from api.timestamps import parse_rfc3339
+
+log = logging.getLogger("keyledger")
 
 
 def _window(args: argparse.Namespace, default: timedelta) -> tuple[datetime, datetime]:
@@ -106,6 +113,23 @@ def cmd_clients(args: argparse.Namespace) -> int:
     return _print(args, report, table, rows)
 
 
+def cmd_keep(args: argparse.Namespace) -> int:
+    """Keep the analytics table (when `serve` does not: KEYLEDGER_ANALYTICS_IN_SERVE=false)."""
+    settings = Settings.from_env()
+    configure_logging(settings)
+    prepare(settings)
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    with open_ledger_here() as ledger:
+        keeper = AnalyticsKeeper(ledger, interval=settings.analytics_interval)
+        keeper.start()
+        log.info("keeping the analytics table (one keeper at a time; others stand by)")
+        stopped.wait()
+        keeper.stop()
+    return 0
+
+
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     analytics = commands.add_parser("analytics", help="token issuance, secret age, dormant clients")
     sub = analytics.add_subparsers(dest="analytics_command", required=True)
@@ -127,3 +151,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     for parser, func in ((issuance, cmd_issuance), (top, cmd_top), (clients, cmd_clients)):
         parser.add_argument("--json", action="store_true")
         parser.set_defaults(func=func)
+    keep = sub.add_parser(
+        "keep", help="follow the log into the analytics table, as its own process (until SIGTERM)"
+    )
+    keep.set_defaults(func=cmd_keep)

@@ -12,18 +12,20 @@ an end-to-end test reads every line of a run for them.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import secrets
 import sys
 import time
-import uuid
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
-from litestar.middleware import MiddlewareProtocol
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapters.metrics import REQUEST_SECONDS
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 access = structlog.stdlib.get_logger("keyledger.access")
@@ -33,7 +35,7 @@ def configure_logging(level: str, json_lines: bool = True) -> None:
     """Route every stdlib logger through structlog's formatter: JSON lines (or, for a
     terminal, structlog's console renderer)."""
     shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+        _request_context,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -65,50 +67,94 @@ def configure_logging(level: str, json_lines: bool = True) -> None:
     )
 
 
+# Plain context variables (one `set` each per request) rather than structlog's bound
+# contextvars, which cost several microseconds on every token request.
+_REQUEST_ID: ContextVar[str | None] = ContextVar("keyledger_request_id", default=None)
+_CLIENT_ID: ContextVar[str | None] = ContextVar("keyledger_client_id", default=None)
+
+
+def _request_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: the current request's id and client id, when there are."""
+    request_id = _REQUEST_ID.get()
+    if request_id is not None:
+        event["request_id"] = request_id
+        client_id = _CLIENT_ID.get()
+        if client_id is not None:
+            event["client_id"] = client_id
+    return event
+
+
 def bind_client(client_id: str) -> None:
     """Say which (registered) client the current request is about, in its log lines."""
-    structlog.contextvars.bind_contextvars(client_id=client_id)
+    _CLIENT_ID.set(client_id)
 
 
-class RequestLogging(MiddlewareProtocol):
-    """A request id per request, in every line logged for it and in `X-Request-Id`; with
-    `access_log`, one line per request (method, route, status, milliseconds)."""
+class Observed:
+    """The outermost ASGI layer (around Litestar's own handler, not a per-route middleware):
+    a request id per request, in every line logged for it and in `X-Request-Id`; with
+    `access_log`, one line per request; and the request-latency histogram. Kept cheap: it
+    runs for every token request."""
 
     def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
         self.app = app
         self.access_log = access_log
+        self._prefix = secrets.token_hex(4)  # ids unique across processes and replicas
+        self._count = itertools.count(1)
+        self._histograms: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        offered = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-        text = offered.decode("latin-1")
-        request_id = text if REQUEST_ID.fullmatch(text) else uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id = self._request_id(scope)
+        request_token = _REQUEST_ID.set(request_id)
+        client_token = _CLIENT_ID.set(None)
         status = 500
         started = time.perf_counter()
+        header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableScopeHeaders.from_message(message)["X-Request-Id"] = request_id
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            claims = scope.get("state", {}).get("admin_claims")  # set by the admin guard
-            if claims:
-                bind_client(str(claims["client_id"]))
-            if self.access_log:
+            elapsed = time.perf_counter() - started
+            route = scope.get("path_template") or "unmatched"
+            method = scope.get("method", "")
+            histogram = self._histograms.get((route, method))
+            if histogram is None:  # one child per route and method, looked up once
+                histogram = self._histograms[(route, method)] = REQUEST_SECONDS.labels(
+                    route, method
+                )
+            histogram.observe(elapsed)
+            if self.access_log and _access_enabled():
+                claims = scope.get("state", {}).get("admin_claims")  # set by the admin guard
+                if claims:
+                    bind_client(str(claims["client_id"]))
                 access.info(
                     "request",
-                    method=scope.get("method", ""),
-                    route=scope.get("path_template") or "unmatched",
+                    method=method,
+                    route=route,
                     status=status,
-                    ms=round((time.perf_counter() - started) * 1000, 2),
+                    ms=round(elapsed * 1000, 2),
                 )
-            structlog.contextvars.clear_contextvars()
+            _CLIENT_ID.reset(client_token)
+            _REQUEST_ID.reset(request_token)
+
+    def _request_id(self, scope: Scope) -> str:
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                offered = value.decode("latin-1")
+                if REQUEST_ID.fullmatch(offered):
+                    return offered
+                break
+        return f"{self._prefix}-{next(self._count):x}"
+
+
+def _access_enabled() -> bool:
+    return logging.getLogger("keyledger.access").isEnabledFor(logging.INFO)

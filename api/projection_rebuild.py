@@ -7,8 +7,11 @@ table has the live name) while a rebuild runs; the swap is one transaction.
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,15 +58,35 @@ def spec_named(name: str) -> ProjectionSpec[Any]:
         raise RebuildRefused(f"no projection named {name!r} (known: {known})") from None
 
 
+@contextmanager
+def _no_garbage_collection() -> Iterator[None]:
+    """A replay allocates millions of objects and no reference cycles: the cyclic collector
+    would only walk the growing heap again and again (a fifth of a rebuild's time)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _replay(ledger: Ledger, replay: Replay[Any], progress: Progress) -> int:
-    """Fold every event of the projection's topics up to the head; the position reached."""
-    head, after = ledger.head(), 0
+    """Fold every event of the projection's topics up to the head; the position reached.
+
+    The log is read in windows of `BATCH` positions, the next one on another thread (and
+    connection) while this one folds: the database driver lets go of the GIL while it waits."""
+    tables = RebuildTables(ledger)
+    head, topics = ledger.head(), replay.spec.topics
     progress(0, head)
-    while after < head:
-        batch = ledger.read(after, BATCH, stop=head, topics=replay.spec.topics)
-        replay.fold(batch)
-        after = batch[-1].id if len(batch) == BATCH else head
-        progress(after, head)
+    reading = ThreadPoolExecutor(1, thread_name_prefix="replay-read")
+    with reading as reader, _no_garbage_collection():
+        windows = [(a, min(a + BATCH, head)) for a in range(0, head, BATCH)]
+        pending = [reader.submit(tables.window, a, b, topics) for a, b in windows[:1]]
+        for i, (_, upto) in enumerate(windows):
+            batch = pending.pop().result()
+            if i + 1 < len(windows):
+                pending.append(reader.submit(tables.window, *windows[i + 1], topics))
+            replay.fold(batch)
+            progress(upto, head)
     return head
 
 

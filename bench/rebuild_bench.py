@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from adapters.client_secrets import SecretHasher
@@ -26,7 +25,7 @@ from api.client_admin import ClientAdmin
 from api.projection_rebuild import RebuildReport, copy_until, rebuild
 from bench.common import arguments, fresh_database
 from domain.client_settings import ClientSettings
-from domain.token import IssuedToken
+from tests.backlog import issued_event
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 DAYS = 30
@@ -48,24 +47,11 @@ def fill(dsn: str, events: int, clients: int) -> None:
         for start in range(0, events, CHUNK):
             batch = []
             for i in range(start, min(start + CHUNK, events)):
-                at = START + step * i
-                batch.append(
-                    IssuedToken.issue(
-                        jti=str(uuid.uuid4()),
-                        client_id=ids[i % clients],
-                        scopes=["read"] if i % 3 else ["read", "write"],
-                        audience=["https://api.example"],
-                        issued_at=at,
-                        expires_at=at + timedelta(minutes=5),
-                        kid="k",
-                        client_version=1,
-                        secret_generation=1,
-                        auth_method="client_secret_basic",
-                    )
-                )
+                scopes = ["read"] if i % 3 else ["read", "write"]
+                batch.append(issued_event(ids[i % clients], START + step * i, scopes))
             ledger.append(batch)
-            print(f"\rfilled {min(start + CHUNK, events):,} / {events:,}", end="", flush=True)
-        print()
+            if (start // CHUNK) % 20 == 19:
+                print(f"filled {start + CHUNK:,} / {events:,}", flush=True)
     finally:
         ledger.close()
 

@@ -17,6 +17,7 @@ from adapters.projection_tables import ProjectionTable
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 READ_BATCH = 1000
+READ_WINDOW = 10_000
 
 
 class NotificationLog(Protocol):
@@ -90,11 +91,14 @@ class LogFollower(Generic[R]):
         with self._lock:
             head = self._log.head()
             while self._scanned < head:
-                batch = self._log.read(self._scanned, READ_BATCH, stop=head, topics=self._topics)
+                # A bounded range of positions per query: with only `LIMIT` and a topic filter
+                # the planner may sort the rest of the table for every batch.
+                upto = min(head, self._scanned + READ_WINDOW)
+                batch = self._log.read(self._scanned, READ_BATCH, stop=upto, topics=self._topics)
                 for notification in batch:
                     event = self._log.mapper.to_domain_event(notification)
                     self._unsaved.update(touched_keys(self.view.apply(event, notification.id)))
-                self._scanned = batch[-1].id if len(batch) == READ_BATCH else head
+                self._scanned = batch[-1].id if len(batch) == READ_BATCH else upto
             self._save()
 
     def _save(self) -> None:

@@ -11,12 +11,14 @@ from domain.token import IssuedToken
 CHUNK = 2000
 
 
-def issued_event(client_id: str, now: datetime) -> IssuedToken.Issued:
-    """One `TokenIssued` event of a client, valid for an hour from `now`."""
+def issued_event(
+    client_id: str, now: datetime, scopes: list[str] | None = None, jti: str | None = None
+) -> IssuedToken.Issued:
+    """One `TokenIssued` event of a client (scope `a` unless given), valid for an hour."""
     return IssuedToken.issue(
-        jti=str(uuid.uuid4()),
+        jti=jti or str(uuid.uuid4()),
         client_id=client_id,
-        scopes=["a"],
+        scopes=scopes or ["a"],
         audience=["https://api.example"],
         issued_at=now,
         expires_at=now + timedelta(hours=1),

@@ -11,6 +11,7 @@ import pytest
 
 from adapters.clock import FixedClock
 from api.analytics import analytics_table
+from api.projection_rebuild import copy_until
 from api.settings import Settings
 from tests.integration.helpers import basic, running
 from tests.integration.test_admin_api import START, Admin, new_client
@@ -128,3 +129,17 @@ async def test_bad_report_requests_are_422_invalid_request(admin: Admin, query: 
 async def test_reports_need_an_admin_token(admin: Admin) -> None:
     response = await admin.http.get("/admin/analytics/clients")
     assert response.status_code == 401
+
+
+async def test_clients_can_be_listed_from_a_point_in_time_copy(admin: Admin) -> None:
+    await new_client(admin, name="early")
+    moment = admin.clock.now()
+    admin.clock.advance(60)
+    await new_client(admin, name="late")
+    copy = copy_until(admin.runtime.ledger, "clients", moment, admin.clock.now(), lambda d, h: None)
+
+    listed = await admin.call("GET", f"/admin/clients?as_of_copy={copy.copy}")
+    missing = await admin.call("GET", "/admin/clients?as_of_copy=clients@20200101T000000Z")
+
+    assert sorted(c["name"] for c in listed.json()) == ["early", "ops"]
+    assert (missing.status_code, missing.json()["error"]) == (404, "not_found")

@@ -20,9 +20,10 @@ from api.client_admin import ClientAdmin
 from api.projection_rebuild import copy_records, copy_until, rebuild
 from domain.client import ClientCommandRejected
 from domain.client_settings import ClientSettings
-from domain.token import IssuedToken, token_id
+from domain.token import token_id
 from projections.analytics import AnalyticsCodec, AnalyticsView
 from projections.replay import occurred_at
+from tests.backlog import issued_event
 
 START = datetime(2026, 11, 20, 22, tzinfo=UTC)  # two hours before midnight: days change
 STEPS = st.lists(
@@ -69,22 +70,7 @@ def test_rebuilt_and_copied_analytics_equal_the_live_and_cut_folds(
                     clients.append(admin.register(settings_, actor="t").client_id)
                 elif step == "issue":
                     jti = str(uuid.uuid4())
-                    ledger.append(
-                        [
-                            IssuedToken.issue(
-                                jti=jti,
-                                client_id=client_id,
-                                scopes=scopes,
-                                audience=["https://api.example"],
-                                issued_at=now,
-                                expires_at=now + timedelta(hours=1),
-                                kid="k",
-                                client_version=1,
-                                secret_generation=1,
-                                auth_method="client_secret_basic",
-                            )
-                        ]
-                    )
+                    ledger.append([issued_event(client_id, now, scopes, jti)])
                     tokens.append(jti)
                 elif step == "revoke" and tokens:
                     token = ledger.repository.get(token_id(tokens[which % len(tokens)]))

@@ -19,6 +19,7 @@ from projections.analytics import (
     clients_report,
     top_clients,
 )
+from tests.backlog import issued_event
 
 T0 = datetime(2026, 11, 20, 10, 30, tzinfo=UTC)
 
@@ -39,19 +40,7 @@ def registered(name: str = "billing") -> Client.Registered:
 
 
 def issued(client_id: str, at: datetime, scopes: list[str] | None = None) -> IssuedToken.Issued:
-    token = IssuedToken.issue(
-        jti=str(uuid.uuid4()),
-        client_id=client_id,
-        scopes=scopes or ["a"],
-        audience=["https://api.example"],
-        issued_at=at,
-        expires_at=at + timedelta(minutes=5),
-        kid="k",
-        client_version=1,
-        secret_generation=1,
-        auth_method="client_secret_basic",
-    )
-    return token
+    return issued_event(client_id, at, scopes)
 
 
 def test_a_token_counts_in_its_hour_and_day_with_scopes_and_audiences() -> None:
