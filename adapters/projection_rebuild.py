@@ -20,12 +20,11 @@ from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Composable, Identifier
 
-from adapters.projection_tables import TRACKING_TABLE
+from adapters.projection_tables import TRACKING_TABLE, UPSERT, row_columns
 
 Row = tuple[str, str, str]  # key, status, record (JSON)
 Fold = Callable[[Sequence[Notification]], Sequence[Row]]
 
-_ROWS = "(key text PRIMARY KEY, status text NOT NULL, record text NOT NULL)"
 _COPIES = (
     "CREATE TABLE IF NOT EXISTS keyledger_projection_copies ("
     "name text PRIMARY KEY, projection text NOT NULL, table_name text NOT NULL, "
@@ -58,8 +57,7 @@ class RebuildTables:
     def create_fresh(self, table: str) -> None:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(self._sql("DROP TABLE IF EXISTS {0}", table))
-            rows = _ROWS.replace("key text", 'key text COLLATE "C"') if self.postgres else _ROWS
-            curs.execute(self._sql("CREATE TABLE {0} " + rows, table))
+            curs.execute(self._sql("CREATE TABLE {0} " + row_columns(self.postgres), table))
 
     def insert(self, table: str, rows: Sequence[Row]) -> None:
         """Rows into a fresh table (PostgreSQL: COPY, several times faster than INSERTs)."""
@@ -226,7 +224,4 @@ class RebuildTables:
             )
 
 
-_UPSERT = (
-    "INSERT INTO {0} (key, status, record) VALUES (%s, %s, %s) "
-    "ON CONFLICT (key) DO UPDATE SET status = excluded.status, record = excluded.record"
-)
+_UPSERT = UPSERT.replace("{1}", "%s")  # the projection tables' own upsert, `%s` marks

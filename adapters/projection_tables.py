@@ -91,11 +91,15 @@ class _Operations(Generic[R]):
         return True
 
 
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS {0} "
-    "(key text PRIMARY KEY, status text NOT NULL, record text NOT NULL)"
-)
-_UPSERT = (
+def row_columns(postgres: bool) -> str:
+    """A projection table's columns. On PostgreSQL keys compare byte by byte (not by the
+    database's locale), so a key range is a time range."""
+    collate = ' COLLATE "C"' if postgres else ""
+    return f"(key text{collate} PRIMARY KEY, status text NOT NULL, record text NOT NULL)"
+
+
+_DDL = "CREATE TABLE IF NOT EXISTS {0} " + row_columns(postgres=False)
+UPSERT = (
     "INSERT INTO {0} (key, status, record) VALUES ({1}, {1}, {1}) "
     "ON CONFLICT (key) DO UPDATE SET status = excluded.status, record = excluded.record"
 )
@@ -109,11 +113,9 @@ class PostgresProjectionTable(_Operations[R], PostgresTrackingRecorder):
         super().__init__(datastore, tracking_table_name=TRACKING_TABLE)
         self.projection, self.codec = projection, codec
         name = Identifier(datastore.schema, table)
-        # Byte order for keys (not the database's locale), so a key range is a time range.
-        self.sql_create_statements.append(
-            SQL(_DDL.replace("key text", 'key text COLLATE "C"')).format(name)
-        )
-        self._upsert_sql = SQL(_UPSERT.replace("{1}", "%s")).format(name)
+        ddl = "CREATE TABLE IF NOT EXISTS {0} " + row_columns(postgres=True)
+        self.sql_create_statements.append(SQL(ddl).format(name))
+        self._upsert_sql = SQL(UPSERT.replace("{1}", "%s")).format(name)
         self._select_sql = SQL("SELECT record FROM {0}").format(name)
         self._range_sql = SQL(_RANGE.replace("?", "%s")).format(name)
 
@@ -125,7 +127,7 @@ class SQLiteProjectionTable(_Operations[R], SQLiteTrackingRecorder):
         self.table, self.projection, self.codec = table, projection, codec
         super().__init__(datastore)
         self._select_sql = f"SELECT record FROM {table}"  # noqa: S608 - a constant name
-        self._upsert_sql = _UPSERT.format(table, "?").replace("{1}", "?")
+        self._upsert_sql = UPSERT.format(table, "?").replace("{1}", "?")
         self._range_sql = _RANGE.format(table)
 
     def construct_create_table_statements(self) -> list[str]:

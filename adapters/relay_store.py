@@ -19,11 +19,12 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
 import psycopg
 from eventsourcing.persistence import Notification
 from psycopg import sql
+
+from adapters.named_lock import sqlite_path
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS keyledger_relay_positions ("
@@ -186,16 +187,9 @@ class SqliteRelayStore:
         return self._log.read(after, limit)
 
 
-def _sqlite_path(database_url: str) -> Path | None:
-    url = urlsplit(database_url)
-    if url.scheme != "sqlite":
-        return None
-    return Path(unquote(url.path[1:] if url.path.startswith("/") else url.path))
-
-
 def relay_store(ledger: Any, name: str) -> RelayStore:
     """The relay's view of the event store `ledger` (an `adapters.event_store.Ledger`)."""
-    path = _sqlite_path(ledger.database_url)
+    path = sqlite_path(ledger.database_url)
     if path is not None:
         return SqliteRelayStore(path, name, ledger)
     recorder = ledger.recorder
@@ -236,7 +230,7 @@ def relay_status(ledger: Any, name: str) -> dict[str, Any]:
 
 def _read_position_unlocked(ledger: Any, name: str) -> int:
     query = "SELECT position FROM keyledger_relay_positions WHERE name = "
-    path = _sqlite_path(ledger.database_url)
+    path = sqlite_path(ledger.database_url)
     if path is not None:
         with contextlib.closing(sqlite3.connect(path)) as db:
             row = db.execute(query + "?", (name,)).fetchone()
