@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
 from litestar.handlers import BaseRouteHandler
@@ -25,7 +25,7 @@ from api.bearer_auth import BearerError
 from api.client_admin import ClientAdmin, ClientNotFound, ConcurrentChange, parse_duration
 from api.projection_rebuild import RebuildRefused, copy_records
 from api.timestamps import parse_rfc3339
-from domain.client import Client
+from domain.client import AUTH_METHODS, CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT, Client
 from domain.client_settings import DEFAULT_TOKEN_TTL, ClientSettings, InvalidClientSettings
 from projections.anomaly_detection import RULES
 
@@ -50,6 +50,14 @@ class NewClient(msgspec.Struct, forbid_unknown_fields=True):
     default_scopes: list[str] | None = None
     token_ttl: int = DEFAULT_TOKEN_TTL
     audiences: list[str] = []
+    reason: str | None = None
+    # RFC 7591 §2: client_secret_basic (a generated secret) or private_key_jwt (with jwks).
+    token_endpoint_auth_method: str = CLIENT_SECRET_BASIC
+    jwks: dict[str, Any] | None = None
+
+
+class NewKeys(msgspec.Struct, forbid_unknown_fields=True):
+    jwks: dict[str, Any]
     reason: str | None = None
 
 
@@ -142,6 +150,18 @@ class AdminClientsController(Controller):
             token_ttl=data.token_ttl,
             audiences=data.audiences,
         )
+        method = data.token_endpoint_auth_method
+        if method not in AUTH_METHODS:
+            raise InvalidClientSettings(
+                f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}"
+            )
+        if (method == PRIVATE_KEY_JWT) != (data.jwks is not None):
+            raise InvalidClientSettings("jwks goes with token_endpoint_auth_method=private_key_jwt")
+        if data.jwks is not None:
+            client_id = _admin(request).register_with_keys(
+                settings, data.jwks, actor=_actor(request), reason=data.reason
+            )
+            return _view(request, client_id)
         created = _admin(request).register(settings, actor=_actor(request), reason=data.reason)
         return {**_view(request, created.client_id), "client_secret": created.client_secret}
 
@@ -241,6 +261,23 @@ class AdminClientsController(Controller):
             "client_secret": created.client_secret,
             "secret_generation": created.generation,
         }
+
+    @put(
+        "/{client_id:str}/jwks",
+        sync_to_thread=True,
+        summary="Replace a private_key_jwt client's public keys (a JWK Set)",
+    )
+    def replace_keys(
+        self, request: Request[Any, Any, Any], client_id: FromPath[str], data: JSONBody[NewKeys]
+    ) -> Body:
+        _admin(request).replace_keys(
+            client_id,
+            data.jwks,
+            actor=_actor(request),
+            reason=data.reason,
+            expected_version=_expected_version(request),
+        )
+        return _view(request, client_id)
 
     def _command(
         self,

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.alert_store import AlertStore
+from adapters.assertion_ids import UsedAssertionIds
 from adapters.async_group_commit import AsyncPostgresGroupCommitter
+from adapters.client_assertion import AssertionRules, AssertionVerifier
 from adapters.client_secrets import SecretHasher, load_or_create_pepper
 from adapters.clock import SystemClock
 from adapters.event_store import Ledger
@@ -185,11 +187,28 @@ def prepare(settings: Settings) -> None:
     try:
         clients_table(ledger.datastore)
         revoked_tokens_table(ledger.datastore)
+        used_assertions(settings, ledger)
         AlertStore(settings.database_url)  # its tables, before any worker races for them
     finally:
         ledger.close()
     KeyRing.load(settings.keys_dir, settings.signing_alg)
     load_or_create_pepper(settings.keys_dir, settings.secret_pepper)
+
+
+def used_assertions(settings: Settings, ledger: Ledger) -> UsedAssertionIds:
+    """The shared single-use `jti` table, kept past expiry by the leeway `exp` is allowed."""
+    return UsedAssertionIds(ledger.datastore, keep_after_expiry=settings.assertion_leeway + 1)
+
+
+def assertion_verifier(settings: Settings) -> AssertionVerifier:
+    return AssertionVerifier(
+        AssertionRules(
+            issuer=settings.issuer_url,
+            token_endpoint=settings.token_endpoint,
+            max_lifetime=settings.assertion_max_lifetime,
+            leeway=settings.assertion_leeway,
+        )
+    )
 
 
 @dataclass
@@ -309,6 +328,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
             else None
         ),
         quotas=IssuanceQuotas(settings.quota_processes or settings.workers),
+        assertions=assertion_verifier(settings),
+        used_assertions=used_assertions(settings, ledger),
     )
     revoked_view = RevokedTokensView()
     revoked_follower = RevokedTokensFollower(

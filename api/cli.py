@@ -26,7 +26,7 @@ from api.client_admin import ClientNotFound, ConcurrentChange
 from api.projection_rebuild import RebuildRefused
 from api.revocation import TokenNotFound
 from api.settings import Settings, SettingsError
-from domain.client import ClientCommandRejected
+from domain.client import AUTH_METHODS, CLIENT_SECRET_BASIC, ClientCommandRejected
 from domain.client_settings import DEFAULT_TOKEN_TTL, InvalidClientSettings
 
 
@@ -100,6 +100,16 @@ def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     register.add_argument(
         "--audience", action="append", metavar="URL", help="allowed audience (repeatable)"
     )
+    register.add_argument(
+        "--auth-method",
+        choices=AUTH_METHODS,
+        default=CLIENT_SECRET_BASIC,
+        help="client_secret_basic (a generated secret, also usable as client_secret_post) or "
+        "private_key_jwt (RFC 7523: signed assertions, keys from --jwks-file)",
+    )
+    register.add_argument(
+        "--jwks-file", metavar="FILE", help="the client's public keys, a JWK Set (JSON; - : stdin)"
+    )
     output = register.add_mutually_exclusive_group()
     output.add_argument(
         "--json", action="store_true", help='print {"client_id": ..., "client_secret": ...}'
@@ -128,6 +138,13 @@ def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     history.add_argument("client_id")
     history.add_argument("--json", action="store_true")
     history.set_defaults(func=c.cmd_history)
+
+    keys = _common(
+        sub.add_parser("replace-keys", help="replace a private_key_jwt client's public keys")
+    )
+    keys.add_argument("client_id")
+    keys.add_argument("--jwks-file", required=True, metavar="FILE", help="a JWK Set (- : stdin)")
+    keys.set_defaults(func=c.cmd_replace_keys)
 
     rotate = _common(
         sub.add_parser(

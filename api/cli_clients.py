@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -28,6 +29,7 @@ from api.projection_rebuild import copy_records
 from api.revocation import TokenRevoker
 from api.settings import Settings
 from api.timestamps import parse_rfc3339
+from domain.client import PRIVATE_KEY_JWT
 from domain.client_settings import ClientSettings
 from projections.tokens import RevokedTokensFollower, RevokedTokensView, revoked_tokens_table
 
@@ -96,6 +98,17 @@ def print_record(args: argparse.Namespace, data: dict[str, Any]) -> None:
     Console().print(table)
 
 
+def read_jwks(path: str) -> Any:
+    """A JWK Set from a JSON file (`-`: standard input)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        return json.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"cannot read the JWK Set {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path} is not JSON: {exc}") from None
+
+
 def cmd_register(args: argparse.Namespace) -> int:
     settings = ClientSettings.create(
         name=args.name,
@@ -104,8 +117,31 @@ def cmd_register(args: argparse.Namespace) -> int:
         token_ttl=args.token_ttl,
         audiences=args.audience or [],
     )
+    if (args.auth_method == PRIVATE_KEY_JWT) != (args.jwks_file is not None):
+        raise CliError("--jwks-file goes with --auth-method private_key_jwt, and only with it")
     with admin() as a:
-        print_credentials(args, a.register(settings, actor=actor(), reason=args.reason))
+        if args.jwks_file is None:
+            print_credentials(args, a.register(settings, actor=actor(), reason=args.reason))
+            return 0
+        jwks = read_jwks(args.jwks_file)
+        client_id = a.register_with_keys(settings, jwks, actor=actor(), reason=args.reason)
+    if args.json:
+        print(json.dumps({"client_id": client_id, "token_endpoint_auth_method": PRIVATE_KEY_JWT}))
+    elif args.export:
+        print(f"export {getattr(args, 'export_prefix', 'CLIENT')}_ID={client_id}")
+    else:
+        print(f"client_id:     {client_id}")
+        print("It authenticates with private_key_jwt: no secret.", file=sys.stderr)
+    return 0
+
+
+def cmd_replace_keys(args: argparse.Namespace) -> int:
+    jwks = read_jwks(args.jwks_file)
+    with admin() as a:
+        a.replace_keys(args.client_id, jwks, actor=actor(), reason=args.reason)
+        record = current_clients(a.ledger).get(args.client_id)
+    assert record is not None
+    print_record(args, record.public_view())
     return 0
 
 

@@ -11,11 +11,13 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
+from adapters.client_assertion import check_public_keys
 from adapters.client_secrets import SecretHasher, generate_secret
 from adapters.event_store import Ledger
 from adapters.projection_tables import clients_table
 from api.issuance import Clock
 from domain.client import DEFAULT_GRACE, Client, event_time
+from domain.client_keys import public_jwks
 from domain.client_record import ClientRecord
 from domain.client_settings import ClientSettings, InvalidClientSettings
 from projections.clients import ClientsFollower, ClientsView, evolve
@@ -117,6 +119,40 @@ class ClientAdmin:
         )
         self._ledger.save(client)
         return NewCredentials(client.client_id, secret)
+
+    def register_with_keys(
+        self, settings: ClientSettings, jwks: Any, *, actor: str, reason: str | None = None
+    ) -> str:
+        """Register a `private_key_jwt` client with its public keys; it never has a secret."""
+        check_public_keys(public_jwks(jwks))
+        client = Client.register(
+            client_id=uuid.uuid4(),
+            settings=settings,
+            secret_hash=None,
+            now=self._clock.now(),
+            actor=actor,
+            reason=reason,
+            jwks=jwks,
+        )
+        self._ledger.save(client)
+        return client.client_id
+
+    def replace_keys(
+        self,
+        client_id: str,
+        jwks: Any,
+        *,
+        actor: str,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Client:
+        """Replace a `private_key_jwt` client's public keys (`ClientKeysReplaced`)."""
+        check_public_keys(public_jwks(jwks))
+        return self.change(
+            client_id,
+            lambda c, now: c.replace_keys(jwks=jwks, now=now, actor=actor, reason=reason),
+            expected_version=expected_version,
+        )
 
     def load(self, client_id: str) -> Client:
         client = self._ledger.get_client(_client_uuid(client_id))

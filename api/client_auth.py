@@ -5,6 +5,9 @@ application/x-www-form-urlencoded encoding algorithm ... and the encoded value i
 the username; the client password is encoded using the same algorithm and used as the
 password." `client_secret_post`: `client_id` and `client_secret` in the body.
 "The client MUST NOT use more than one authentication method in each request."
+
+`private_key_jwt` (RFC 7521 §4.2, RFC 7523 §2.2): `client_assertion_type` and
+`client_assertion` in the body; `client_id` is optional and, when sent, names the same client.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ import binascii
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from adapters.client_assertion import JWT_BEARER, assertion_subject
+from domain.client import PRIVATE_KEY_JWT
 from domain.oauth_errors import InvalidClient, InvalidRequest
 
 
 @dataclass(frozen=True)
 class Credentials:
-    """A presented client id and secret, and how they were presented."""
+    """A presented client id and secret (or signed assertion), and how they were presented."""
 
     client_id: str
     secret: str
     method: str
+    assertion: str | None = None
 
     @property
     def used_basic(self) -> bool:
@@ -54,10 +60,33 @@ def _basic(header: str) -> Credentials:
     return Credentials(client_id, secret, "client_secret_basic")
 
 
+def _assertion(
+    assertion_type: str | None, assertion: str, body_client_id: str | None
+) -> Credentials:
+    if assertion_type is None:
+        raise InvalidRequest("client_assertion_type is required with client_assertion")
+    if assertion_type != JWT_BEARER:
+        raise InvalidClient(reason="unsupported_assertion_type")
+    subject = assertion_subject(assertion)
+    if body_client_id is not None and body_client_id != subject:
+        raise InvalidClient(reason="assertion_subject_mismatch")
+    return Credentials(subject, "", PRIVATE_KEY_JWT, assertion)
+
+
 def extract_credentials(
-    authorization: str | None, body_client_id: str | None, body_secret: str | None
+    authorization: str | None,
+    body_client_id: str | None,
+    body_secret: str | None,
+    assertion_type: str | None = None,
+    assertion: str | None = None,
 ) -> Credentials:
     """The one set of credentials the request presents, or the RFC error."""
+    if assertion is not None:
+        if authorization is not None or body_secret is not None:
+            raise InvalidRequest("use one client authentication method, not two")
+        return _assertion(assertion_type, assertion, body_client_id)
+    if assertion_type is not None:
+        raise InvalidRequest("client_assertion is required with client_assertion_type")
     if authorization is not None:
         if body_secret is not None:
             raise InvalidRequest("use one client authentication method, not two")

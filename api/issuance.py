@@ -22,7 +22,14 @@ from domain.client_record import ClientRecord, RetiredSecret
 from domain.introspection import SECRET_GENERATION_CLAIM
 from domain.networks import source_network
 from domain.oauth_errors import InvalidClient, TemporarilyUnavailable, TooManyRequests
-from domain.policy import Grant, TokenRequest, authenticate, decide
+from domain.policy import (
+    Grant,
+    TokenRequest,
+    authenticate,
+    authenticate_by_assertion,
+    decide,
+    grant_for,
+)
 from domain.quotas import IssuanceQuotas
 from domain.scope import format_scope
 from domain.throttling import FailureThrottle
@@ -42,6 +49,26 @@ class TokenSigner(Protocol):
     def kid(self) -> str: ...
 
     def sign(self, claims: dict[str, Any]) -> str: ...
+
+
+class VerifiedAssertion(Protocol):
+    @property
+    def jti(self) -> str: ...
+
+    @property
+    def expires_at(self) -> datetime: ...
+
+
+class AssertionVerifier(Protocol):
+    """Checks a `private_key_jwt` client assertion against the client's keys (RFC 7523 §3)."""
+
+    def verify(self, assertion: str, client: ClientRecord, now: datetime) -> VerifiedAssertion: ...
+
+
+class UsedAssertions(Protocol):
+    """The `jti`s already used, shared by every replica."""
+
+    def use(self, client_id: str, jti: str, expires_at: datetime, now: datetime) -> bool: ...
 
 
 class EventWriter(Protocol):
@@ -94,7 +121,12 @@ def retired_secret(record: ClientRecord | None, presented_hash: str) -> RetiredS
 def authenticate_client(
     credentials: Credentials, clients: ClientLookup, hasher: SecretHashing, now: datetime
 ) -> ClientRecord:
-    """The active client these credentials belong to, or `invalid_client` (RFC 6749 §2.3)."""
+    """The active client these credentials belong to, or `invalid_client` (RFC 6749 §2.3).
+
+    Secrets only: introspection and revocation do not take client assertions.
+    """
+    if credentials.assertion is not None:
+        raise InvalidClient(reason="auth_method_mismatch")
     presented = hasher.hash(credentials.secret)
     record = clients.get(credentials.client_id)
     matched = matching_secret(record, presented)
@@ -135,7 +167,11 @@ class TokenIssuer:
         throttle: FailureThrottle | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         quotas: IssuanceQuotas | None = None,
+        assertions: AssertionVerifier | None = None,
+        used_assertions: UsedAssertions | None = None,
     ) -> None:
+        self._assertions = assertions
+        self._used_assertions = used_assertions
         self._quotas = quotas
         self._throttle = throttle
         self._monotonic = monotonic
@@ -149,27 +185,11 @@ class TokenIssuer:
     async def issue(
         self, credentials: Credentials, request: TokenRequest, source_ip: str | None = None
     ) -> IssuedAccessToken:
-        # Hash before looking up, so unknown and known client ids take the same time.
-        presented = self._hasher.hash(credentials.secret)
-        record = self._clients.get(credentials.client_id)
-        matched = matching_secret(record, presented)
-        retired = retired_secret(record, presented) if matched is None else None
         now = self._clock.now()
-        throttle = self._throttle
-        if throttle is not None:
-            moment = self._monotonic()
-            wait = throttle.wait(source_ip, credentials.client_id, moment)
-            if wait is not None:
-                self._refuse_while_throttled(record, matched, retired, now, source_ip, wait)
-            try:
-                grant = decide(record, matched, request, now, self._issuer, retired)
-            except InvalidClient:
-                throttle.failed(source_ip, credentials.client_id, moment)
-                raise
-            throttle.succeeded(grant.client_id, source_network(source_ip))
+        if credentials.assertion is not None:
+            record, grant = await self._grant_by_assertion(credentials, request, now, source_ip)
         else:
-            grant = decide(record, matched, request, now, self._issuer, retired)
-        assert record is not None  # decide() raised otherwise
+            record, grant = self._grant_by_secret(credentials, request, now, source_ip)
         if self._quotas is not None and (record.tokens_per_minute or record.tokens_per_day):
             refused = self._quotas.take(
                 grant.client_id, record.tokens_per_minute, record.tokens_per_day, now
@@ -201,6 +221,75 @@ class TokenIssuer:
                 reason=f"event_write_failed: {type(exc).__name__}"
             ) from exc
         return IssuedAccessToken(access_token, grant.lifetime, scope, jti)
+
+    def _grant_by_secret(
+        self, credentials: Credentials, request: TokenRequest, now: datetime, source_ip: str | None
+    ) -> tuple[ClientRecord, Grant]:
+        # Hash before looking up, so unknown and known client ids take the same time.
+        presented = self._hasher.hash(credentials.secret)
+        record = self._clients.get(credentials.client_id)
+        matched = matching_secret(record, presented)
+        retired = retired_secret(record, presented) if matched is None else None
+        throttle = self._throttle
+        if throttle is not None:
+            moment = self._monotonic()
+            wait = throttle.wait(source_ip, credentials.client_id, moment)
+            if wait is not None:
+                self._refuse_while_throttled(record, matched, retired, now, source_ip, wait)
+            try:
+                grant = decide(record, matched, request, now, self._issuer, retired)
+            except InvalidClient:
+                throttle.failed(source_ip, credentials.client_id, moment)
+                raise
+            throttle.succeeded(grant.client_id, source_network(source_ip))
+        else:
+            grant = decide(record, matched, request, now, self._issuer, retired)
+        assert record is not None  # decide() raised otherwise
+        return record, grant
+
+    async def _grant_by_assertion(
+        self, credentials: Credentials, request: TokenRequest, now: datetime, source_ip: str | None
+    ) -> tuple[ClientRecord, Grant]:
+        """RFC 7523 §3: a valid assertion from an active private_key_jwt client, used once."""
+        assert credentials.assertion is not None
+        if self._assertions is None or self._used_assertions is None:
+            raise InvalidClient(reason="auth_method_mismatch")
+        throttle = self._throttle
+        moment = self._monotonic()
+        wait = throttle.wait(source_ip, credentials.client_id, moment) if throttle else None
+        try:
+            client = authenticate_by_assertion(self._clients.get(credentials.client_id))
+            verified = self._assertions.verify(credentials.assertion, client, now)
+            first_use = await self._use_once(client.client_id, verified, now)
+            if not first_use:
+                raise InvalidClient(reason="assertion_replayed")
+        except InvalidClient as failure:
+            if throttle is not None:
+                throttle.failed(source_ip, credentials.client_id, moment)
+            if wait is not None:
+                raise TooManyRequests(
+                    reason=failure.reason, retry_after=math.ceil(wait), failed_authentication=True
+                ) from None
+            raise
+        if throttle is not None:
+            network = source_network(source_ip)
+            if wait is not None and not throttle.usual(client.client_id, network):
+                raise TooManyRequests(
+                    reason="throttled_unusual_network", retry_after=math.ceil(wait)
+                )
+            throttle.succeeded(client.client_id, network)
+        return client, grant_for(client, 0, request, now, self._issuer)
+
+    async def _use_once(self, client_id: str, verified: VerifiedAssertion, now: datetime) -> bool:
+        assert self._used_assertions is not None
+        try:
+            return await asyncio.to_thread(
+                self._used_assertions.use, client_id, verified.jti, verified.expires_at, now
+            )
+        except Exception as exc:
+            raise TemporarilyUnavailable(
+                reason=f"assertion_store_failed: {type(exc).__name__}"
+            ) from exc
 
     def _refuse_while_throttled(
         self,

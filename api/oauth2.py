@@ -60,7 +60,11 @@ async def read_oauth_form(
 
 def credentials_of(headers: dict[bytes, str], params: dict[str, list[str]]) -> Credentials:
     return extract_credentials(
-        headers.get(b"authorization"), single(params, "client_id"), single(params, "client_secret")
+        headers.get(b"authorization"),
+        single(params, "client_id"),
+        single(params, "client_secret"),
+        single(params, "client_assertion_type"),
+        single(params, "client_assertion"),
     )
 
 

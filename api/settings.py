@@ -70,6 +70,8 @@ class Settings:
     analytics_interval: float = 1.0
     rotation_policy_days: int = 90
     dormant_days: int = 30
+    assertion_max_lifetime: int = 3600
+    assertion_leeway: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -124,6 +126,11 @@ class Settings:
             raise SettingsError("every KEYLEDGER_DETECT_* threshold must be positive")
         if not 0 < self.detect_spike_alpha <= 1:
             raise SettingsError("KEYLEDGER_DETECT_SPIKE_ALPHA must be above 0 and at most 1")
+        if not 1 <= self.assertion_max_lifetime <= 86_400 or not 0 <= self.assertion_leeway <= 600:
+            raise SettingsError(
+                "KEYLEDGER_ASSERTION_MAX_LIFETIME must be 1 to 86400 seconds and "
+                "KEYLEDGER_ASSERTION_LEEWAY 0 to 600"
+            )
         if not 1 <= self.embedded_broker_port <= 65535:
             raise SettingsError("KEYLEDGER_EMBEDDED_BROKER_PORT must be a TCP port")
 
@@ -144,6 +151,10 @@ class Settings:
     def issuer_url(self) -> str:
         """`KEYLEDGER_ISSUER`, else the URL the server listens on."""
         return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.issuer_url}/oauth2/token"
 
 
 def _convert(name: str, raw: str, kind: object) -> object:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.client_keys import public_jwks
 from domain.client_settings import ClientSettings, InvalidClientSettings
 
+CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105 - a method name, not a secret
+PRIVATE_KEY_JWT = "private_key_jwt"
+# RFC 7591 §2 names. A secret client may present its secret either way (§2.3.1 basic or post).
+AUTH_METHODS = (CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT)
 MAX_GRACE = timedelta(days=30)
 MAX_QUOTA = 100_000_000
 DEFAULT_GRACE = timedelta(hours=24)
@@ -39,17 +45,21 @@ class Client(Aggregate):
     """A registered machine client; `client_id` is the aggregate id as a string."""
 
     class Registered(Aggregate.Created):
-        """A client was registered with its settings and first secret (as a keyed hash)."""
+        """A client was registered with its settings and its credential: a first secret (as a
+        keyed hash) or, for `private_key_jwt`, its public keys. Events stored before keys
+        existed have neither new field and read the defaults."""
 
         name: str
         allowed_scopes: list[str]
         default_scopes: list[str]
         token_ttl: int
         audiences: list[str]
-        secret_hash: str
+        secret_hash: str | None
         registered_at: datetime
         actor: str
         reason: str | None
+        auth_method: str = CLIENT_SECRET_BASIC
+        jwks: list[dict[str, Any]] | None = None
 
     class Changed(Aggregate.Event):
         """Base of every later client event: when, by whom, why."""
@@ -65,6 +75,11 @@ class Client(Aggregate):
         secret_hash: str
         previous_generation: int
         previous_expires_at: datetime
+
+    class KeysReplaced(Changed):
+        """A `private_key_jwt` client's public keys were replaced as a whole."""
+
+        jwks: list[dict[str, Any]]
 
     class PreviousSecretRevoked(Changed):
         """The rotated-out secret stopped working before its grace period ended."""
@@ -114,17 +129,21 @@ class Client(Aggregate):
         default_scopes: list[str],
         token_ttl: int,
         audiences: list[str],
-        secret_hash: str,
+        secret_hash: str | None,
         registered_at: datetime,
         actor: str,
         reason: str | None,
+        auth_method: str = CLIENT_SECRET_BASIC,
+        jwks: list[dict[str, Any]] | None = None,
     ) -> None:
         self.name = name
         self.allowed_scopes = list(allowed_scopes)
         self.default_scopes = list(default_scopes)
         self.token_ttl = token_ttl
         self.audiences = list(audiences)
-        self.secrets = [SecretSlot(1, secret_hash, None)]
+        self.auth_method = auth_method
+        self.jwks = list(jwks or [])
+        self.secrets = [] if secret_hash is None else [SecretSlot(1, secret_hash, None)]
         self.status = "active"
         self.registered_at = registered_at
         self.tokens_per_minute: int | None = None
@@ -136,12 +155,19 @@ class Client(Aggregate):
         *,
         client_id: UUID,
         settings: ClientSettings,
-        secret_hash: str,
+        secret_hash: str | None,
         now: datetime,
         actor: str,
         reason: str | None = None,
+        jwks: Any = None,
     ) -> Client:
-        """Register a client whose id, secret hash and time were made by the caller."""
+        """Register a client whose id, secret hash (or public keys) and time the caller made.
+
+        RFC 7591 §2: a client has one `token_endpoint_auth_method`; a `private_key_jwt`
+        client has keys and no secret, a secret client no keys.
+        """
+        if (secret_hash is None) == (jwks is None):
+            raise InvalidClientSettings("a client has either a secret or public keys (jwks)")
         return cls(
             id=client_id,
             name=settings.name,
@@ -153,6 +179,8 @@ class Client(Aggregate):
             registered_at=now,
             actor=actor,
             reason=reason,
+            auth_method=CLIENT_SECRET_BASIC if jwks is None else PRIVATE_KEY_JWT,
+            jwks=None if jwks is None else public_jwks(jwks),
         )
 
     @property
@@ -161,7 +189,8 @@ class Client(Aggregate):
 
     @property
     def secret_generation(self) -> int:
-        return self.secrets[0].generation
+        """The current secret's generation; 0 for a client without secrets."""
+        return self.secrets[0].generation if self.secrets else 0
 
     def settings(self) -> ClientSettings:
         return ClientSettings(
@@ -178,11 +207,16 @@ class Client(Aggregate):
 
     # Commands: validate, compute, then record the event.
 
+    def _require_method(self, method: str) -> None:
+        if self.auth_method != method:
+            raise ClientCommandRejected(f"the client authenticates with {self.auth_method}")
+
     def rotate_secret(
         self, *, secret_hash: str, now: datetime, grace: timedelta, actor: str, reason: str | None
     ) -> None:
         """Make a new secret current; the current one expires after `grace` (0 to 30 days)."""
         self._require_not_deleted()
+        self._require_method(CLIENT_SECRET_BASIC)
         if not timedelta(0) <= grace <= MAX_GRACE:
             raise InvalidClientSettings("grace must be 0 seconds to 30 days")
         self._secret_rotated(
@@ -212,6 +246,18 @@ class Client(Aggregate):
             SecretSlot(generation, secret_hash, None),
             SecretSlot(previous_generation, current.secret_hash, previous_expires_at),
         ]
+
+    def replace_keys(self, *, jwks: Any, now: datetime, actor: str, reason: str | None) -> None:
+        """Replace a `private_key_jwt` client's public keys (a new JWK Set, validated)."""
+        self._require_not_deleted()
+        self._require_method(PRIVATE_KEY_JWT)
+        self._keys_replaced(jwks=public_jwks(jwks), at=now, actor=actor, reason=reason)
+
+    @event(KeysReplaced)
+    def _keys_replaced(
+        self, jwks: list[dict[str, Any]], at: datetime, actor: str, reason: str | None
+    ) -> None:
+        self.jwks = list(jwks)
 
     def revoke_previous_secret(self, *, now: datetime, actor: str, reason: str | None) -> None:
         self._require_not_deleted()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from domain.client import SecretSlot
+from domain.client import CLIENT_SECRET_BASIC, SecretSlot
 
 KEPT_RETIRED_SECRETS = 8
 
@@ -60,6 +60,8 @@ class ClientRecord:
     retired_secrets: tuple[RetiredSecret, ...] = ()
     tokens_per_minute: int | None = None
     tokens_per_day: int | None = None
+    auth_method: str = CLIENT_SECRET_BASIC
+    jwks: tuple[dict[str, Any], ...] = ()  # public keys of a private_key_jwt client
 
     @property
     def is_active(self) -> bool:
@@ -83,6 +85,8 @@ class ClientRecord:
             "default_scopes": sorted(self.default_scopes),
             "token_ttl": self.token_ttl,
             "audiences": list(self.audiences),
+            "token_endpoint_auth_method": self.auth_method,
+            "jwks": {"keys": list(self.jwks)} if self.jwks else None,
             "secrets": [
                 {
                     "generation": s.generation,
@@ -152,6 +156,9 @@ class ClientRecord:
             retired_secrets=tuple(RetiredSecret.from_dict(r) for r in d["retired_secrets"]),
             tokens_per_minute=d["quotas"]["tokens_per_minute"],
             tokens_per_day=d["quotas"]["tokens_per_day"],
+            # Rows written before private_key_jwt existed have neither: a secret client.
+            auth_method=d.get("token_endpoint_auth_method", CLIENT_SECRET_BASIC),
+            jwks=tuple((d.get("jwks") or {}).get("keys", ())),
         )
 
 

@@ -32,6 +32,22 @@ AUTHENTICATION_FAILURE_REASONS = (
     "malformed_basic_credentials",
     "no_client_authentication",
     "bad_assertion",
+    # private_key_jwt (RFC 7523 §3): which check the client assertion failed
+    "unsupported_assertion_type",
+    "malformed_assertion",
+    "assertion_subject_missing",
+    "assertion_subject_mismatch",
+    "assertion_issuer_mismatch",
+    "assertion_audience_mismatch",
+    "assertion_algorithm_not_allowed",
+    "assertion_key_unknown",
+    "assertion_key_unusable",
+    "assertion_signature_invalid",
+    "assertion_expired",
+    "assertion_not_yet_valid",
+    "assertion_lifetime_too_long",
+    "assertion_jti_invalid",
+    "assertion_replayed",
 )
 
 MAX_CLIENT_ID = 200

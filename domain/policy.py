@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from domain.client import SecretSlot
+from domain.client import PRIVATE_KEY_JWT, SecretSlot
 from domain.client_record import ClientRecord, RetiredSecret
 from domain.oauth_errors import InvalidClient, InvalidScope, InvalidTarget
 from domain.scope import ScopeSyntaxError, parse_scope
@@ -48,6 +48,7 @@ AUTHENTICATION_FAILURES = (
     "revoked_secret",
     "client_suspended",
     "client_deleted",
+    "auth_method_mismatch",
 )
 
 
@@ -67,6 +68,8 @@ def authenticate(
         raise InvalidClient(reason="unknown_client")
     if client.status == "deleted":
         raise InvalidClient(reason="client_deleted")
+    if client.auth_method == PRIVATE_KEY_JWT:  # it registered keys: a secret never works
+        raise InvalidClient(reason="auth_method_mismatch")
     if matched is None:
         if retired is not None:
             raise InvalidClient(
@@ -78,6 +81,22 @@ def authenticate(
     if not client.is_active:
         raise InvalidClient(reason=f"client_{client.status}")
     return client, matched
+
+
+def authenticate_by_assertion(client: ClientRecord | None) -> ClientRecord:
+    """Raise `invalid_client` unless an active `private_key_jwt` client is named.
+
+    The assertion's signature and claims are checked after this, against the client's keys.
+    """
+    if client is None:
+        raise InvalidClient(reason="unknown_client")
+    if client.status == "deleted":
+        raise InvalidClient(reason="client_deleted")
+    if client.auth_method != PRIVATE_KEY_JWT:  # RFC 7591 §2: the method it registered
+        raise InvalidClient(reason="auth_method_mismatch")
+    if not client.is_active:
+        raise InvalidClient(reason=f"client_{client.status}")
+    return client
 
 
 def granted_scopes(client: ClientRecord, requested: str | None) -> frozenset[str]:
@@ -132,6 +151,13 @@ def decide(
 ) -> Grant:
     """Decide a client_credentials request: the grant, or the RFC 6749 §5.2 error."""
     client, matched = authenticate(client, matched, now, retired)
+    return grant_for(client, matched.generation, request, now, issuer)
+
+
+def grant_for(
+    client: ClientRecord, secret_generation: int, request: TokenRequest, now: datetime, issuer: str
+) -> Grant:
+    """The grant to an authenticated client (`secret_generation` 0: it used no secret)."""
     now = now.replace(microsecond=0)  # JWT times are whole seconds (RFC 7519 NumericDate)
     scopes = granted_scopes(client, request.scope)
     aud = audience(client, request.resources, issuer)
@@ -142,5 +168,5 @@ def decide(
         issued_at=now,
         expires_at=now + timedelta(seconds=client.token_ttl),
         client_version=client.version,
-        secret_generation=matched.generation,
+        secret_generation=secret_generation,
     )

@@ -25,6 +25,7 @@ ANALYTICS_TABLE, ANALYTICS_TRACKING = "keyledger_analytics_v1", "analytics-v1"
 ANALYTICS_EVENT_TYPES: tuple[type[Any], ...] = (
     Client.Registered,
     Client.SecretRotated,
+    Client.KeysReplaced,
     Client.Suspended,
     Client.Reactivated,
     Client.Renamed,
@@ -112,8 +113,8 @@ class AnalyticsView:
                 event.name,
                 "active",
                 event.registered_at,
-                secret_generation=1,
-                secret_since=event.registered_at,
+                secret_generation=0 if event.secret_hash is None else 1,
+                secret_since=event.registered_at,  # of a private_key_jwt client: its keys' age
             )
             self._rows[row.key] = row
             return (row.key,)
@@ -123,6 +124,8 @@ class AnalyticsView:
         match event:
             case Client.SecretRotated():
                 found.secret_generation, found.secret_since = event.generation, event.at
+            case Client.KeysReplaced():
+                found.secret_since = event.at
             case Client.Suspended():
                 found.status = "suspended"
             case Client.Reactivated():

@@ -43,6 +43,7 @@ NOT_PUBLISHED = {
 AUDIT_TYPES: dict[type[Any], str] = {
     Client.Registered: "keyledger.client.registered.v1",
     Client.SecretRotated: "keyledger.client.secret_rotated.v1",
+    Client.KeysReplaced: "keyledger.client.keys_replaced.v1",
     Client.PreviousSecretRevoked: "keyledger.client.previous_secret_revoked.v1",
     Client.Suspended: "keyledger.client.suspended.v1",
     Client.Reactivated: "keyledger.client.reactivated.v1",
@@ -111,6 +112,17 @@ _JSON_TYPES: dict[str, dict[str, Any]] = {
     "str | None": {"type": ["string", "null"]},
     "int | None": {"type": ["integer", "null"]},
 }
+# A private_key_jwt client's public JWK: only these members are ever stored (no private ones).
+_JWK = {
+    "type": "object",
+    "required": ["kty", "use"],
+    "additionalProperties": False,
+    "properties": {
+        name: {"type": "string"} for name in ("kty", "use", "kid", "alg", "crv", "x", "y", "n", "e")
+    },
+}
+_JSON_TYPES["list[dict[str, Any]]"] = {"type": "array", "items": _JWK}
+_JSON_TYPES["list[dict[str, Any]] | None"] = {"type": ["array", "null"], "items": _JWK}
 
 
 def cloud_event_schema(

@@ -20,6 +20,7 @@ from projections.follower import LogFollower, NotificationLog
 CLIENT_EVENT_TYPES: tuple[type[Any], ...] = (
     Client.Registered,
     Client.SecretRotated,
+    Client.KeysReplaced,
     Client.PreviousSecretRevoked,
     Client.Suspended,
     Client.Reactivated,
@@ -43,10 +44,16 @@ def registered(event: Client.Registered) -> ClientRecord:
         default_scopes=frozenset(event.default_scopes),
         token_ttl=event.token_ttl,
         audiences=tuple(event.audiences),
-        secrets=(SecretSlot(generation=1, secret_hash=event.secret_hash, expires_at=None),),
+        secrets=(
+            (SecretSlot(generation=1, secret_hash=event.secret_hash, expires_at=None),)
+            if event.secret_hash is not None
+            else ()
+        ),
         version=event.originator_version,
         registered_at=event.registered_at,
         updated_at=event.registered_at,
+        auth_method=event.auth_method,
+        jwks=tuple(event.jwks or ()),
     )
 
 
@@ -82,6 +89,8 @@ def _changes(record: ClientRecord, event: Any) -> dict[str, Any]:
                     else record.retired_secrets
                 ),
             }
+        case Client.KeysReplaced():
+            return {"jwks": tuple(event.jwks)}
         case Client.Suspended():
             return {"status": "suspended"}
         case Client.Reactivated():

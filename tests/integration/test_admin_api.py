@@ -15,9 +15,11 @@ from api.bootstrap import Runtime
 from api.client_admin import ADMIN_SCOPE, ClientAdmin
 from api.settings import Settings
 from domain.client_settings import ClientSettings
+from tests.assertions import assertion, assertion_form, client_key, jwks_of
 from tests.integration.helpers import basic, running
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+PRIVATE_JWK = {"kty": "EC", "crv": "P-256", "x": "eA", "y": "eA", "d": "eA"}
 
 
 class Admin:
@@ -302,3 +304,85 @@ async def test_a_token_from_another_issuer_is_refused(admin: Admin, tmp_path: An
     )
     response = await admin.http.get("/admin/clients", headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
+
+
+async def test_a_private_key_jwt_client_is_registered_with_its_public_keys_and_no_secret(
+    admin: Admin,
+) -> None:
+    key = client_key("ES256")
+    response = await admin.call(
+        "POST",
+        "/admin/clients",
+        json={
+            "name": "payments",
+            "allowed_scopes": ["pay"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": jwks_of(key),
+        },
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert "client_secret" not in body
+    assert body["token_endpoint_auth_method"] == "private_key_jwt"
+    assert body["secrets"] == []
+    assert [k["kid"] for k in body["jwks"]["keys"]] == [key.kid]
+    signed = assertion(key, body["client_id"], now=START.timestamp())
+    token = await admin.http.post("/oauth2/token", data=assertion_form(signed))
+    assert token.status_code == 200, token.text
+
+
+async def test_replacing_keys_records_one_event_and_the_new_key_signs(admin: Admin) -> None:
+    old, new = client_key("ES256"), client_key("EdDSA")
+    client_id = admin.runtime.admin.register_with_keys(
+        ClientSettings.create(name="payments", allowed_scopes=["pay"]), jwks_of(old), actor="t"
+    )
+    response = await admin.call(
+        "PUT", f"/admin/clients/{client_id}/jwks", json={"jwks": jwks_of(new), "reason": "yearly"}
+    )
+    assert response.status_code == 200, response.text
+    assert [k["kid"] for k in response.json()["jwks"]["keys"]] == [new.kid]
+    history = (await admin.call("GET", f"/admin/clients/{client_id}/history")).json()
+    assert [e["event"] for e in history] == ["registered", "keys_replaced"]
+    assert history[1]["reason"] == "yearly"
+    refused = assertion(old, client_id, now=START.timestamp())
+    accepted = assertion(new, client_id, now=START.timestamp())
+    assert (await admin.http.post("/oauth2/token", data=assertion_form(refused))).status_code == 401
+    assert (
+        await admin.http.post("/oauth2/token", data=assertion_form(accepted))
+    ).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"token_endpoint_auth_method": "private_key_jwt"}, "jwks goes with"),
+        ({"jwks": {"keys": []}}, "jwks goes with"),
+        ({"token_endpoint_auth_method": "client_secret_jwt"}, "token_endpoint_auth_method"),
+        (
+            {"token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [PRIVATE_JWK]}},
+            "private key material",
+        ),
+    ],
+)
+async def test_bad_key_registrations_are_422_and_record_nothing(
+    admin: Admin, body: dict[str, Any], message: str
+) -> None:
+    before = admin.runtime.ledger.recorder.max_notification_id()
+    response = await admin.call(
+        "POST", "/admin/clients", json={"name": "x", "allowed_scopes": ["a"], **body}
+    )
+    assert response.status_code == 422, response.text
+    assert message in response.text
+    assert admin.runtime.ledger.recorder.max_notification_id() == before
+
+
+async def test_a_secret_clients_keys_cannot_be_replaced(admin: Admin) -> None:
+    created = admin.runtime.admin.register(
+        ClientSettings.create(name="job", allowed_scopes=["a"]), actor="t"
+    )
+    response = await admin.call(
+        "PUT", f"/admin/clients/{created.client_id}/jwks", json={"jwks": jwks_of(client_key())}
+    )
+    assert response.status_code == 409
+    rotate = await admin.call("POST", f"/admin/clients/{created.client_id}/secret/rotate")
+    assert rotate.status_code == 200

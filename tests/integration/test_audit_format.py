@@ -31,6 +31,7 @@ from projections.audit_format import (
     security_event,
 )
 from projections.topics import AUDIT_TOPIC, asyncapi_document
+from tests.assertions import client_key, jwks_of
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 SOURCE = "https://auth.example.test"
@@ -199,7 +200,35 @@ def _lifecycle(sqlite_url: str) -> tuple[Ledger, list[str]]:
     token.revoke(now=now, actor=cid, reason="done")
     ledger.save(token)
     admin.change(cid, lambda c, at: c.delete(now=at, actor="a", reason=None))
+    # A private_key_jwt client: registered with public keys, then replaced ones.
+    keyed = admin.register_with_keys(
+        ClientSettings.create(name="signer", allowed_scopes=["a"]),
+        jwks_of(client_key("RS256")),
+        actor="cli:ops",
+    )
+    admin.replace_keys(keyed, jwks_of(client_key("EdDSA")), actor="cli:ops", reason="yearly")
     return ledger, [created.client_secret, rotated.client_secret]
+
+
+def test_private_key_material_is_never_in_a_registration_or_key_replacement(
+    sqlite_url: str,
+) -> None:
+    ledger, _ = _lifecycle(sqlite_url)
+    try:
+        messages = [
+            cloud_event(ledger.mapper.to_domain_event(n), n.id, SOURCE)
+            for n in ledger.read(0, 1000)
+        ]
+    finally:
+        ledger.close()
+    keys = [
+        jwk
+        for m in messages
+        if m["type"] in ("keyledger.client.registered.v1", "keyledger.client.keys_replaced.v1")
+        for jwk in (m["data"]["jwks"] or [])
+    ]
+    assert len(keys) == 2
+    assert all(not {"d", "p", "q", "dp", "dq", "qi", "k"} & set(jwk) for jwk in keys)
 
 
 def test_every_event_of_a_real_history_validates_and_carries_no_secret(sqlite_url: str) -> None:
@@ -221,7 +250,9 @@ def test_every_event_of_a_real_history_validates_and_carries_no_secret(sqlite_ur
         assert "hmac-sha256" not in text
         assert not any(secret in text for secret in secrets)
     client_messages = [m for m in messages if m["type"].startswith("keyledger.client.")]
-    assert len({m["subject"] for m in messages}) == 1  # every message names the one client
+    registered = {m["subject"] for m in messages if m["type"] == "keyledger.client.registered.v1"}
+    assert len(registered) == 2
+    assert {m["subject"] for m in messages} == registered  # each names a registered client
     assert client_messages[0]["data"]["actor"] == "cli:ops"
 
 

@@ -13,7 +13,9 @@ from adapters.event_store import Ledger
 from adapters.kafka import EmbeddedBroker
 from api.bootstrap import Runtime, build_relay
 from api.settings import Settings
+from domain.client_settings import ClientSettings
 from projections.audit_format import audit_event_id
+from tests.assertions import assertion, assertion_claims, assertion_form, client_key, jwks_of, sign
 from tests.conftest import free_port
 from tests.integration.helpers import FORM, basic, register, running
 from tests.kafka import Record, consume, count_at_least, distinct_ids, in_order_per_key
@@ -219,3 +221,38 @@ async def test_a_full_observation_buffer_drops_and_counts_and_never_blocks_a_req
         assert runtime.observations.recorded == 30
         assert runtime.observations.dropped >= 30 - 5 - 1  # one batch may be in the publisher
         assert (await issue(client, created.client_id, created.client_secret)).status_code == 200
+
+
+async def test_failed_client_assertions_are_observed_with_the_check_that_failed(
+    kafka_settings: Settings,
+) -> None:
+    async with running(kafka_settings) as (client, runtime):
+        key, stranger = client_key(), client_key(kid="x")
+        client_id = runtime.admin.register_with_keys(
+            ClientSettings.create(name="signer", allowed_scopes=["a"]), jwks_of(key), actor="t"
+        )
+        runtime.follower.catch_up()
+        once = assertion(key, client_id)
+        assert (await client.post("/oauth2/token", data=assertion_form(once))).status_code == 200
+        for attempt in (
+            once,
+            sign(stranger, assertion_claims(client_id), headers={"kid": key.kid}),
+        ):
+            response = await client.post("/oauth2/token", data=assertion_form(attempt))
+            assert response.status_code == 401
+        await until(lambda: runtime.observations.published >= 2)
+    records = await consume(
+        kafka_settings.kafka_address,
+        kafka_settings.audit_topic,
+        lambda rs: len(observations(rs)) >= 2,
+    )
+    seen = {
+        (m["data"]["client_id"], m["data"]["auth_method"], m["data"]["reason"])
+        for m in observations(records)
+    }
+    assert seen == {
+        (client_id, "private_key_jwt", "assertion_replayed"),
+        (client_id, "private_key_jwt", "assertion_signature_invalid"),
+    }
+    issued = [r.message for r in records if r.type == "keyledger.token.issued.v1"]
+    assert [m["data"]["auth_method"] for m in issued] == ["private_key_jwt"]
