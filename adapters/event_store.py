@@ -13,6 +13,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
 
 from domain.client import Client
+from domain.signing_keys import SIGNING_KEYS_ID, SigningKeys
 
 APP_NAME = "keyledger"
 
@@ -86,6 +87,17 @@ class Ledger(Application[UUID]):
         except AggregateNotFoundError:
             return None
         return client if isinstance(client, Client) else None
+
+    def get_signing_keys(self) -> SigningKeys | None:
+        try:
+            keys: object = self.repository.get(SIGNING_KEYS_ID)
+        except AggregateNotFoundError:
+            return None
+        return keys if isinstance(keys, SigningKeys) else None
+
+    def signing_key_events(self, after_version: int) -> list[Any]:
+        """The signing-keys events after `after_version` (a cheap poll by aggregate id)."""
+        return list(self.repository.event_store.get(SIGNING_KEYS_ID, gt=after_version))
 
     def head(self) -> int:
         """The highest notification id committed so far (0 for an empty store)."""

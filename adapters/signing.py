@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,19 @@ class SigningKey:
         )
 
 
+def generate_key(alg: str) -> SigningKey:
+    """A fresh signing key for `alg`."""
+    return SigningKey.from_private_key(_generate(alg))
+
+
+def parse_private_key(key: object) -> PrivateKey:
+    if not isinstance(
+        key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    ):
+        raise UnsupportedAlgorithm("unsupported signing key type")
+    return key
+
+
 def _key_path(keys_dir: Path, alg: str) -> Path:
     return keys_dir / f"signing-{alg.lower()}.pem"
 
@@ -110,6 +124,12 @@ def load_or_create_key(keys_dir: Path, alg: str) -> SigningKey:
     return _parse(path.read_bytes())
 
 
+def key_files(keys_dir: Path, alg: str) -> list[SigningKey]:
+    """The PEM keys an earlier version kept in the keys dir, the one for `alg` last."""
+    paths = sorted(keys_dir.glob("signing-*.pem"), key=lambda p: p == _key_path(keys_dir, alg))
+    return [_parse(p.read_bytes()) for p in paths]
+
+
 def _pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -118,33 +138,91 @@ def _pem(key: PrivateKey) -> bytes:
 
 def _parse(pem: bytes) -> SigningKey:
     key = serialization.load_pem_private_key(pem, password=None)
-    if not isinstance(
-        key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-    ):
-        raise UnsupportedAlgorithm("unsupported key type in the keys dir")
-    return SigningKey.from_private_key(key)
+    return SigningKey.from_private_key(parse_private_key(key))
+
+
+@dataclass(frozen=True)
+class RingEntry:
+    """A key with its turn: signing from `activates_at` until `retires_at`, published until
+    `unpublished_at` (None: open-ended)."""
+
+    key: SigningKey
+    activates_at: datetime
+    retires_at: datetime | None = None
+    unpublished_at: datetime | None = None
+
+    def signs_at(self, t: datetime) -> bool:
+        return self.activates_at <= t and (self.retires_at is None or t < self.retires_at)
+
+    def published_at(self, t: datetime) -> bool:
+        return self.unpublished_at is None or t < self.unpublished_at
+
+
+class NoSigningKey(RuntimeError):
+    """No key signs at this moment (the ring is empty, or every key is retired)."""
 
 
 class KeyRing:
-    """The active signing key and every key whose tokens may still be verified."""
+    """The signing keys one process knows, with their turns; replaced whole when keys change.
 
-    def __init__(self, active: SigningKey, published: list[SigningKey]) -> None:
-        self.active = active
-        self.published = published
+    Readers take `self._entries` once per call, so a concurrent `replace` never tears a read.
+    """
+
+    def __init__(self, entries: list[RingEntry]) -> None:
+        self._entries: tuple[RingEntry, ...] = ()
+        self._signers: dict[str, ActiveKey] = {}
+        self.replace(entries)
+
+    def replace(self, entries: list[RingEntry]) -> None:
+        signers = {e.key.kid: self._signers.get(e.key.kid) or ActiveKey(e.key) for e in entries}
+        self._signers = signers
+        self._entries = tuple(sorted(entries, key=lambda e: e.activates_at))
+        # The moments the signing key can change, for `active_at`'s one-interval cache.
+        self._turns = sorted(
+            {t for e in entries for t in (e.activates_at, e.retires_at) if t is not None}
+        )
+        self._current: tuple[datetime, datetime, ActiveKey] | None = None
 
     @classmethod
     def load(cls, keys_dir: Path, alg: str) -> KeyRing:
+        """The key files of the keys dir (the one for `alg` created if missing), `alg`'s
+        signing: the ring of a version before keys were events, and of tools that need one."""
         active = load_or_create_key(keys_dir, alg)
-        others = [
-            _parse(path.read_bytes())
-            for path in sorted(keys_dir.glob("signing-*.pem"))
-            if path != _key_path(keys_dir, alg)
-        ]
-        return cls(active, [active, *others])
+        since = datetime.min.replace(tzinfo=UTC)
+        others = [k for k in key_files(keys_dir, alg) if k.kid != active.kid]
+        return cls([RingEntry(active, since), *(RingEntry(k, since, since) for k in others)])
 
-    def jwks(self) -> dict[str, Any]:
-        """The JWK Set served at `/oauth2/jwks`: public members only."""
-        return {"keys": [k.public_jwk for k in self.published]}
+    def active_at(self, t: datetime) -> ActiveKey:
+        """The key that signs at `t` (the token endpoint asks per token: cached per turn)."""
+        current = self._current
+        if current is not None and current[0] <= t < current[1]:
+            return current[2]
+        signing = [e for e in self._entries if e.signs_at(t)]
+        if not signing:
+            raise NoSigningKey("no signing key is active")
+        active = self._signers[signing[-1].key.kid]
+        since = max((x for x in self._turns if x <= t), default=datetime.min.replace(tzinfo=UTC))
+        until = min((x for x in self._turns if x > t), default=datetime.max.replace(tzinfo=UTC))
+        self._current = (since, until, active)
+        return active
+
+    @property
+    def active(self) -> SigningKey:
+        """The key signing now."""
+        return self.active_at(datetime.now(UTC)).key
+
+    def get(self, kid: str) -> SigningKey | None:
+        """Any key this ring knows by `kid` (a token's expiry is its verifier's to judge)."""
+        signer = self._signers.get(kid)
+        return signer.key if signer else None
+
+    def published(self, t: datetime | None = None) -> list[SigningKey]:
+        at = datetime.now(UTC) if t is None else t
+        return [e.key for e in reversed(self._entries) if e.published_at(at)]
+
+    def jwks(self, t: datetime | None = None) -> dict[str, Any]:
+        """The JWK Set served at `/oauth2/jwks` at `t`: public members only."""
+        return {"keys": [k.public_jwk for k in self.published(t)]}
 
 
 def _b64url(data: bytes) -> bytes:
@@ -161,27 +239,41 @@ def _signature(key: PrivateKey, signing_input: bytes) -> bytes:
     return key.sign(signing_input)
 
 
-class JwtSigner:
-    """Signs RFC 9068 access tokens with the active key (JWS compact serialization, RFC 7515 §7.1).
+class ActiveKey:
+    """Signs RFC 9068 access tokens with one key (JWS compact serialization, RFC 7515 §7.1).
 
     The protected header never changes, so it is encoded once; PyJWT's general-purpose
     encoder costs about as much again as the signature itself. Tokens are verified with PyJWT
     in the tests, so an independent implementation checks every one of them.
     """
 
-    def __init__(self, keys: KeyRing) -> None:
-        self._key = keys.active
-        header = {"alg": keys.active.alg, "kid": keys.active.kid, "typ": "at+jwt"}
+    def __init__(self, key: SigningKey) -> None:
+        self.key = key
+        header = {"alg": key.alg, "kid": key.kid, "typ": "at+jwt"}
         self._header = _b64url(msgspec.json.encode(header)) + b"."
 
     @property
     def kid(self) -> str:
-        return self._key.kid
+        return self.key.kid
 
     def sign(self, claims: dict[str, Any]) -> str:
         signing_input = self._header + _b64url(msgspec.json.encode(claims))
-        signature = _signature(self._key.private_key, signing_input)
+        signature = _signature(self.key.private_key, signing_input)
         return (signing_input + b"." + _b64url(signature)).decode("ascii")
+
+
+class JwtSigner:
+    """The ring's key that signs at a given moment."""
+
+    def __init__(self, keys: KeyRing) -> None:
+        self._keys = keys
+
+    def key_at(self, now: datetime) -> ActiveKey:
+        return self._keys.active_at(now)
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        """Sign with the key active now (tools and tests; the token endpoint uses `key_at`)."""
+        return self.key_at(datetime.now(UTC)).sign(claims)
 
 
 class TokenNotVerified(Exception):
@@ -198,7 +290,7 @@ class JwtVerifier:
     """
 
     def __init__(self, keys: KeyRing, issuer: str, cache_size: int = 20_000) -> None:
-        self._keys = {k.kid: k for k in keys.published}
+        self._keys = keys
         self._issuer = issuer
         self._cache: dict[str, dict[str, Any]] = {}
         self._cache_size = cache_size

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from adapters.alert_store import AlertStore
@@ -17,6 +18,7 @@ from adapters.clock import SystemClock
 from adapters.event_store import Ledger
 from adapters.group_commit import GroupCommitter
 from adapters.kafka import KafkaConfig, ensure_topic, start_producer
+from adapters.key_vault import KeyVault
 from adapters.observation_buffer import ObservationBuffer
 from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
@@ -29,6 +31,7 @@ from api.introspection import TokenIntrospector
 from api.issuance import Clock, TokenIssuer
 from api.revocation import TokenRevoker
 from api.settings import Settings
+from api.signing_keys import SigningKeyAdmin, SigningKeysKeeper
 from domain.observations import SecurityObservation
 from domain.quotas import IssuanceQuotas
 from domain.throttling import FailureThrottle
@@ -189,10 +192,32 @@ def prepare(settings: Settings) -> None:
         revoked_tokens_table(ledger.datastore)
         used_assertions(settings, ledger)
         AlertStore(settings.database_url)  # its tables, before any worker races for them
+        key_admin(settings, ledger, SystemClock()).ensure(settings.keys_dir)
     finally:
         ledger.close()
-    KeyRing.load(settings.keys_dir, settings.signing_alg)
     load_or_create_pepper(settings.keys_dir, settings.secret_pepper)
+
+
+def key_admin(settings: Settings, ledger: Ledger, clock: Clock) -> SigningKeyAdmin:
+    vault = KeyVault.load(settings.keys_dir, settings.key_encryption_key)
+    return SigningKeyAdmin(ledger, vault, clock, settings.signing_alg)
+
+
+def key_keeper(settings: Settings, ledger: Ledger, clock: Clock) -> SigningKeysKeeper:
+    """A ring loaded with the current keys (created on the very first start), kept in step."""
+    admin = key_admin(settings, ledger, clock)
+    keeper = SigningKeysKeeper(
+        ledger,
+        admin,
+        KeyRing([]),
+        interval=settings.follow_interval,
+        rotate_every=(
+            timedelta(days=settings.key_rotation_days) if settings.key_rotation_days else None
+        ),
+        lead=timedelta(seconds=settings.key_prepublish_seconds),
+    )
+    keeper.load(admin.ensure(settings.keys_dir))
+    return keeper
 
 
 def used_assertions(settings: Settings, ledger: Ledger) -> UsedAssertionIds:
@@ -234,6 +259,7 @@ class Runtime:
     relay: AuditRelay | None
     alerts: AlertStore
     analytics: AnalyticsKeeper | None = None
+    key_keeper: SigningKeysKeeper | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -247,6 +273,8 @@ class Runtime:
         except Exception:
             log.exception("revoked-tokens read model not loaded yet; the follower keeps trying")
         self.revoked_follower.start()
+        if self.key_keeper is not None:
+            self.key_keeper.start()
         if self.analytics is not None:
             self.analytics.start()
         if isinstance(self.committer, AsyncPostgresGroupCommitter):
@@ -276,6 +304,8 @@ class Runtime:
             self.committer.stop()
         self.follower.stop()
         self.revoked_follower.stop()
+        if self.key_keeper is not None:
+            self.key_keeper.stop()
         if self.analytics is not None:
             self.analytics.stop()
         self.ledger.close()
@@ -305,7 +335,9 @@ def _committer(ledger: Ledger, settings: Settings) -> GroupCommitter | AsyncPost
 def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     """Wire a server process from settings; nothing runs until `Runtime.start()`."""
     ledger = open_ledger(settings)
-    keys = KeyRing.load(settings.keys_dir, settings.signing_alg)
+    clock = clock or SystemClock()
+    keeper = key_keeper(settings, ledger, clock)
+    keys = keeper.ring
     hasher = SecretHasher(load_or_create_pepper(settings.keys_dir, settings.secret_pepper))
     view = ClientsView()
     follower = ClientsFollower(
@@ -314,7 +346,6 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     committer = _committer(ledger, settings)
     if settings.bench_skip_event_write:
         log.warning("KEYLEDGER_BENCH_SKIP_EVENT_WRITE is on: tokens are NOT recorded")
-    clock = clock or SystemClock()
     issuer = TokenIssuer(
         clients=view,
         hasher=hasher,
@@ -368,4 +399,5 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
             if settings.analytics_in_serve
             else None
         ),
+        key_keeper=keeper,
     )

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 
 from adapters.metrics import MULTIPROC_ENV
-from api import cli_analytics, cli_projections
+from api import cli_analytics, cli_keys, cli_projections
 from api import cli_clients as c
 from api.bootstrap import prepare
 from api.cli_kafka import (
@@ -28,6 +28,7 @@ from api.revocation import TokenNotFound
 from api.settings import Settings, SettingsError
 from domain.client import AUTH_METHODS, CLIENT_SECRET_BASIC, ClientCommandRejected
 from domain.client_settings import DEFAULT_TOKEN_TTL, InvalidClientSettings
+from domain.signing_keys import SigningKeyRejected
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -253,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_analytics.add_commands(commands)
 
     _client_commands(commands)
+    cli_keys.add_commands(commands)
 
     tokens = commands.add_parser("tokens", help="revoke tokens")
     tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
@@ -304,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         c.CliError,
         RebuildRefused,
         ClientCommandRejected,
+        SigningKeyRejected,
         InvalidClientSettings,
         SettingsError,
         ValueError,

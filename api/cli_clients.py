@@ -16,8 +16,8 @@ from rich.table import Table
 
 from adapters.client_secrets import SecretHasher, load_or_create_pepper
 from adapters.clock import SystemClock
-from adapters.signing import JwtVerifier, KeyRing
-from api.bootstrap import open_ledger
+from adapters.signing import JwtVerifier
+from api.bootstrap import key_keeper, open_ledger
 from api.client_admin import (
     ADMIN_SCOPE,
     ClientAdmin,
@@ -264,7 +264,7 @@ def revoker() -> Iterator[TokenRevoker]:
     settings = Settings.from_env()
     ledger = open_ledger(settings)
     try:
-        keys = KeyRing.load(settings.keys_dir, settings.signing_alg)
+        keys = key_keeper(settings, ledger, SystemClock()).ring
         view = current_clients(ledger)
         follower = RevokedTokensFollower(
             ledger, revoked_tokens_table(ledger.datastore), RevokedTokensView()

@@ -44,11 +44,16 @@ class SecretHashing(Protocol):
     def hash(self, secret: str) -> str: ...
 
 
-class TokenSigner(Protocol):
+class SigningKey(Protocol):
     @property
     def kid(self) -> str: ...
 
     def sign(self, claims: dict[str, Any]) -> str: ...
+
+
+class TokenSigner(Protocol):
+    def key_at(self, now: datetime) -> SigningKey:
+        """The key that signs at `now` (keys take turns: rotation)."""
 
 
 class VerifiedAssertion(Protocol):
@@ -197,6 +202,7 @@ class TokenIssuer:
             if refused is not None:
                 raise TooManyRequests(reason=refused[0], retry_after=refused[1], quota=True)
         jti = str(uuid.uuid4())
+        signing_key = self._signer.key_at(now)
         issued = IssuedToken.issue(
             jti=jti,
             client_id=grant.client_id,
@@ -204,14 +210,14 @@ class TokenIssuer:
             audience=list(grant.audience),
             issued_at=grant.issued_at,
             expires_at=grant.expires_at,
-            kid=self._signer.kid,
+            kid=signing_key.kid,
             client_version=grant.client_version,
             secret_generation=grant.secret_generation,
             auth_method=credentials.method,
             source_ip=source_ip,
         )
         scope = format_scope(grant.scopes)
-        access_token = self._signer.sign(access_token_claims(grant, self._issuer, jti, scope))
+        access_token = signing_key.sign(access_token_claims(grant, self._issuer, jti, scope))
         try:
             await self._writer.submit([issued])
         except asyncio.CancelledError:

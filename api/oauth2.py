@@ -115,6 +115,7 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     tags=["oauth2"],
 )
 async def jwks(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    runtime = request.app.state.runtime
     return Response(
-        request.app.state.runtime.keys.jwks(), headers={"Cache-Control": "public, max-age=60"}
+        runtime.keys.jwks(runtime.clock.now()), headers={"Cache-Control": "public, max-age=60"}
     )

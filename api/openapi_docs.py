@@ -33,8 +33,9 @@ TOKEN_OPERATION = Operation(
     description=(
         "RFC 6749 §4.4 client_credentials grant. The body is "
         "application/x-www-form-urlencoded. The client authenticates with HTTP Basic "
-        "(client_secret_basic, form-url-encoded id and secret) or with client_id and "
-        "client_secret in the body (client_secret_post), never both."
+        "(client_secret_basic, form-url-encoded id and secret), with client_id and "
+        "client_secret in the body (client_secret_post), or, if it registered public keys, "
+        "with a signed JWT in client_assertion (private_key_jwt, RFC 7523); one method only."
     ),
     operation_id="token",
     request_body=RequestBody(
@@ -57,6 +58,14 @@ TOKEN_OPERATION = Operation(
                         ),
                         "client_id": _STRING,
                         "client_secret": _STRING,
+                        "client_assertion_type": Schema(
+                            type=OpenAPIType.STRING,
+                            enum=["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"],
+                        ),
+                        "client_assertion": Schema(
+                            type=OpenAPIType.STRING,
+                            description="RFC 7523 §2.2: a JWT signed with a registered key",
+                        ),
                     },
                 )
             )

@@ -72,6 +72,9 @@ class Settings:
     dormant_days: int = 30
     assertion_max_lifetime: int = 3600
     assertion_leeway: int = 60
+    key_encryption_key: str | None = None
+    key_rotation_days: int = 90
+    key_prepublish_seconds: int = 600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +133,11 @@ class Settings:
             raise SettingsError(
                 "KEYLEDGER_ASSERTION_MAX_LIFETIME must be 1 to 86400 seconds and "
                 "KEYLEDGER_ASSERTION_LEEWAY 0 to 600"
+            )
+        if self.key_rotation_days < 0 or self.key_prepublish_seconds < 0:
+            raise SettingsError(
+                "KEYLEDGER_KEY_ROTATION_DAYS (0: never) and KEYLEDGER_KEY_PREPUBLISH_SECONDS "
+                "must not be negative"
             )
         if not 1 <= self.embedded_broker_port <= 65535:
             raise SettingsError("KEYLEDGER_EMBEDDED_BROKER_PORT must be a TCP port")

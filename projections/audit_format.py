@@ -28,6 +28,7 @@ from domain.observations import (
     OBSERVATION_KINDS,
     SecurityObservation,
 )
+from domain.signing_keys import SigningKeys
 from domain.token import IssuedToken
 
 SPEC_VERSION = "1.0"
@@ -38,6 +39,7 @@ NOT_PUBLISHED = {
     "originator_topic",
     "timestamp",
     "secret_hash",
+    "sealed_private_key",  # encrypted, and still never leaves the event store
 }
 
 AUDIT_TYPES: dict[type[Any], str] = {
@@ -56,6 +58,9 @@ AUDIT_TYPES: dict[type[Any], str] = {
     Client.Deleted: "keyledger.client.deleted.v1",
     IssuedToken.Issued: "keyledger.token.issued.v1",
     IssuedToken.Revoked: "keyledger.token.revoked.v1",
+    SigningKeys.Started: "keyledger.signing_keys.started.v1",
+    SigningKeys.KeyGenerated: "keyledger.signing_keys.key_generated.v1",
+    SigningKeys.KeyRetired: "keyledger.signing_keys.key_retired.v1",
 }
 
 
@@ -85,6 +90,8 @@ def _subject_and_time(event: Any) -> tuple[str, datetime]:
         return event.client_id, event.issued_at
     if isinstance(event, IssuedToken.Revoked):
         return event.client_id, event.at
+    if isinstance(event, SigningKeys.Started | SigningKeys.KeyGenerated | SigningKeys.KeyRetired):
+        return str(event.originator_id), event.at
     return str(event.originator_id), event_time(event)
 
 
@@ -122,6 +129,8 @@ _JWK = {
     },
 }
 _JSON_TYPES["list[dict[str, Any]]"] = {"type": "array", "items": _JWK}
+_JSON_TYPES["dict[str, Any]"] = _JWK  # a signing key's public JWK
+_JSON_TYPES["bool"] = {"type": "boolean"}
 _JSON_TYPES["list[dict[str, Any]] | None"] = {"type": ["array", "null"], "items": _JWK}
 
 

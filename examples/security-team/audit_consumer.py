@@ -49,7 +49,17 @@ def _words(values: list[str] | None) -> str:
 
 # For each event type: the label, and what matters about it (from the message's `data`).
 LINES: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
-    "client.registered": ("client registered", lambda d: f"scopes {_words(d['allowed_scopes'])}"),
+    "client.registered": (
+        "client registered",
+        lambda d: (
+            f"scopes {_words(d['allowed_scopes'])}"
+            + ("  signs with its keys" if d.get("auth_method") == "private_key_jwt" else "")
+        ),
+    ),
+    "client.keys_replaced": (
+        "client keys replaced",
+        lambda d: f"kids {_words([k.get('kid', '-') for k in d['jwks']])}",
+    ),
     "client.secret_rotated": (
         "secret rotated",
         lambda d: f"generation {d['generation']}, old one valid until {d['previous_expires_at']}",
@@ -77,6 +87,15 @@ LINES: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
         ),
     ),
     "token.revoked": ("token revoked", lambda d: ""),
+    "signing_keys.started": ("signing keys started", lambda d: ""),
+    "signing_keys.key_generated": (
+        "SIGNING KEY ADDED",
+        lambda d: f"kid {d['kid']} {d['alg']}, signs from {d['activates_at']}",
+    ),
+    "signing_keys.key_retired": (
+        "SIGNING KEY RETIRED",
+        lambda d: f"kid {d['kid']} stops at {d['retires_at']}, leaves JWKS {d['unpublished_at']}",
+    ),
     "security.authentication_failed": (
         "AUTHENTICATION FAILED",
         lambda d: f"{d['reason']}  from {d['source_ip']}  ({d['user_agent'] or 'no user agent'})",

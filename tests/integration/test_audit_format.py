@@ -15,11 +15,14 @@ from eventsourcing.domain import Aggregate
 from adapters.client_secrets import SecretHasher
 from adapters.clock import FixedClock
 from adapters.event_store import Ledger
+from adapters.key_vault import KeyVault
 from api.client_admin import ClientAdmin
+from api.signing_keys import SigningKeyAdmin
 from domain.client import Client
 from domain.client_settings import ClientSettings
 from domain.oauth_errors import InvalidClient, InvalidRequest, InvalidScope, InvalidTarget
 from domain.observations import AUTHENTICATION_FAILURE_REASONS, SecurityObservation
+from domain.signing_keys import SigningKeys
 from domain.token import IssuedToken
 from projections.alert_format import ALERT_TYPE, alert_schema
 from projections.audit_format import (
@@ -52,7 +55,8 @@ def _event_classes(aggregate: type[Any]) -> set[type[Any]]:
 
 
 def test_every_stored_event_type_has_an_audit_type() -> None:
-    assert _event_classes(Client) | _event_classes(IssuedToken) == set(AUDIT_TYPES)
+    stored = _event_classes(Client) | _event_classes(IssuedToken) | _event_classes(SigningKeys)
+    assert stored == set(AUDIT_TYPES)
 
 
 @pytest.mark.parametrize("event_type", list(all_schemas()))
@@ -207,6 +211,10 @@ def _lifecycle(sqlite_url: str) -> tuple[Ledger, list[str]]:
         actor="cli:ops",
     )
     admin.replace_keys(keyed, jwks_of(client_key("EdDSA")), actor="cli:ops", reason="yearly")
+    # The server's own signing keys: the first key, then a rotation (which retires it).
+    keys = SigningKeyAdmin(ledger, KeyVault(b"k" * 32), clock, "ES256")
+    keys.ensure(Path(sqlite_url.removeprefix("sqlite:///")).parent / "no-key-files")
+    keys.rotate(delay=timedelta(minutes=10), actor="cli:ops", reason="quarterly")
     return ledger, [created.client_secret, rotated.client_secret]
 
 
@@ -252,7 +260,10 @@ def test_every_event_of_a_real_history_validates_and_carries_no_secret(sqlite_ur
     client_messages = [m for m in messages if m["type"].startswith("keyledger.client.")]
     registered = {m["subject"] for m in messages if m["type"] == "keyledger.client.registered.v1"}
     assert len(registered) == 2
-    assert {m["subject"] for m in messages} == registered  # each names a registered client
+    about_clients = [m for m in messages if not m["type"].startswith("keyledger.signing_keys.")]
+    assert {m["subject"] for m in about_clients} == registered  # each names a registered client
+    key_messages = [m for m in messages if m["type"].startswith("keyledger.signing_keys.")]
+    assert all("sealed_private_key" not in m["data"] for m in key_messages)
     assert client_messages[0]["data"]["actor"] == "cli:ops"
 
 

@@ -121,7 +121,19 @@ async def test_metadata_describes_what_is_served(settings: Settings) -> None:
         assert set(meta["token_endpoint_auth_methods_supported"]) == {
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
         }
+        assert meta["token_endpoint_auth_signing_alg_values_supported"] == [
+            "RS256",
+            "PS256",
+            "ES256",
+            "EdDSA",
+        ]
+        for endpoint in ("introspection", "revocation"):  # secrets only there
+            assert meta[f"{endpoint}_endpoint_auth_methods_supported"] == [
+                "client_secret_basic",
+                "client_secret_post",
+            ]
 
 
 async def test_health_readiness_and_openapi_are_served(settings: Settings) -> None:
