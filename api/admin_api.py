@@ -50,6 +50,7 @@ class NewClient(msgspec.Struct, forbid_unknown_fields=True):
     default_scopes: list[str] | None = None
     token_ttl: int = DEFAULT_TOKEN_TTL
     audiences: list[str] = []
+    default_audience: str | None = None
     reason: str | None = None
     # RFC 7591 §2: client_secret_basic (a generated secret) or private_key_jwt (with jwks).
     token_endpoint_auth_method: str = CLIENT_SECRET_BASIC
@@ -76,6 +77,7 @@ class ClientChanges(msgspec.Struct, forbid_unknown_fields=True):
     default_scopes: list[str] | None = None
     token_ttl: int | None = None
     audiences: list[str] | None = None
+    default_audience: str | None = None
     quotas: Quotas | None = None
     reason: str | None = None
 
@@ -149,6 +151,7 @@ class AdminClientsController(Controller):
             default_scopes=data.default_scopes,
             token_ttl=data.token_ttl,
             audiences=data.audiences,
+            default_audience=data.default_audience,
         )
         method = data.token_endpoint_auth_method
         if method not in AUTH_METHODS:
@@ -219,9 +222,13 @@ class AdminClientsController(Controller):
                 client.change_token_lifetime(
                     token_ttl=data.token_ttl, now=now, actor=actor, reason=reason
                 )
-            if data.audiences is not None:
+            if data.audiences is not None or data.default_audience is not None:
                 client.change_audiences(
-                    audiences=data.audiences, now=now, actor=actor, reason=reason
+                    audiences=client.audiences if data.audiences is None else data.audiences,
+                    default_audience=data.default_audience,
+                    now=now,
+                    actor=actor,
+                    reason=reason,
                 )
             if data.quotas is not None:
                 client.change_quotas(

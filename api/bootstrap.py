@@ -184,15 +184,17 @@ def revoke_on_retired_secret(admin: ClientAdmin) -> Callable[[Alert], Awaitable[
     return respond
 
 
-def prepare(settings: Settings) -> None:
-    """Create tables, keys and pepper once, before any worker process starts."""
+def prepare(settings: Settings, *, signing_keys: bool = False) -> None:
+    """Create tables and pepper (and, for `serve`, the first signing key) once, before any
+    worker process starts."""
     ledger = open_ledger(settings)
     try:
         clients_table(ledger.datastore)
         revoked_tokens_table(ledger.datastore)
         used_assertions(settings, ledger)
         AlertStore(settings.database_url)  # its tables, before any worker races for them
-        key_admin(settings, ledger, SystemClock()).ensure(settings.keys_dir)
+        if signing_keys:
+            key_admin(settings, ledger, SystemClock()).ensure(settings.keys_dir)
     finally:
         ledger.close()
     load_or_create_pepper(settings.keys_dir, settings.secret_pepper)

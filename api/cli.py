@@ -39,7 +39,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             os.environ[f"KEYLEDGER_{name.upper()}"] = str(getattr(args, name))
     settings = Settings.from_env()
     configure_logging(settings)
-    prepare(settings)
+    prepare(settings, signing_keys=True)
     with embedded_broker(settings), metrics_directory(settings.workers):
         uvicorn.run(
             "api.app:create_app",
@@ -100,6 +100,11 @@ def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     )
     register.add_argument(
         "--audience", action="append", metavar="URL", help="allowed audience (repeatable)"
+    )
+    register.add_argument(
+        "--default-audience",
+        metavar="URL",
+        help="the aud of tokens whose request names no resource (one of the --audience URLs)",
     )
     register.add_argument(
         "--auth-method",
@@ -205,6 +210,9 @@ def _client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     audiences = _common(sub.add_parser("set-audiences", help="replace the allowed audiences"))
     audiences.add_argument("client_id")
     audiences.add_argument("audiences", nargs="*", metavar="URL")
+    audiences.add_argument(
+        "--default", metavar="URL", help="the default audience (default: the old one, if kept)"
+    )
     audiences.set_defaults(func=c.cmd_set_audiences)
 
 

@@ -116,6 +116,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         default_scopes=scopes(args.default_scope),
         token_ttl=args.token_ttl,
         audiences=args.audience or [],
+        default_audience=args.default_audience,
     )
     if (args.auth_method == PRIVATE_KEY_JWT) != (args.jwks_file is not None):
         raise CliError("--jwks-file goes with --auth-method private_key_jwt, and only with it")
@@ -251,7 +252,9 @@ def cmd_set_quota(args: argparse.Namespace) -> int:
 
 
 def cmd_set_audiences(args: argparse.Namespace) -> int:
-    return _change(args, "change_audiences", audiences=args.audiences)
+    return _change(
+        args, "change_audiences", audiences=args.audiences, default_audience=args.default
+    )
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

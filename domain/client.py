@@ -60,6 +60,7 @@ class Client(Aggregate):
         reason: str | None
         auth_method: str = CLIENT_SECRET_BASIC
         jwks: list[dict[str, Any]] | None = None
+        default_audience: str | None = None  # the `aud` when a request names no resource
 
     class Changed(Aggregate.Event):
         """Base of every later client event: when, by whom, why."""
@@ -107,6 +108,7 @@ class Client(Aggregate):
 
     class AudiencesChanged(Changed):
         audiences: list[str]
+        default_audience: str | None = None
 
     class Renamed(Changed):
         name: str
@@ -135,7 +137,9 @@ class Client(Aggregate):
         reason: str | None,
         auth_method: str = CLIENT_SECRET_BASIC,
         jwks: list[dict[str, Any]] | None = None,
+        default_audience: str | None = None,
     ) -> None:
+        self.default_audience = default_audience
         self.name = name
         self.allowed_scopes = list(allowed_scopes)
         self.default_scopes = list(default_scopes)
@@ -181,6 +185,7 @@ class Client(Aggregate):
             reason=reason,
             auth_method=CLIENT_SECRET_BASIC if jwks is None else PRIVATE_KEY_JWT,
             jwks=None if jwks is None else public_jwks(jwks),
+            default_audience=settings.default_audience,
         )
 
     @property
@@ -199,6 +204,7 @@ class Client(Aggregate):
             default_scopes=tuple(self.default_scopes),
             token_ttl=self.token_ttl,
             audiences=tuple(self.audiences),
+            default_audience=self.default_audience,
         )
 
     def _require_not_deleted(self) -> None:
@@ -386,19 +392,43 @@ class Client(Aggregate):
         self.tokens_per_day = tokens_per_day
 
     def change_audiences(
-        self, *, audiences: list[str], now: datetime, actor: str, reason: str | None
+        self,
+        *,
+        audiences: list[str],
+        now: datetime,
+        actor: str,
+        reason: str | None,
+        default_audience: str | None = None,
     ) -> None:
+        """New allowed audiences; a default omitted keeps the old one if it stays allowed."""
         self._require_not_deleted()
+        if default_audience is None and self.default_audience in audiences:
+            default_audience = self.default_audience
         valid = ClientSettings.create(
-            name=self.name, allowed_scopes=self.allowed_scopes, audiences=audiences
+            name=self.name,
+            allowed_scopes=self.allowed_scopes,
+            audiences=audiences,
+            default_audience=default_audience,
         )
-        self._audiences_changed(audiences=list(valid.audiences), at=now, actor=actor, reason=reason)
+        self._audiences_changed(
+            audiences=list(valid.audiences),
+            default_audience=valid.default_audience,
+            at=now,
+            actor=actor,
+            reason=reason,
+        )
 
     @event(AudiencesChanged)
     def _audiences_changed(
-        self, audiences: list[str], at: datetime, actor: str, reason: str | None
+        self,
+        audiences: list[str],
+        at: datetime,
+        actor: str,
+        reason: str | None,
+        default_audience: str | None = None,
     ) -> None:
         self.audiences = list(audiences)
+        self.default_audience = default_audience
 
     def rename(self, *, name: str, now: datetime, actor: str, reason: str | None) -> None:
         self._require_not_deleted()

@@ -62,6 +62,7 @@ class ClientRecord:
     tokens_per_day: int | None = None
     auth_method: str = CLIENT_SECRET_BASIC
     jwks: tuple[dict[str, Any], ...] = ()  # public keys of a private_key_jwt client
+    default_audience: str | None = None
 
     @property
     def is_active(self) -> bool:
@@ -85,6 +86,7 @@ class ClientRecord:
             "default_scopes": sorted(self.default_scopes),
             "token_ttl": self.token_ttl,
             "audiences": list(self.audiences),
+            "default_audience": self.default_audience,
             "token_endpoint_auth_method": self.auth_method,
             "jwks": {"keys": list(self.jwks)} if self.jwks else None,
             "secrets": [
@@ -159,6 +161,7 @@ class ClientRecord:
             # Rows written before private_key_jwt existed have neither: a secret client.
             auth_method=d.get("token_endpoint_auth_method", CLIENT_SECRET_BASIC),
             jwks=tuple((d.get("jwks") or {}).get("keys", ())),
+            default_audience=d.get("default_audience"),
         )
 
 

@@ -26,6 +26,7 @@ class ClientSettings:
     default_scopes: tuple[str, ...]
     token_ttl: int
     audiences: tuple[str, ...]
+    default_audience: str | None = None
 
     @classmethod
     def create(
@@ -36,6 +37,7 @@ class ClientSettings:
         default_scopes: frozenset[str] | set[str] | list[str] | tuple[str, ...] | None = None,
         token_ttl: int = DEFAULT_TOKEN_TTL,
         audiences: frozenset[str] | set[str] | list[str] | tuple[str, ...] = (),
+        default_audience: str | None = None,
     ) -> ClientSettings:
         """Validate and normalise; default scopes default to all allowed scopes."""
         name = name.strip()
@@ -50,12 +52,18 @@ class ClientSettings:
             raise InvalidClientSettings(
                 f"token lifetime must be {MIN_TOKEN_TTL} to {MAX_TOKEN_TTL} seconds"
             )
+        valid_audiences = tuple(sorted({_audience(a) for a in audiences}))
+        if default_audience is not None and default_audience not in valid_audiences:
+            raise InvalidClientSettings(
+                f"the default audience is not one of the allowed audiences: {default_audience!r}"
+            )
         return cls(
             name=name,
             allowed_scopes=allowed,
             default_scopes=defaults,
             token_ttl=token_ttl,
-            audiences=tuple(sorted({_audience(a) for a in audiences})),
+            audiences=valid_audiences,
+            default_audience=default_audience,
         )
 
 

@@ -127,7 +127,9 @@ def is_resource_indicator(value: str) -> bool:
 
 
 def audience(client: ClientRecord, resources: tuple[str, ...], issuer: str) -> tuple[str, ...]:
-    """The token's `aud`: the requested resources, else the client's audiences, else the issuer."""
+    """The token's `aud`: the requested resources, else the client's default audience, else
+    its audiences, else the issuer (RFC 8707 §2: "the authorization server SHOULD ... use a
+    default resource" when a request names none)."""
     if resources:
         for resource in resources:
             if not is_resource_indicator(resource):
@@ -138,6 +140,8 @@ def audience(client: ClientRecord, resources: tuple[str, ...], issuer: str) -> t
             if resource not in client.audiences:
                 raise InvalidTarget(reason="resource_not_allowed")
         return tuple(sorted(set(resources)))
+    if client.default_audience is not None:
+        return (client.default_audience,)
     return client.audiences or (issuer,)
 
 

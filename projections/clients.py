@@ -54,6 +54,7 @@ def registered(event: Client.Registered) -> ClientRecord:
         updated_at=event.registered_at,
         auth_method=event.auth_method,
         jwks=tuple(event.jwks or ()),
+        default_audience=event.default_audience,
     )
 
 
@@ -108,7 +109,7 @@ def _changes(record: ClientRecord, event: Any) -> dict[str, Any]:
                 "tokens_per_day": event.tokens_per_day,
             }
         case Client.AudiencesChanged():
-            return {"audiences": tuple(event.audiences)}
+            return {"audiences": tuple(event.audiences), "default_audience": event.default_audience}
         case Client.Renamed():
             return {"name": event.name}
         case Client.TokensRevoked() if event.secret_generation is None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -386,3 +387,40 @@ async def test_a_secret_clients_keys_cannot_be_replaced(admin: Admin) -> None:
     assert response.status_code == 409
     rotate = await admin.call("POST", f"/admin/clients/{created.client_id}/secret/rotate")
     assert rotate.status_code == 200
+
+
+async def test_a_default_audience_pins_tokens_that_ask_for_no_resource(admin: Admin) -> None:
+    created = await admin.call(
+        "POST",
+        "/admin/clients",
+        json={
+            "name": "orders",
+            "allowed_scopes": ["a"],
+            "audiences": ["https://stock.example", "https://billing.example"],
+            "default_audience": "https://stock.example",
+        },
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["default_audience"] == "https://stock.example"
+    await asyncio.to_thread(admin.runtime.follower.catch_up)
+    auth = basic(body["client_id"], body["client_secret"])
+    plain = await admin.http.post(
+        "/oauth2/token", content="grant_type=client_credentials", headers=auth
+    )
+    claims = jwt.decode(plain.json()["access_token"], options={"verify_signature": False})
+    assert claims["aud"] == "https://stock.example"
+    asked = await admin.http.post(
+        "/oauth2/token",
+        content="grant_type=client_credentials&resource=https://billing.example",
+        headers=auth,
+    )
+    claims = jwt.decode(asked.json()["access_token"], options={"verify_signature": False})
+    assert claims["aud"] == "https://billing.example"
+    outside = await admin.call(
+        "PATCH",
+        f"/admin/clients/{body['client_id']}",
+        json={"default_audience": "https://x.example"},
+    )
+    assert outside.status_code == 422
+    assert "default audience" in outside.text

@@ -16,8 +16,9 @@ from adapters.event_store import Ledger
 from adapters.projection_tables import clients_table
 from api.client_admin import ClientAdmin, register_client
 from domain.client import Client, ClientCommandRejected
-from domain.client_settings import ClientSettings
+from domain.client_settings import ClientSettings, InvalidClientSettings
 from projections.clients import ClientsFollower, ClientsView
+from tests.assertions import client_key, jwks_of
 from tests.property.strategies import scope_sets
 
 client_settings = st.builds(
@@ -44,8 +45,19 @@ COMMANDS = st.sampled_from(
         "revoke_generation",
         "delete",
         "register",
+        "register_keyed",
+        "replace_keys",
+        "default_audience",
     ]
 )
+KEYS = [jwks_of(client_key("ES256", kid=f"k{i}")) for i in range(2)]
+
+
+def _register(admin: ClientAdmin, settings: ClientSettings, command: str) -> str:
+    """A secret client, or (`register_keyed`) a private_key_jwt one."""
+    if command == "register_keyed":
+        return admin.register_with_keys(settings, KEYS[0], actor="test")
+    return admin.register(settings, actor="test").client_id
 
 
 def _apply(admin: ClientAdmin, clock: FixedClock, client_id: str, command: str) -> None:
@@ -62,6 +74,12 @@ def _apply(admin: ClientAdmin, clock: FixedClock, client_id: str, command: str) 
         "audiences": lambda c, now: c.change_audiences(
             audiences=["https://a.example"], now=now, **who
         ),
+        "default_audience": lambda c, now: c.change_audiences(
+            audiences=["https://a.example", "https://b.example"],
+            default_audience="https://b.example",
+            now=now,
+            **who,
+        ),
         "rename": lambda c, now: c.rename(name="renamed", now=now, **who),
         "revoke_tokens": lambda c, now: c.revoke_tokens(
             cutoff=now, secret_generation=None, now=now, **who
@@ -74,9 +92,11 @@ def _apply(admin: ClientAdmin, clock: FixedClock, client_id: str, command: str) 
     try:
         if command == "rotate":
             admin.rotate_secret(client_id, grace=timedelta(seconds=90), actor="test")
+        elif command == "replace_keys":
+            admin.replace_keys(client_id, KEYS[1], actor="test")
         else:
             admin.change(client_id, commands[command])
-    except ClientCommandRejected:
+    except (ClientCommandRejected, InvalidClientSettings):
         pass
 
 
@@ -100,8 +120,8 @@ def test_rebuilding_the_clients_model_gives_the_live_state(
             ids = [admin.register(first, actor="test").client_id]
             for i, (command, which, seconds) in enumerate(history):
                 clock.advance(seconds)
-                if command == "register":
-                    ids.append(admin.register(first, actor="test").client_id)
+                if command.startswith("register"):
+                    ids.append(_register(admin, first, command))
                 else:
                     _apply(admin, clock, ids[which % len(ids)], command)
                 if i % follow_every == 0:

@@ -19,7 +19,12 @@ from api.client_admin import ClientAdmin, ClientNotFound
 from api.projection_rebuild import copy_records, copy_until, rebuild
 from domain.client_settings import ClientSettings
 from projections.clients import ClientsFollower, ClientsView
-from tests.property.test_read_model_properties import COMMANDS, _apply, client_settings
+from tests.property.test_read_model_properties import (
+    COMMANDS,
+    _apply,
+    _register,
+    client_settings,
+)
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -54,8 +59,8 @@ def test_rebuilt_and_copied_clients_models_equal_the_live_and_cut_folds(
                 if i == rebuild_at:  # the live follower writes on into the swapped-in table
                     rebuild(ledger, "clients", no_progress)
                 clock.advance(seconds)
-                if command == "register":
-                    ids.append(admin.register(first, actor="test").client_id)
+                if command.startswith("register"):
+                    ids.append(_register(admin, first, command))
                 else:
                     _apply(admin, clock, ids[which % len(ids)], command)
                 live.catch_up()

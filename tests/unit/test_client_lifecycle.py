@@ -7,6 +7,7 @@ import pytest
 
 from domain.client import MAX_QUOTA, Client, ClientCommandRejected
 from domain.client_settings import ClientSettings, InvalidClientSettings
+from projections.clients import evolve
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 WHO = {"actor": "cli:ops", "reason": None}
@@ -123,3 +124,29 @@ def test_quotas_are_set_together_and_none_lifts_one() -> None:
     c.change_quotas(tokens_per_minute=10, tokens_per_day=1000, now=NOW, **WHO)
     c.change_quotas(tokens_per_minute=None, tokens_per_day=500, now=NOW, **WHO)
     assert (c.tokens_per_minute, c.tokens_per_day) == (None, 500)
+
+
+def test_the_default_audience_must_be_allowed_and_follows_audience_changes() -> None:
+    with pytest.raises(InvalidClientSettings, match="default audience"):
+        ClientSettings.create(
+            name="x", allowed_scopes=["a"], audiences=["https://a"], default_audience="https://b"
+        )
+    settings = ClientSettings.create(
+        name="x",
+        allowed_scopes=["a"],
+        audiences=["https://a", "https://b"],
+        default_audience="https://a",
+    )
+    client = Client.register(
+        client_id=uuid4(), settings=settings, secret_hash="h", now=NOW, actor="t"
+    )
+    client.change_audiences(audiences=["https://a", "https://c"], now=NOW, actor="t", reason=None)
+    assert client.default_audience == "https://a"  # kept: still allowed
+    client.change_audiences(audiences=["https://c"], now=NOW, actor="t", reason=None)
+    assert client.default_audience is None  # dropped with its audience
+    record = None
+    for event in client.collect_events():
+        record = evolve(record, event)
+    assert record is not None
+    assert record.default_audience is None
+    assert record.audiences == ("https://c",)

@@ -95,6 +95,15 @@ def test_the_audience_defaults_to_the_clients_audiences_then_the_issuer() -> Non
     assert decide(with_aud, SLOT, TokenRequest(None), NOW, ISSUER).audience == with_aud.audiences
 
 
+def test_a_default_audience_pins_tokens_that_name_no_resource_to_one_api() -> None:
+    client = record(
+        audiences=("https://a.example", "https://b.example"), default_audience="https://b.example"
+    )
+    assert decide(client, SLOT, TokenRequest(None), NOW, ISSUER).audience == ("https://b.example",)
+    asked = TokenRequest(None, resources=("https://a.example",))
+    assert decide(client, SLOT, asked, NOW, ISSUER).audience == ("https://a.example",)
+
+
 def test_requested_resources_must_be_allowed_audiences() -> None:
     client = record(audiences=("https://a.example", "https://b.example"))
     grant = decide(client, SLOT, TokenRequest(None, ("https://b.example",)), NOW, ISSUER)
