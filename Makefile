@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.detector_bench
 	$(BIN)/python -m bench.limiter_bench
 	$(BIN)/python -m bench.rebuild_bench
+	$(BIN)/python -m bench.assertion_bench
 
 schemas: $(STAMP)
 	$(BIN)/python -m schemas.generate
