@@ -80,7 +80,11 @@ class AssertionVerifier:
         self._rules = rules
         self._keys: dict[tuple[str, int, str | None], Any] = {}
 
-    def verify(self, assertion: str, client: ClientRecord, now: datetime) -> VerifiedAssertion:
+    def verify(
+        self, assertion: str, client: ClientRecord, now: datetime, endpoint: str | None = None
+    ) -> VerifiedAssertion:
+        """`endpoint`: the URL of the endpoint called, accepted as `aud` too (introspection
+        and revocation clients such as Authlib's address their assertion to it)."""
         try:
             header = jwt.get_unverified_header(assertion)
         except jwt.PyJWTError:
@@ -96,7 +100,7 @@ class AssertionVerifier:
                 assertion,
                 key,
                 algorithms=[alg],
-                audience=[rules.issuer, rules.token_endpoint],
+                audience=[rules.issuer, rules.token_endpoint, *([endpoint] if endpoint else [])],
                 issuer=client.client_id,
                 leeway=rules.leeway,
                 # Times are judged below against this server's clock, not the library's.

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.signing import JwtVerifier, KeyRing, TokenNotVerified
-from api.issuance import ClientLookup, Clock
+from api.client_authentication import ClientLookup
+from api.issuance import Clock
 from domain.introspection import cut_off
 
 _CLOCK_SKEW = 60

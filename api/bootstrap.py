@@ -27,6 +27,7 @@ from adapters.signing import JwtSigner, JwtVerifier, KeyRing
 from api.analytics import AnalyticsKeeper
 from api.bearer_auth import AccessTokenVerifier
 from api.client_admin import ADMIN_SCOPE, ClientAdmin
+from api.client_authentication import ClientAuthenticator
 from api.introspection import TokenIntrospector
 from api.issuance import Clock, TokenIssuer
 from api.revocation import TokenRevoker
@@ -262,6 +263,7 @@ class Runtime:
     alerts: AlertStore
     analytics: AnalyticsKeeper | None = None
     key_keeper: SigningKeysKeeper | None = None
+    authenticator: ClientAuthenticator | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -346,6 +348,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         ledger, clients_table(ledger.datastore), view, interval=settings.follow_interval
     )
     committer = _committer(ledger, settings)
+    authenticator = ClientAuthenticator(
+        view, hasher, assertion_verifier(settings), used_assertions(settings, ledger)
+    )
     if settings.bench_skip_event_write:
         log.warning("KEYLEDGER_BENCH_SKIP_EVENT_WRITE is on: tokens are NOT recorded")
     issuer = TokenIssuer(
@@ -361,8 +366,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
             else None
         ),
         quotas=IssuanceQuotas(settings.quota_processes or settings.workers),
-        assertions=assertion_verifier(settings),
-        used_assertions=used_assertions(settings, ledger),
+        assertions=authenticator,
     )
     revoked_view = RevokedTokensView()
     revoked_follower = RevokedTokensFollower(
@@ -387,8 +391,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         clock=clock,
         revoked_view=revoked_view,
         revoked_follower=revoked_follower,
-        introspector=TokenIntrospector(verifier, view, revoked_view, hasher, clock),
-        revoker=TokenRevoker(ledger, verifier, view, hasher, clock, revoked_follower),
+        introspector=TokenIntrospector(verifier, view, revoked_view, clock),
+        revoker=TokenRevoker(ledger, verifier, view, clock, revoked_follower),
         observations=build_observations(settings),
         relay=(
             build_relay(settings, ledger)
@@ -402,4 +406,5 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
             else None
         ),
         key_keeper=keeper,
+        authenticator=authenticator,
     )

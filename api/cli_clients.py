@@ -272,9 +272,8 @@ def revoker() -> Iterator[TokenRevoker]:
         follower = RevokedTokensFollower(
             ledger, revoked_tokens_table(ledger.datastore), RevokedTokensView()
         )
-        hasher = SecretHasher(load_or_create_pepper(settings.keys_dir, settings.secret_pepper))
         verifier = JwtVerifier(keys, settings.issuer_url)
-        yield TokenRevoker(ledger, verifier, view, hasher, SystemClock(), follower)
+        yield TokenRevoker(ledger, verifier, view, SystemClock(), follower)
     finally:
         ledger.close()
 

@@ -14,8 +14,8 @@ from litestar import asgi
 from litestar.types import Receive, Scope, Send
 
 from adapters.signing import JwtVerifier, TokenNotVerified
-from api.client_auth import Credentials
-from api.issuance import ClientLookup, Clock, SecretHashing, authenticate_client
+from api.client_authentication import ClientLookup
+from api.issuance import Clock
 from api.oauth2 import credentials_of, read_oauth_form, send_json
 from api.observing import Observing
 from domain.client_record import ClientRecord
@@ -45,20 +45,17 @@ class TokenIntrospector:
         verifier: JwtVerifier,
         clients: ClientLookup,
         revoked: RevokedTokensView,
-        hasher: SecretHashing,
         clock: Clock,
     ) -> None:
         self._verifier = verifier
         self._clients = clients
         self._revoked = revoked
-        self._hasher = hasher
         self._clock = clock
 
-    def authenticate_caller(self, credentials: Credentials) -> ClientRecord:
-        caller = authenticate_client(credentials, self._clients, self._hasher, self._clock.now())
+    @staticmethod
+    def require_introspect_scope(caller: ClientRecord) -> None:
         if INTROSPECT_SCOPE not in caller.allowed_scopes:
             raise NotAllowedToIntrospect(reason="caller_lacks_introspect_scope")
-        return caller
 
     def introspect(self, token: str) -> dict[str, Any]:
         """`token_type_hint` plays no part: this server has one kind of token."""
@@ -89,12 +86,18 @@ class TokenIntrospector:
 @asgi("/oauth2/introspect", copy_scope=False)
 async def introspection_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """POST /oauth2/introspect (RFC 7662 §2.1)."""
-    introspector: TokenIntrospector = scope["app"].state.runtime.introspector
+    runtime = scope["app"].state.runtime
+    introspector: TokenIntrospector = runtime.introspector
     with Observing(scope, "/oauth2/introspect") as seen:
         headers, seen.params = await read_oauth_form(scope, receive)
         params = seen.params
         seen.credentials = credentials_of(headers, params)
-        introspector.authenticate_caller(seen.credentials)
+        caller = await runtime.authenticator.authenticate(
+            seen.credentials,
+            runtime.clock.now(),
+            f"{runtime.settings.issuer_url}/oauth2/introspect",
+        )
+        introspector.require_introspect_scope(caller)
     token = params.get("token")
     if not token or len(token) > 1:
         raise InvalidRequest("exactly one token parameter is required")

@@ -7,7 +7,6 @@ Access tokens are JWTs per RFC 9068 §2.2: `iss`, `exp`, `aud`, `sub`, `client_i
 from __future__ import annotations
 
 import asyncio
-import hmac
 import math
 import time
 import uuid
@@ -17,31 +16,23 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from api.client_auth import Credentials
+from api.client_authentication import (
+    ClientAuthenticator,
+    ClientLookup,
+    SecretHashing,
+    matching_secret,
+    retired_secret,
+)
 from domain.client import SecretSlot
 from domain.client_record import ClientRecord, RetiredSecret
 from domain.introspection import SECRET_GENERATION_CLAIM
 from domain.networks import source_network
 from domain.oauth_errors import InvalidClient, TemporarilyUnavailable, TooManyRequests
-from domain.policy import (
-    Grant,
-    TokenRequest,
-    authenticate,
-    authenticate_by_assertion,
-    decide,
-    grant_for,
-)
+from domain.policy import Grant, TokenRequest, authenticate, decide, grant_for
 from domain.quotas import IssuanceQuotas
 from domain.scope import format_scope
 from domain.throttling import FailureThrottle
 from domain.token import IssuedToken
-
-
-class ClientLookup(Protocol):
-    def get(self, client_id: str) -> ClientRecord | None: ...
-
-
-class SecretHashing(Protocol):
-    def hash(self, secret: str) -> str: ...
 
 
 class SigningKey(Protocol):
@@ -54,26 +45,6 @@ class SigningKey(Protocol):
 class TokenSigner(Protocol):
     def key_at(self, now: datetime) -> SigningKey:
         """The key that signs at `now` (keys take turns: rotation)."""
-
-
-class VerifiedAssertion(Protocol):
-    @property
-    def jti(self) -> str: ...
-
-    @property
-    def expires_at(self) -> datetime: ...
-
-
-class AssertionVerifier(Protocol):
-    """Checks a `private_key_jwt` client assertion against the client's keys (RFC 7523 §3)."""
-
-    def verify(self, assertion: str, client: ClientRecord, now: datetime) -> VerifiedAssertion: ...
-
-
-class UsedAssertions(Protocol):
-    """The `jti`s already used, shared by every replica."""
-
-    def use(self, client_id: str, jti: str, expires_at: datetime, now: datetime) -> bool: ...
 
 
 class EventWriter(Protocol):
@@ -100,44 +71,6 @@ class IssuedAccessToken:
             "expires_in": self.expires_in,
             "scope": self.scope,
         }
-
-
-def matching_secret(record: ClientRecord | None, presented_hash: str) -> SecretSlot | None:
-    """The client's secret slot whose hash equals the presented one (constant-time compares)."""
-    if record is None:
-        return None
-    found = None
-    for slot in record.secrets:
-        if hmac.compare_digest(presented_hash, slot.secret_hash):
-            found = slot
-    return found
-
-
-def retired_secret(record: ClientRecord | None, presented_hash: str) -> RetiredSecret | None:
-    """The client's no-longer-working secret with this hash, if any (asked only on failure)."""
-    if record is None:
-        return None
-    for retired in record.retired_secrets:
-        if hmac.compare_digest(presented_hash, retired.secret_hash):
-            return retired
-    return None
-
-
-def authenticate_client(
-    credentials: Credentials, clients: ClientLookup, hasher: SecretHashing, now: datetime
-) -> ClientRecord:
-    """The active client these credentials belong to, or `invalid_client` (RFC 6749 §2.3).
-
-    Secrets only: introspection and revocation do not take client assertions.
-    """
-    if credentials.assertion is not None:
-        raise InvalidClient(reason="auth_method_mismatch")
-    presented = hasher.hash(credentials.secret)
-    record = clients.get(credentials.client_id)
-    matched = matching_secret(record, presented)
-    retired = retired_secret(record, presented) if matched is None else None
-    client, _ = authenticate(record, matched, now, retired)
-    return client
 
 
 def access_token_claims(grant: Grant, issuer: str, jti: str, scope: str) -> dict[str, Any]:
@@ -172,11 +105,9 @@ class TokenIssuer:
         throttle: FailureThrottle | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         quotas: IssuanceQuotas | None = None,
-        assertions: AssertionVerifier | None = None,
-        used_assertions: UsedAssertions | None = None,
+        assertions: ClientAuthenticator | None = None,
     ) -> None:
         self._assertions = assertions
-        self._used_assertions = used_assertions
         self._quotas = quotas
         self._throttle = throttle
         self._monotonic = monotonic
@@ -257,18 +188,13 @@ class TokenIssuer:
         self, credentials: Credentials, request: TokenRequest, now: datetime, source_ip: str | None
     ) -> tuple[ClientRecord, Grant]:
         """RFC 7523 §3: a valid assertion from an active private_key_jwt client, used once."""
-        assert credentials.assertion is not None
-        if self._assertions is None or self._used_assertions is None:
+        if self._assertions is None:
             raise InvalidClient(reason="auth_method_mismatch")
         throttle = self._throttle
         moment = self._monotonic()
         wait = throttle.wait(source_ip, credentials.client_id, moment) if throttle else None
         try:
-            client = authenticate_by_assertion(self._clients.get(credentials.client_id))
-            verified = self._assertions.verify(credentials.assertion, client, now)
-            first_use = await self._use_once(client.client_id, verified, now)
-            if not first_use:
-                raise InvalidClient(reason="assertion_replayed")
+            client = await self._assertions.by_assertion(credentials, now)
         except InvalidClient as failure:
             if throttle is not None:
                 throttle.failed(source_ip, credentials.client_id, moment)
@@ -285,17 +211,6 @@ class TokenIssuer:
                 )
             throttle.succeeded(client.client_id, network)
         return client, grant_for(client, 0, request, now, self._issuer)
-
-    async def _use_once(self, client_id: str, verified: VerifiedAssertion, now: datetime) -> bool:
-        assert self._used_assertions is not None
-        try:
-            return await asyncio.to_thread(
-                self._used_assertions.use, client_id, verified.jti, verified.expires_at, now
-            )
-        except Exception as exc:
-            raise TemporarilyUnavailable(
-                reason=f"assertion_store_failed: {type(exc).__name__}"
-            ) from exc
 
     def _refuse_while_throttled(
         self,

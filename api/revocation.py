@@ -18,7 +18,8 @@ from litestar.types import Receive, Scope, Send
 
 from adapters.event_store import Ledger
 from adapters.signing import JwtVerifier, TokenNotVerified
-from api.issuance import ClientLookup, Clock, SecretHashing, authenticate_client
+from api.client_authentication import ClientLookup
+from api.issuance import Clock
 from api.oauth2 import credentials_of, read_oauth_form, send_json
 from api.observing import Observing
 from domain.oauth_errors import InvalidRequest, UnauthorizedClient
@@ -36,14 +37,12 @@ class TokenRevoker:
         ledger: Ledger,
         verifier: JwtVerifier,
         clients: ClientLookup,
-        hasher: SecretHashing,
         clock: Clock,
         follower: RevokedTokensFollower,
     ) -> None:
         self._ledger = ledger
         self._verifier = verifier
         self._clients = clients
-        self._hasher = hasher
         self._clock = clock
         self._follower = follower
 
@@ -115,8 +114,8 @@ async def revocation_endpoint(scope: Scope, receive: Receive, send: Send) -> Non
         headers, seen.params = await read_oauth_form(scope, receive)
         params = seen.params
         seen.credentials = credentials_of(headers, params)
-        caller = authenticate_client(
-            seen.credentials, runtime.view, runtime.hasher, runtime.clock.now()
+        caller = await runtime.authenticator.authenticate(
+            seen.credentials, runtime.clock.now(), f"{runtime.settings.issuer_url}/oauth2/revoke"
         )
     token = params.get("token")
     if not token or len(token) > 1:

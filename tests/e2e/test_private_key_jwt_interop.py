@@ -1,6 +1,7 @@
 """Interop: Authlib's PrivateKeyJWT (a client library nobody here wrote, signing with joserfc)
-gets tokens from `keyledger serve` for clients registered with `keyledger clients register
---auth-method private_key_jwt --jwks-file`, with RSA, EC and Ed25519 keys."""
+gets tokens from `keyledger serve`, introspects and revokes them, for clients registered with
+`keyledger clients register --auth-method private_key_jwt --jwks-file`, with RSA, EC and
+Ed25519 keys."""
 
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def register(env: dict[str, str], tmp_path: Path, key: ClientKey) -> str:
         "--name",
         f"signer-{key.alg}",
         "--scope",
+        "reports:read keyledger:introspect",
+        "--default-scope",
         "reports:read",
         "--auth-method",
         "private_key_jwt",
@@ -65,15 +68,22 @@ def test_authlib_private_key_jwt_gets_tokens_with_rsa_ec_and_ed25519_keys(
         jwks = httpx.get(f"{base}/oauth2/jwks").json()
         for key in keys:
             signing_key = JOSERFC_KEYS[key.alg].import_key(pem(key), {"kid": key.kid})
+            # No fixed endpoint: each assertion is addressed to the URL it is sent to.
             with OAuth2Client(
                 clients[key.alg],
                 signing_key,
-                token_endpoint_auth_method=PrivateKeyJWT(token_url, alg=key.alg),
+                token_endpoint_auth_method=PrivateKeyJWT(alg=key.alg),
+                revocation_endpoint_auth_method=PrivateKeyJWT(alg=key.alg),  # its default: basic
             ) as session:
                 token = session.fetch_token(
                     token_url, grant_type="client_credentials", scope="reports:read"
                 )
-            access_token = token["access_token"]
+                access_token = token["access_token"]
+                seen = session.introspect_token(f"{base}/oauth2/introspect", token=access_token)
+                assert seen.json()["active"] is True, seen.text
+                assert session.revoke_token(f"{base}/oauth2/revoke", access_token).is_success
+                after = session.introspect_token(f"{base}/oauth2/introspect", token=access_token)
+                assert after.json() == {"active": False}
             kid = jwt.get_unverified_header(access_token)["kid"]
             [jwk] = [k for k in jwks["keys"] if k["kid"] == kid]
             claims = jwt.decode(

@@ -238,3 +238,49 @@ def test_used_assertion_ids_are_kept_per_client_until_their_assertions_expire(
         assert used.count() == 1
     finally:
         ledger.close()
+
+
+async def test_introspection_and_revocation_take_assertions_addressed_to_them(
+    settings: Settings,
+) -> None:
+    async with running(settings) as (http, runtime):
+        key = client_key("EdDSA")
+        client_id = await keyed_client(
+            runtime, key, allowed_scopes=["a", "keyledger:introspect"], default_scopes=["a"]
+        )
+        access_token = (await token_for(http, key, client_id))["access_token"]
+        introspect, revoke = f"{ISSUER}/oauth2/introspect", f"{ISSUER}/oauth2/revoke"
+
+        async def call(path: str, audience: str) -> Any:
+            form = assertion_form(assertion(key, client_id, audience=audience), token=access_token)
+            del form["grant_type"]
+            return await http.post(path, data=form)
+
+        seen = await call("/oauth2/introspect", introspect)
+        assert seen.json()["active"] is True, seen.text
+        misaddressed = await call("/oauth2/introspect", revoke)
+        assert misaddressed.status_code == 401
+        assert (await call("/oauth2/revoke", revoke)).status_code == 200
+        assert (await call("/oauth2/introspect", ISSUER)).json() == {"active": False}
+
+
+async def test_an_assertion_used_at_the_token_endpoint_is_refused_everywhere_else(
+    settings: Settings,
+) -> None:
+    async with running(settings) as (http, runtime):
+        key = client_key()
+        client_id = await keyed_client(
+            runtime, key, allowed_scopes=["a", "keyledger:introspect"], default_scopes=["a"]
+        )
+        once = assertion(key, client_id, audience=ISSUER)
+        access_token = (await token(http, once)).json()["access_token"]
+        form = assertion_form(once, token=access_token)
+        del form["grant_type"]
+        assert (await http.post("/oauth2/introspect", data=form)).status_code == 401
+        assert (await http.post("/oauth2/revoke", data=form)).status_code == 401
+
+
+async def token_for(http: AsyncTestClient[Any], key: ClientKey, client_id: str) -> Any:
+    response = await token(http, assertion(key, client_id))
+    assert response.status_code == 200, response.text
+    return response.json()

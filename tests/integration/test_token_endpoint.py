@@ -129,10 +129,17 @@ async def test_metadata_describes_what_is_served(settings: Settings) -> None:
             "ES256",
             "EdDSA",
         ]
-        for endpoint in ("introspection", "revocation"):  # secrets only there
+        for endpoint in ("token", "introspection", "revocation"):  # one way to authenticate
             assert meta[f"{endpoint}_endpoint_auth_methods_supported"] == [
                 "client_secret_basic",
                 "client_secret_post",
+                "private_key_jwt",
+            ]
+            assert meta[f"{endpoint}_endpoint_auth_signing_alg_values_supported"] == [
+                "RS256",
+                "PS256",
+                "ES256",
+                "EdDSA",
             ]
 
 

@@ -172,9 +172,7 @@ def test_active_matches_the_model_for_every_token_and_after_a_rebuild(
             RevokedTokensFollower(
                 runtime.ledger, revoked_tokens_table(runtime.ledger.datastore), views[1]
             ).catch_up()
-            rebuilt = TokenIntrospector(
-                runtime.introspector._verifier, views[0], views[1], runtime.hasher, clock
-            )
+            rebuilt = TokenIntrospector(runtime.introspector._verifier, views[0], views[1], clock)
             assert answers(rebuilt) == expected
         finally:
             loop.run_until_complete(runtime.stop())
