@@ -366,7 +366,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
             else None
         ),
         quotas=IssuanceQuotas(settings.quota_processes or settings.workers),
-        assertions=authenticator,
+        authenticator=authenticator,
     )
     revoked_view = RevokedTokensView()
     revoked_follower = RevokedTokensFollower(

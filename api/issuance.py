@@ -105,9 +105,9 @@ class TokenIssuer:
         throttle: FailureThrottle | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         quotas: IssuanceQuotas | None = None,
-        assertions: ClientAuthenticator | None = None,
+        authenticator: ClientAuthenticator | None = None,
     ) -> None:
-        self._assertions = assertions
+        self._authenticator = authenticator
         self._quotas = quotas
         self._throttle = throttle
         self._monotonic = monotonic
@@ -188,13 +188,13 @@ class TokenIssuer:
         self, credentials: Credentials, request: TokenRequest, now: datetime, source_ip: str | None
     ) -> tuple[ClientRecord, Grant]:
         """RFC 7523 §3: a valid assertion from an active private_key_jwt client, used once."""
-        if self._assertions is None:
+        if self._authenticator is None:
             raise InvalidClient(reason="auth_method_mismatch")
         throttle = self._throttle
         moment = self._monotonic()
         wait = throttle.wait(source_ip, credentials.client_id, moment) if throttle else None
         try:
-            client = await self._assertions.by_assertion(credentials, now)
+            client = await self._authenticator.by_assertion(credentials, now)
         except InvalidClient as failure:
             if throttle is not None:
                 throttle.failed(source_ip, credentials.client_id, moment)
