@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from adapters.files import create_once
+from domain.signing_keys import KeyTurn
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 SUPPORTED_ALGORITHMS = ("ES256", "RS256", "EdDSA")
@@ -142,20 +143,10 @@ def _parse(pem: bytes) -> SigningKey:
 
 
 @dataclass(frozen=True)
-class RingEntry:
-    """A key with its turn: signing from `activates_at` until `retires_at`, published until
-    `unpublished_at` (None: open-ended)."""
+class RingEntry(KeyTurn):
+    """An opened signing key with its turn."""
 
-    key: SigningKey
-    activates_at: datetime
-    retires_at: datetime | None = None
-    unpublished_at: datetime | None = None
-
-    def signs_at(self, t: datetime) -> bool:
-        return self.activates_at <= t and (self.retires_at is None or t < self.retires_at)
-
-    def published_at(self, t: datetime) -> bool:
-        return self.unpublished_at is None or t < self.unpublished_at
+    key: SigningKey = field(kw_only=True)
 
 
 class NoSigningKey(RuntimeError):
@@ -190,7 +181,9 @@ class KeyRing:
         active = load_or_create_key(keys_dir, alg)
         since = datetime.min.replace(tzinfo=UTC)
         others = [k for k in key_files(keys_dir, alg) if k.kid != active.kid]
-        return cls([RingEntry(active, since), *(RingEntry(k, since, since) for k in others)])
+        return cls(
+            [RingEntry(since, key=active), *(RingEntry(since, since, key=k) for k in others)]
+        )
 
     def active_at(self, t: datetime) -> ActiveKey:
         """The key that signs at `t` (the token endpoint asks per token: cached per turn)."""

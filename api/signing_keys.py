@@ -113,7 +113,7 @@ class SigningKeyAdmin:
                 )
                 self._opened[record.kid] = key
             entries.append(
-                RingEntry(key, record.activates_at, record.retires_at, record.unpublished_at)
+                RingEntry(record.activates_at, record.retires_at, record.unpublished_at, key=key)
             )
         return entries
 

@@ -11,7 +11,7 @@ domain never sees key material in the clear.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -30,14 +30,10 @@ class SigningKeyRejected(Exception):
 
 
 @dataclass(frozen=True)
-class KeyRecord:
-    """One signing key as the ring knows it: public half, sealed private half, its times."""
+class KeyTurn:
+    """A key's turn: it signs from `activates_at` until `retires_at`, and is published
+    until `unpublished_at` (None: open-ended)."""
 
-    kid: str
-    alg: str
-    public_jwk: dict[str, Any]
-    sealed_private_key: str
-    generated_at: datetime
     activates_at: datetime
     retires_at: datetime | None = None
     unpublished_at: datetime | None = None
@@ -47,6 +43,17 @@ class KeyRecord:
 
     def published_at(self, t: datetime) -> bool:
         return self.unpublished_at is None or t < self.unpublished_at
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyRecord(KeyTurn):
+    """One signing key as the aggregate knows it: public half, sealed private half, its turn."""
+
+    kid: str
+    alg: str
+    public_jwk: dict[str, Any]
+    sealed_private_key: str
+    generated_at: datetime
 
     def status(self, t: datetime) -> str:
         if not self.published_at(t):
@@ -160,7 +167,16 @@ class SigningKeys(Aggregate):
         actor: str,
         reason: str | None,
     ) -> None:
-        self.keys.append(KeyRecord(kid, alg, public_jwk, sealed_private_key, at, activates_at))
+        self.keys.append(
+            KeyRecord(
+                activates_at=activates_at,
+                kid=kid,
+                alg=alg,
+                public_jwk=public_jwk,
+                sealed_private_key=sealed_private_key,
+                generated_at=at,
+            )
+        )
 
     def retire(
         self, *, kid: str, at: datetime, now: datetime, actor: str, reason: str | None
@@ -191,7 +207,8 @@ class SigningKeys(Aggregate):
         reason: str | None,
     ) -> None:
         self.keys = [
-            _retired(k, retires_at, unpublished_at) if k.kid == kid else k for k in self.keys
+            replace(k, retires_at=retires_at, unpublished_at=unpublished_at) if k.kid == kid else k
+            for k in self.keys
         ]
 
     def rotation_due(self, now: datetime, every: timedelta, lead: timedelta) -> bool:
@@ -200,16 +217,3 @@ class SigningKeys(Aggregate):
         if self.pending_at(now) is not None:
             return False
         return active is None or now + lead >= active.activates_at + every
-
-
-def _retired(key: KeyRecord, retires_at: datetime, unpublished_at: datetime) -> KeyRecord:
-    return KeyRecord(
-        key.kid,
-        key.alg,
-        key.public_jwk,
-        key.sealed_private_key,
-        key.generated_at,
-        key.activates_at,
-        retires_at,
-        unpublished_at,
-    )

@@ -141,7 +141,7 @@ def test_key_files_of_an_earlier_version_are_imported_on_the_first_start(
 ) -> None:
     old = load_or_create_key(settings.keys_dir, "ES256")  # what the previous version made
     other = load_or_create_key(settings.keys_dir, "RS256")
-    before = KeyRing([RingEntry(old, T0)])
+    before = KeyRing([RingEntry(T0, key=old)])
     token = before.active_at(T0).sign({"iss": ISSUER, "sub": "c", "aud": ISSUER, "exp": 1})
     ledger = open_ledger(settings)
     try:
