@@ -8,6 +8,8 @@ the answer, and the next token request here, already see the change.
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -20,15 +22,22 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Body as BodyParam
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from api.analytics import AnalyticsReports
+from api.analytics import AnalyticsReports, AnalyticsRequestError
 from api.bearer_auth import BearerError
-from api.client_admin import ClientAdmin, ClientNotFound, ConcurrentChange, parse_duration
+from api.client_admin import (
+    ClientAdmin,
+    ClientNotFound,
+    VersionMismatch,
+    canonical_client_id,
+    parse_duration,
+)
 from api.projection_rebuild import RebuildRefused, copy_records
 from api.timestamps import parse_rfc3339
 from domain.client import AUTH_METHODS, CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT, Client
 from domain.client_settings import DEFAULT_TOKEN_TTL, ClientSettings, InvalidClientSettings
 from projections.anomaly_detection import RULES
 
+log = logging.getLogger("keyledger.admin")
 Body = dict[str, Any]
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 NO_STORE = CacheControlHeader(no_store=True)
@@ -108,15 +117,18 @@ def _actor(request: Request[Any, Any, Any]) -> str:
     return str(request.state.admin_claims["client_id"])
 
 
+_VERSION = re.compile(r'(W/)?"?([0-9]{1,9})"?', re.ASCII)
+
+
 def _expected_version(request: Request[Any, Any, Any]) -> int | None:
-    """`If-Match: "7"` makes a command fail with 409 unless the client is at version 7."""
+    """`If-Match: "7"` makes a command fail with 412 unless the client is at version 7."""
     value = request.headers.get("if-match")
-    if value is None:
+    if value is None or value.strip() == "*":  # RFC 9110 §13.1.1: any current version
         return None
-    stripped = value.strip().strip('"')
-    if not stripped.isdigit():
-        raise ConcurrentChange("If-Match must be a client version, as in ETag")
-    return int(stripped)
+    match = _VERSION.fullmatch(value.strip())
+    if match is None:
+        raise VersionMismatch('If-Match must be a client version, as in its ETag ("7")')
+    return int(match.group(2))
 
 
 def _admin(request: Request[Any, Any, Any]) -> ClientAdmin:
@@ -124,12 +136,21 @@ def _admin(request: Request[Any, Any, Any]) -> ClientAdmin:
     return admin
 
 
-def _view(request: Request[Any, Any, Any], client_id: str) -> Body:
-    """The client as this replica now sees it, after folding the write just made."""
+def _view(request: Request[Any, Any, Any], client_id: str, version: int = 0) -> Body:
+    """The client as this replica sees it after folding the write just made (at `version`).
+
+    Called after a commit, so it must not fail the request: an error would tell the caller
+    the command failed when it did not (and hide a new secret). If this replica cannot fold
+    the change now, the answer says what was committed and the follower catches up later.
+    """
     runtime = request.app.state.runtime
-    runtime.follower.catch_up()
+    try:
+        runtime.follower.catch_up()
+    except Exception:
+        log.exception("clients model could not fold the admin write to %s yet", client_id)
     record = runtime.view.get(client_id)
-    assert record is not None
+    if record is None or record.version < version:
+        return {"client_id": client_id, "version": version, "pending": True}
     view: Body = record.public_view()
     return view
 
@@ -164,9 +185,9 @@ class AdminClientsController(Controller):
             client_id = _admin(request).register_with_keys(
                 settings, data.jwks, actor=_actor(request), reason=data.reason
             )
-            return _view(request, client_id)
+            return _view(request, client_id, 1)
         created = _admin(request).register(settings, actor=_actor(request), reason=data.reason)
-        return {**_view(request, created.client_id), "client_secret": created.client_secret}
+        return {**_view(request, created.client_id, 1), "client_secret": created.client_secret}
 
     @get("/", sync_to_thread=True, summary="List clients, now or from a point-in-time copy")
     def list_clients(
@@ -190,11 +211,10 @@ class AdminClientsController(Controller):
         client_id: FromPath[str],
         at: FromQuery[str | None] = None,
     ) -> Body:
-        admin = _admin(request)
+        admin, client_id = _admin(request), canonical_client_id(client_id)
         if at is not None:
             return admin.state_at(client_id, parse_rfc3339(at)).public_view()
-        admin.load(client_id)  # 404 for an unknown id
-        return _view(request, client_id)
+        return _view(request, client_id, admin.load(client_id).version)  # 404 when unknown
 
     @patch(
         "/{client_id:str}", sync_to_thread=True, summary="Change name, scopes, lifetime, audiences"
@@ -239,8 +259,11 @@ class AdminClientsController(Controller):
                     reason=reason,
                 )
 
-        _admin(request).change(client_id, apply, expected_version=_expected_version(request))
-        return _view(request, client_id)
+        client_id = canonical_client_id(client_id)
+        changed = _admin(request).change(
+            client_id, apply, expected_version=_expected_version(request)
+        )
+        return _view(request, client_id, changed.version)
 
     @post(
         "/{client_id:str}/secret/rotate",
@@ -254,7 +277,7 @@ class AdminClientsController(Controller):
         client_id: FromPath[str],
         data: Annotated[Rotation | None, BodyParam()] = None,
     ) -> Body:
-        rotation = data or Rotation()
+        rotation, client_id = data or Rotation(), canonical_client_id(client_id)
         grace = parse_duration(str(rotation.grace))
         created = _admin(request).rotate_secret(
             client_id,
@@ -277,14 +300,15 @@ class AdminClientsController(Controller):
     def replace_keys(
         self, request: Request[Any, Any, Any], client_id: FromPath[str], data: JSONBody[NewKeys]
     ) -> Body:
-        _admin(request).replace_keys(
+        client_id = canonical_client_id(client_id)
+        changed = _admin(request).replace_keys(
             client_id,
             data.jwks,
             actor=_actor(request),
             reason=data.reason,
             expected_version=_expected_version(request),
         )
-        return _view(request, client_id)
+        return _view(request, client_id, changed.version)
 
     def _command(
         self,
@@ -294,13 +318,13 @@ class AdminClientsController(Controller):
         reason: str | None,
         **kw: Any,
     ) -> Body:
-        actor = _actor(request)
-        _admin(request).change(
+        actor, client_id = _actor(request), canonical_client_id(client_id)
+        changed = _admin(request).change(
             client_id,
             lambda c, now: getattr(c, method)(now=now, actor=actor, reason=reason, **kw),
             expected_version=_expected_version(request),
         )
-        return _view(request, client_id)
+        return _view(request, client_id, changed.version)
 
     @post(
         "/{client_id:str}/secret/revoke-previous",
@@ -453,7 +477,10 @@ def _window(
     since: str | None, until: str | None, default: timedelta, now: datetime
 ) -> tuple[datetime, datetime]:
     end = parse_rfc3339(until) if until else now
-    return (parse_rfc3339(since) if since else end - default), end
+    try:
+        return (parse_rfc3339(since) if since else end - default), end
+    except OverflowError:
+        raise AnalyticsRequestError("until is too early to count back from") from None
 
 
 class AdminAnalyticsController(Controller):
@@ -508,6 +535,6 @@ class AdminAnalyticsController(Controller):
         settings = runtime.settings
         return AnalyticsReports(runtime.ledger).clients(
             runtime.clock.now(),
-            rotation_days or settings.rotation_policy_days,
-            dormant_days or settings.dormant_days,
+            settings.rotation_policy_days if rotation_days is None else rotation_days,
+            settings.dormant_days if dormant_days is None else dormant_days,
         )

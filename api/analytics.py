@@ -109,6 +109,9 @@ def refresh(ledger: Ledger) -> bool:
         return held
 
 
+MAX_DAYS = 36_500  # a policy longer than a century is a typo, and would overflow a date
+
+
 class AnalyticsReports:
     """The reports, read from the analytics table."""
 
@@ -161,6 +164,6 @@ class AnalyticsReports:
         }
 
     def clients(self, now: datetime, rotation_days: int, dormant_days: int) -> dict[str, Any]:
-        if rotation_days < 1 or dormant_days < 1:
-            raise AnalyticsRequestError("rotation_days and dormant_days must be at least 1")
+        if not (1 <= rotation_days <= MAX_DAYS and 1 <= dormant_days <= MAX_DAYS):
+            raise AnalyticsRequestError(f"rotation_days and dormant_days must be 1 to {MAX_DAYS}")
         return clients_report(self._clients(), now, rotation_days, dormant_days)

@@ -20,7 +20,7 @@ from api.admin_api import (
 from api.analytics import AnalyticsRequestError
 from api.bearer_auth import BearerError
 from api.bootstrap import Runtime, build
-from api.client_admin import ClientNotFound, ConcurrentChange
+from api.client_admin import ClientNotFound, ConcurrentChange, VersionMismatch
 from api.dashboard import dashboard
 from api.dashboard import login as dashboard_login
 from api.dashboard import logout as dashboard_logout
@@ -31,6 +31,7 @@ from api.errors import (
     http_error_response,
     not_found_response,
     oauth_error_response,
+    precondition_failed_response,
     unexpected_error_response,
     unprocessable_response,
 )
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             ClientNotFound: not_found_response,
             TokenNotFound: not_found_response,
             ConcurrentChange: conflict_response,
+            VersionMismatch: precondition_failed_response,
             ClientCommandRejected: conflict_response,
             InvalidClientSettings: unprocessable_response,
             AnalyticsRequestError: unprocessable_response,

@@ -24,6 +24,7 @@ from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
 from adapters.relay_store import relay_store
 from adapters.signing import JwtSigner, JwtVerifier, KeyRing
+from api.access_tokens import AccessTokenValidator
 from api.analytics import AnalyticsKeeper
 from api.bearer_auth import AccessTokenVerifier
 from api.client_admin import ADMIN_SCOPE, ClientAdmin
@@ -349,24 +350,25 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     )
     committer = _committer(ledger, settings)
     authenticator = ClientAuthenticator(
-        view, hasher, assertion_verifier(settings), used_assertions(settings, ledger)
-    )
-    if settings.bench_skip_event_write:
-        log.warning("KEYLEDGER_BENCH_SKIP_EVENT_WRITE is on: tokens are NOT recorded")
-    issuer = TokenIssuer(
-        clients=view,
-        hasher=hasher,
-        signer=JwtSigner(keys),
-        writer=SkipEventWrite() if settings.bench_skip_event_write else committer,
-        clock=clock,
-        issuer=settings.issuer_url,
+        view,
+        hasher,
+        assertion_verifier(settings),
+        used_assertions(settings, ledger),
         throttle=(
             FailureThrottle(settings.abuse_failure_burst, settings.abuse_failure_window)
             if settings.abuse_failure_burst
             else None
         ),
-        quotas=IssuanceQuotas(settings.quota_processes or settings.workers),
+    )
+    if settings.bench_skip_event_write:
+        log.warning("KEYLEDGER_BENCH_SKIP_EVENT_WRITE is on: tokens are NOT recorded")
+    issuer = TokenIssuer(
         authenticator=authenticator,
+        signer=JwtSigner(keys),
+        writer=SkipEventWrite() if settings.bench_skip_event_write else committer,
+        clock=clock,
+        issuer=settings.issuer_url,
+        quotas=IssuanceQuotas(settings.quota_processes or settings.workers),
     )
     revoked_view = RevokedTokensView()
     revoked_follower = RevokedTokensFollower(
@@ -377,6 +379,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         clock=clock,
     )
     verifier = JwtVerifier(keys, settings.issuer_url)
+    tokens = AccessTokenValidator(verifier, view, revoked_view, clock)
     return Runtime(
         settings,
         ledger,
@@ -387,11 +390,11 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         committer,
         issuer,
         admin=ClientAdmin(ledger, hasher, clock),
-        admin_verifier=AccessTokenVerifier(keys, settings.issuer_url, view, clock, ADMIN_SCOPE),
+        admin_verifier=AccessTokenVerifier(tokens, settings.issuer_url, ADMIN_SCOPE),
         clock=clock,
         revoked_view=revoked_view,
         revoked_follower=revoked_follower,
-        introspector=TokenIntrospector(verifier, view, revoked_view, clock),
+        introspector=TokenIntrospector(tokens),
         revoker=TokenRevoker(ledger, verifier, view, clock, revoked_follower),
         observations=build_observations(settings),
         relay=(

@@ -31,6 +31,10 @@ class ConcurrentChange(Exception):
     """Another admin changed the client between this command's read and its write."""
 
 
+class VersionMismatch(ConcurrentChange):
+    """The client is not at the version the caller named (`If-Match`, RFC 9110 §13.1.1)."""
+
+
 @dataclass(frozen=True)
 class NewCredentials:
     """A client id with its secret: the only moment the secret exists outside the client."""
@@ -43,26 +47,29 @@ class NewCredentials:
         return f"NewCredentials(client_id={self.client_id!r}, generation={self.generation})"
 
 
-_DURATION = re.compile(r"(\d+)([smhd])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+_DURATION = re.compile(r"([0-9]{1,9})([smhd]?)", re.ASCII)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
+_CLIENT_ID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}", re.ASCII)
 
 
 def parse_duration(text: str) -> timedelta:
-    """`30s`, `15m`, `24h`, `7d`, or plain seconds."""
-    value = text.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value))
-    match = _DURATION.fullmatch(value)
+    """`30s`, `15m`, `24h`, `7d`, or plain seconds (at most nine digits: never an overflow)."""
+    match = _DURATION.fullmatch(text.strip())
     if not match:
         raise InvalidClientSettings(f"not a duration (use 30s, 15m, 24h or 7d): {text!r}")
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
+def canonical_client_id(client_id: str) -> str:
+    """The id as the store keeps it (a lower-case UUID), or `ClientNotFound`: every command
+    and view then uses one spelling, so nothing after a write can miss the client."""
+    if not _CLIENT_ID.fullmatch(client_id):
+        raise ClientNotFound(f"no client with id {client_id}")
+    return client_id.lower()
+
+
 def _client_uuid(client_id: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(client_id)
-    except ValueError:
-        raise ClientNotFound(f"no client with id {client_id}") from None
+    return uuid.UUID(canonical_client_id(client_id))
 
 
 def event_name(event: Any) -> str:
@@ -170,7 +177,7 @@ class ClientAdmin:
         """Load, run the command, save; a concurrent change makes it fail, never overwrite."""
         client = self.load(client_id)
         if expected_version is not None and client.version != expected_version:
-            raise ConcurrentChange(f"the client is at version {client.version}")
+            raise VersionMismatch(f"the client is at version {client.version}")
         command(client, self._clock.now())
         try:
             self._ledger.save(client)

@@ -71,5 +71,10 @@ def conflict_response(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return _admin_error(409, "conflict", exc)
 
 
+def precondition_failed_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """RFC 9110 §13.1.1: an `If-Match` that does not name the current version."""
+    return _admin_error(412, "precondition_failed", exc)
+
+
 def unprocessable_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return _admin_error(422, "invalid_request", exc)

@@ -58,14 +58,27 @@ async def read_oauth_form(
     return headers, parse_form(await read_limited(receive), repeatable)
 
 
-def credentials_of(headers: dict[bytes, str], params: dict[str, list[str]]) -> Credentials:
-    return extract_credentials(
-        headers.get(b"authorization"),
-        single(params, "client_id"),
-        single(params, "client_secret"),
-        single(params, "client_assertion_type"),
-        single(params, "client_assertion"),
-    )
+def peer_address(scope: Scope) -> str | None:
+    peer = scope.get("client")
+    return peer[0] if peer else None
+
+
+def credentials_of(
+    scope: Scope, headers: dict[bytes, str], params: dict[str, list[str]]
+) -> Credentials:
+    """The client credentials a request to an OAuth endpoint presents; malformed ones are
+    `invalid_client` and spend from the caller's failure budget like wrong ones."""
+    try:
+        return extract_credentials(
+            headers.get(b"authorization"),
+            single(params, "client_id"),
+            single(params, "client_secret"),
+            single(params, "client_assertion_type"),
+            single(params, "client_assertion"),
+        )
+    except InvalidClient:
+        scope["app"].state.runtime.authenticator.note_failure(peer_address(scope), None)
+        raise
 
 
 async def send_json(send: Send, body: dict[str, Any], status: int = 200) -> None:
@@ -92,18 +105,12 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
             raise InvalidRequest("grant_type is required")
         if grant_type != GRANT_TYPE:
             raise UnsupportedGrantType
-        peer = scope.get("client")
-        source_ip = peer[0] if peer else None
-        issuer = scope["app"].state.runtime.issuer
-        try:
-            credentials = seen.credentials = credentials_of(headers, params)
-        except InvalidClient:
-            issuer.note_failure(source_ip, None)
-            raise
+        credentials = seen.credentials = credentials_of(scope, headers, params)
         token_request = TokenRequest(
             scope=single(params, "scope"), resources=tuple(params.get("resource", ()))
         )
-        issued = await issuer.issue(credentials, token_request, source_ip)
+        issuer = scope["app"].state.runtime.issuer
+        issued = await issuer.issue(credentials, token_request, peer_address(scope))
     TOKENS_ISSUED.labels(credentials.client_id).inc()
     bind_client(credentials.client_id)
     await send_json(send, issued.response_body())

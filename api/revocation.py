@@ -20,7 +20,7 @@ from adapters.event_store import Ledger
 from adapters.signing import JwtVerifier, TokenNotVerified
 from api.client_authentication import ClientLookup
 from api.issuance import Clock
-from api.oauth2 import credentials_of, read_oauth_form, send_json
+from api.oauth2 import credentials_of, peer_address, read_oauth_form, send_json
 from api.observing import Observing
 from domain.oauth_errors import InvalidRequest, UnauthorizedClient
 from domain.token import IssuedToken, token_id
@@ -113,10 +113,15 @@ async def revocation_endpoint(scope: Scope, receive: Receive, send: Send) -> Non
     with Observing(scope, "/oauth2/revoke") as seen:
         headers, seen.params = await read_oauth_form(scope, receive)
         params = seen.params
-        seen.credentials = credentials_of(headers, params)
-        caller = await runtime.authenticator.authenticate(
-            seen.credentials, runtime.clock.now(), f"{runtime.settings.issuer_url}/oauth2/revoke"
-        )
+        seen.credentials = credentials_of(scope, headers, params)
+        caller = (
+            await runtime.authenticator.authenticate(
+                seen.credentials,
+                runtime.clock.now(),
+                f"{runtime.settings.issuer_url}/oauth2/revoke",
+                peer_address(scope),
+            )
+        ).client
     token = params.get("token")
     if not token or len(token) > 1:
         raise InvalidRequest("exactly one token parameter is required")

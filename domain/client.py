@@ -23,6 +23,7 @@ AUTH_METHODS = (CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT)
 MAX_GRACE = timedelta(days=30)
 MAX_QUOTA = 100_000_000
 DEFAULT_GRACE = timedelta(hours=24)
+SUSPENSION_CUT_OFF = "suspended"  # the reason prefix of the cut-off a suspension records
 
 
 class ClientCommandRejected(Exception):
@@ -281,12 +282,22 @@ class Client(Aggregate):
         self.secrets = [s for s in self.secrets if s.generation != generation]
 
     def suspend(self, *, now: datetime, actor: str, reason: str | None) -> None:
+        """Refuse the client, and void every token it holds: a suspension usually answers a
+        compromise, so reactivation must not bring those tokens back. The cut-off is its own
+        event in the same save, so the history and every replay say the same."""
         self._require_not_deleted()
         if not reason or not reason.strip():
             raise InvalidClientSettings("suspending a client needs a reason")
         if self.status == "suspended":
             raise ClientCommandRejected("the client is already suspended")
         self._suspended(at=now, actor=actor, reason=reason)
+        self._tokens_revoked(
+            cutoff=now,
+            secret_generation=None,
+            at=now,
+            actor=actor,
+            reason=f"{SUSPENSION_CUT_OFF}: {reason}",
+        )
 
     @event(Suspended)
     def _suspended(self, at: datetime, actor: str, reason: str | None) -> None:

@@ -128,6 +128,7 @@ async def test_the_whole_lifecycle_over_http(admin: Admin) -> None:
         "secret_rotated",
         "previous_secret_revoked",
         "suspended",
+        "tokens_revoked",
         "reactivated",
         "tokens_revoked",
         "deleted",
@@ -165,11 +166,11 @@ async def test_not_found_answers_say_what_was_not_found(admin: Admin) -> None:
     assert then.json()["error_description"].startswith(f"client {c['client_id']} did not exist at")
 
 
-async def test_if_match_makes_a_stale_write_a_conflict(admin: Admin) -> None:
+async def test_if_match_makes_a_stale_write_fail_its_precondition(admin: Admin) -> None:
     c = await new_client(admin)
     path = f"/admin/clients/{c['client_id']}"
     stale = await admin.call("PATCH", path, json={"token_ttl": 600}, headers={"If-Match": '"5"'})
-    assert (stale.status_code, stale.json()["error"]) == (409, "conflict")
+    assert (stale.status_code, stale.json()["error"]) == (412, "precondition_failed")
     fresh = await admin.call("PATCH", path, json={"token_ttl": 600}, headers={"If-Match": '"1"'})
     assert fresh.status_code == 200
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from adapters.clock import FixedClock
 from adapters.signing import JwtSigner, KeyRing
 from api.client_auth import Credentials
+from api.client_authentication import ClientAuthenticator
 from api.issuance import TokenIssuer
 from domain.client import SecretSlot
 from domain.client_record import ClientRecord
@@ -40,6 +41,16 @@ class Lookup:
 
     def get(self, client_id: str) -> ClientRecord | None:
         return self.record if client_id == self.record.client_id else None
+
+
+class NoAssertions:
+    """Secrets only here: any use of the assertion ports fails the test."""
+
+    def verify(self, *args: Any) -> Any:
+        raise AssertionError("no client assertion is presented in this test")
+
+    def use(self, *args: Any) -> bool:
+        raise AssertionError("no client assertion is presented in this test")
 
 
 class PlainHash:
@@ -78,8 +89,9 @@ def test_every_issued_token_verifies_against_the_jwks(
         updated_at=NOW,
     )
     issuer = TokenIssuer(
-        clients=Lookup(record),
-        hasher=PlainHash(),
+        authenticator=ClientAuthenticator(
+            Lookup(record), PlainHash(), NoAssertions(), NoAssertions()
+        ),
         signer=JwtSigner(keys),
         writer=Collect(),
         clock=FixedClock(NOW),

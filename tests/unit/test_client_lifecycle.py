@@ -104,13 +104,24 @@ def test_token_revocation_cannot_reach_into_the_future_or_unknown_secrets() -> N
 def test_every_change_records_actor_and_reason() -> None:
     c = client()
     c.suspend(now=NOW, actor="admin-client-1", reason="compromised host")
-    suspended = c.collect_events()[-1]
+    suspended = c.collect_events()[-2]
     assert isinstance(suspended, Client.Suspended)
     assert (suspended.actor, suspended.reason, suspended.at) == (
         "admin-client-1",
         "compromised host",
         NOW,
     )
+
+
+def test_a_suspension_voids_every_token_issued_before_it_in_the_same_save() -> None:
+    c = client()
+    c.collect_events()
+    c.suspend(now=NOW, actor="admin-client-1", reason="compromised host")
+    suspended, cut_off = c.collect_events()
+    assert isinstance(suspended, Client.Suspended)
+    assert isinstance(cut_off, Client.TokensRevoked)
+    assert (cut_off.cutoff, cut_off.secret_generation) == (NOW, None)
+    assert (cut_off.actor, cut_off.reason) == ("admin-client-1", "suspended: compromised host")
 
 
 @pytest.mark.parametrize("value", [0, -1, True, MAX_QUOTA + 1])
