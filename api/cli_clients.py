@@ -22,6 +22,7 @@ from api.client_admin import (
     ADMIN_SCOPE,
     ClientAdmin,
     NewCredentials,
+    canonical_client_id,
     current_clients,
     parse_duration,
 )
@@ -139,8 +140,8 @@ def cmd_register(args: argparse.Namespace) -> int:
 def cmd_replace_keys(args: argparse.Namespace) -> int:
     jwks = read_jwks(args.jwks_file)
     with admin() as a:
-        a.replace_keys(args.client_id, jwks, actor=actor(), reason=args.reason)
-        record = current_clients(a.ledger).get(args.client_id)
+        changed = a.replace_keys(args.client_id, jwks, actor=actor(), reason=args.reason)
+        record = current_clients(a.ledger).get(changed.client_id)
     assert record is not None
     print_record(args, record.public_view())
     return 0
@@ -176,7 +177,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         found = (
             a.state_at(args.client_id, parse_rfc3339(args.at))
             if args.at
-            else current_clients(a.ledger).get(args.client_id)
+            else current_clients(a.ledger).get(canonical_client_id(args.client_id))
         )
     if found is None:
         raise CliError(f"no client with id {args.client_id}")

@@ -1,4 +1,5 @@
-"""Introspection over random histories agrees with a plain model, live and rebuilt (issue 4)."""
+"""Introspection over random histories agrees with a plain model, live and rebuilt (issue 4),
+and the admin API's bearer check agrees with introspection (issue 14, invariant 8)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from adapters.clock import FixedClock
 from adapters.projection_tables import clients_table
 from adapters.signing import JwtVerifier
 from api.access_tokens import AccessTokenValidator
-from api.bootstrap import build
+from api.bearer_auth import BearerError
+from api.bootstrap import Runtime, build
 from api.client_admin import ClientAdmin, NewCredentials
 from api.client_auth import Credentials
 from api.introspection import TokenIntrospector
@@ -74,6 +76,14 @@ def model_active(t: ModelToken, c: ModelClient, now: float) -> bool:
     cut_all = c.revoked_before is not None and t.iat <= c.revoked_before
     cut_gen = t.generation in c.generation_cutoffs and t.iat <= c.generation_cutoffs[t.generation]
     return not t.revoked and c.status == "active" and now < t.exp and not cut_all and not cut_gen
+
+
+def admin_status(runtime: Runtime, token: str) -> int:
+    try:
+        runtime.admin_verifier.verify(f"Bearer {token}")
+    except BearerError as refused:
+        return refused.status_code
+    return 200
 
 
 @settings(max_examples=30, deadline=None)
@@ -167,6 +177,11 @@ def test_active_matches_the_model_for_every_token_and_after_a_rebuild(
             now = clock.now().timestamp()
             expected = [model_active(t, clients[t.client], now) for t in tokens]
             assert answers(runtime.introspector) == expected
+            # Invariant 8: the admin API judges the same tokens the same way (active tokens
+            # lack keyledger:admin here, so they are 403; every inactive one is 401).
+            assert [admin_status(runtime, t.token) for t in tokens] == [
+                403 if active else 401 for active in expected
+            ]
 
             # Rebuild both read models from the first event into fresh views and tables.
             views = ClientsView(), RevokedTokensView()
