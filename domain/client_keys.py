@@ -61,7 +61,7 @@ def _public_key(jwk: Any, index: int) -> dict[str, Any]:
     if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= MAX_KID):
         raise InvalidClientSettings(f"{where}.kid must be a string of 1 to {MAX_KID} characters")
     if kty == "RSA":
-        bits = len(_b64url_bytes(jwk.get("n"), f"{where}.n").lstrip(b"\0")) * 8
+        bits = int.from_bytes(_b64url_bytes(jwk.get("n"), f"{where}.n")).bit_length()
         if bits < MIN_RSA_BITS:
             raise InvalidClientSettings(f"{where} is an RSA key under {MIN_RSA_BITS} bits")
         _b64url_bytes(jwk.get("e"), f"{where}.e")

@@ -20,13 +20,19 @@ MAX_NETWORKS_PER_CLIENT = 16
 
 
 class TokenBuckets:
-    """Keyed buckets of `burst` tokens refilled at `burst / window` tokens per second."""
+    """Keyed buckets of `burst` tokens refilled at `burst / window` tokens per second.
+
+    At most `max_keys` buckets, kept in the order they were last spent from. A full table
+    drops every bucket that has refilled (it knows nothing), then, until a tenth is free, the
+    least recently seen keys that are not throttled, then the least recently seen: an attacker
+    failing from many addresses cannot wipe the throttle of the ones it spent.
+    """
 
     def __init__(self, burst: int, window: float, max_keys: int = MAX_KEYS) -> None:
         self.burst = float(burst)
         self.rate = burst / window
         self._max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def _level(self, key: str, now: float) -> float:
         found = self._buckets.get(key)
@@ -42,14 +48,21 @@ class TokenBuckets:
 
     def spend(self, key: str, now: float) -> None:
         if len(self._buckets) >= self._max_keys and key not in self._buckets:
-            self._forget_full(now)
+            self._make_room(now)
         self._buckets[key] = (max(0.0, self._level(key, now) - 1), now)
+        self._buckets.move_to_end(key)
 
-    def _forget_full(self, now: float) -> None:
-        """Bounded memory: drop buckets that have refilled; if none has, start over."""
-        self._buckets = {k: v for k, v in self._buckets.items() if self._level(k, now) < self.burst}
-        if len(self._buckets) >= self._max_keys:
-            self._buckets.clear()
+    def _make_room(self, now: float) -> None:
+        """Bounded memory in one pass per tenth of the table, least recently seen first."""
+        levels = {k: self._level(k, now) for k in self._buckets}
+        for key in [k for k, level in levels.items() if level >= self.burst]:
+            del self._buckets[key]  # refilled: as good as never seen
+        keep = self._max_keys - max(1, self._max_keys // 10)
+        not_throttled = [k for k in self._buckets if levels[k] >= 1]
+        for key in [*not_throttled, *self._buckets]:
+            if len(self._buckets) <= keep:
+                return
+            self._buckets.pop(key, None)
 
 
 class FailureThrottle:

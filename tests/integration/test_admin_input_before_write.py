@@ -106,7 +106,9 @@ async def test_an_if_match_that_is_not_a_version_is_412_and_writes_nothing(
     assert admin.runtime.ledger.head() == head
 
 
-async def test_a_weak_bare_or_star_if_match_of_the_current_version_is_honoured(admin: Admin) -> None:
+async def test_a_weak_bare_or_star_if_match_of_the_current_version_is_honoured(
+    admin: Admin,
+) -> None:
     c = await new_client(admin)
     url = f"/admin/clients/{c['client_id']}"
     for value in ('W/"1"', "2", "*"):

@@ -105,7 +105,7 @@ async def test_a_token_its_admin_revoked_at_the_revocation_endpoint_is_refused(
 
 
 async def test_a_token_another_admin_revoked_by_jti_is_refused(plane: Plane) -> None:
-    ops, token, _ = await admin_with_token(plane)
+    _, token, _ = await admin_with_token(plane)
     other = await plane.token(await plane.register(ADMIN_SCOPE))
     jti = plane.runtime.admin_verifier.verify(f"Bearer {token}")["jti"]
     revoked = await plane.http.post(
@@ -147,7 +147,7 @@ async def test_a_secret_generation_cut_off_stops_the_admin_token_minted_with_it(
 
 
 async def test_an_admin_whose_admin_scope_was_removed_is_refused_at_once(plane: Plane) -> None:
-    ops, token, rs = await admin_with_token(plane)
+    ops, token, _ = await admin_with_token(plane)
     plane.clients.change(
         ops.client_id,
         lambda c, now: c.change_scopes(
@@ -226,5 +226,5 @@ async def test_a_revocation_on_one_replica_stops_the_admin_token_on_another_with
             elsewhere.revoked_follower,
         ).revoke_jti(jti, actor="ops", reason="laptop stolen")
     async with asyncio.timeout(1.0):
-        while await plane.admin_status(token) != 401:
+        while await plane.admin_status(token) != 401:  # noqa: ASYNC110 - another process writes
             await asyncio.sleep(0.02)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -163,3 +164,154 @@ def test_a_registration_stored_before_keys_existed_reads_as_a_secret_client() ->
     assert record.auth_method == "client_secret_basic"
     assert record.jwks == ()
     assert [s.generation for s in record.secrets] == [1]
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_an_rsa_key_one_bit_under_2048_is_refused() -> None:
+    """A 2047-bit modulus still takes 256 bytes: the key's size is its modulus's bit length."""
+    short = rsa.generate_private_key(65537, 2047).public_key()  # noqa: S505 - the point
+    with pytest.raises(InvalidClientSettings, match=r"^jwks\.keys\[0\] is an RSA key under 2048"):
+        public_jwks({"keys": [RSAAlgorithm.to_jwk(short, as_dict=True)]})
+
+
+def test_leading_zero_bytes_do_not_make_a_small_rsa_modulus_big_enough() -> None:
+    small_key = rsa.generate_private_key(65537, 1024)  # noqa: S505 - the point
+    small = RSAAlgorithm.to_jwk(small_key.public_key(), as_dict=True)
+    n = base64.urlsafe_b64decode(small["n"] + "==")
+    padded = {**small, "n": b64url(b"\0" * (256 - len(n)) + n)}
+    with pytest.raises(InvalidClientSettings, match="under 2048 bits"):
+        public_jwks({"keys": [padded]})
+
+
+def test_an_rsa_key_of_2048_bits_is_kept() -> None:
+    [kept] = public_jwks({"keys": [client_key("RS256").public_jwk]})
+    assert kept["kty"] == "RSA"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n": "AQAB="}, r"^jwks\.keys\[0\]\.n must be unpadded base64url$"),
+        ({"n": ""}, r"^jwks\.keys\[0\]\.n must be unpadded base64url$"),
+        ({"n": 7}, r"^jwks\.keys\[0\]\.n must be unpadded base64url$"),
+        ({"n": "A"}, r"^jwks\.keys\[0\]\.n must be unpadded base64url$"),
+        ({"e": "AQ=B"}, r"^jwks\.keys\[0\]\.e must be unpadded base64url$"),
+        ({"e": None}, r"^jwks\.keys\[0\]\.e must be unpadded base64url$"),
+    ],
+)
+def test_rsa_members_must_be_unpadded_base64url(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidClientSettings, match=message):
+        public_jwks({"keys": [{**client_key("RS256").public_jwk, **change}]})
+
+
+def test_a_2048_bit_modulus_sent_with_leading_zero_octets_is_judged_by_its_value() -> None:
+    jwk = client_key("RS256").public_jwk
+    n = b"\0" * 6 + base64.urlsafe_b64decode(jwk["n"] + "==")
+    padded = {**jwk, "n": b64url(n)}  # 350 characters: an unpadded group of 2
+    assert public_jwks({"keys": [padded]})[0]["n"] == padded["n"]
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+def test_only_the_public_members_of_each_key_type_are_kept(alg: str) -> None:
+    jwk = client_key(alg).public_jwk
+    members = ("kty", "n", "e", "crv", "x", "y", "kid")
+    public = {member: jwk[member] for member in members if member in jwk}
+    assert public_jwks({"keys": [jwk]}) == [{**public, "use": "sig"}]
+
+
+@pytest.mark.parametrize(
+    ("jwk", "message"),
+    [
+        ("not a key", r"^jwks\.keys\[0\] must be a JSON object$"),
+        ({"kty": "oct"}, r"^jwks\.keys\[0\]\.kty must be RSA, EC or OKP$"),
+        ({"kty": "RSA", "use": "enc"}, r"^jwks\.keys\[0\]\.use must be sig$"),
+        (
+            {"kty": "RSA", "alg": "ES256"},
+            r"^jwks\.keys\[0\]\.alg must be RS256 or PS256 for a RSA key$",
+        ),
+        (
+            {"kty": "EC", "kid": ""},
+            r"^jwks\.keys\[0\]\.kid must be a string of 1 to 200 characters$",
+        ),
+        ({"kty": "EC", "kid": 7}, r"^jwks\.keys\[0\]\.kid must be a string"),
+        ({"kty": "EC", "kid": "k" * 201}, r"^jwks\.keys\[0\]\.kid must be a string"),
+        ({"kty": "OKP", "crv": "X25519"}, r"^jwks\.keys\[0\]\.crv must be Ed25519 for a OKP key$"),
+    ],
+)
+def test_each_shape_error_names_the_key_and_member(jwk: Any, message: str) -> None:
+    with pytest.raises(InvalidClientSettings, match=message):
+        public_jwks({"keys": [jwk]})
+
+
+@pytest.mark.parametrize("kid", ["k", "k" * 200])
+def test_a_kid_of_1_to_200_characters_is_kept(kid: str) -> None:
+    [kept] = public_jwks({"keys": [{**client_key("ES256").public_jwk, "kid": kid}]})
+    assert kept["kid"] == kid
+
+
+def test_a_private_key_is_refused_naming_each_private_member() -> None:
+    jwk = {**client_key("ES256").public_jwk, "d": "x", "k": "y"}
+    expected = (
+        "jwks.keys[0] holds private key material (d, k): register the public key only, "
+        "and keep the private key with the client"
+    )
+    with pytest.raises(InvalidClientSettings) as caught:
+        public_jwks({"keys": [jwk]})
+    assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize(("alg", "member"), [("ES256", "y"), ("ES256", "x"), ("EdDSA", "x")])
+def test_a_coordinate_of_the_wrong_length_is_refused(alg: str, member: str) -> None:
+    jwk = {**client_key(alg).public_jwk, member: b64url(b"\1" * 31)}
+    crv = jwk["crv"]
+    with pytest.raises(InvalidClientSettings, match=rf"^jwks\.keys\[0\]\.{member} is not a {crv}"):
+        public_jwks({"keys": [jwk]})
+
+
+def test_an_ec_key_needs_its_y_coordinate() -> None:
+    jwk = client_key("ES256").public_jwk
+    del jwk["y"]
+    with pytest.raises(InvalidClientSettings, match=r"^jwks\.keys\[0\]\.y must be unpadded"):
+        public_jwks({"keys": [jwk]})
+
+
+def test_a_pinned_algorithm_is_kept_and_every_key_is_for_signatures() -> None:
+    [kept] = public_jwks({"keys": [{**client_key("RS256").public_jwk, "alg": "PS256"}]})
+    assert (kept["alg"], kept["use"]) == ("PS256", "sig")
+
+
+def test_a_bad_key_in_a_set_is_named_by_its_position() -> None:
+    good, bad = client_key("ES256").public_jwk, {**client_key("EdDSA").public_jwk, "crv": "P-256"}
+    with pytest.raises(InvalidClientSettings, match=r"^jwks\.keys\[1\]\.crv"):
+        public_jwks({"keys": [good, bad]})
+
+
+def test_a_set_of_ten_keys_is_kept_and_eleven_are_refused() -> None:
+    keys = [{**client_key("EdDSA").public_jwk, "kid": f"k{i}"} for i in range(11)]
+    assert len(public_jwks({"keys": keys[:10]})) == 10
+    with pytest.raises(InvalidClientSettings, match=r"^jwks must hold 1 to 10 keys$"):
+        public_jwks({"keys": keys})
+
+
+def test_something_other_than_a_jwk_set_says_what_a_jwk_set_is() -> None:
+    with pytest.raises(InvalidClientSettings) as caught:
+        public_jwks([])
+    assert str(caught.value) == 'jwks must be a JWK Set: {"keys": [ ... ]}'
+
+
+def test_one_key_needs_no_kid_but_two_keys_each_need_one() -> None:
+    jwk = client_key("ES256").public_jwk
+    del jwk["kid"]
+    assert public_jwks({"keys": [jwk]}) == [{**jwk, "use": "sig"}]
+    other = client_key("EdDSA").public_jwk
+    with pytest.raises(InvalidClientSettings) as caught:
+        public_jwks({"keys": [jwk, other]})
+    assert str(caught.value) == "with more than one key, every key needs its own kid"
+
+
+def test_two_keys_with_their_own_kids_are_kept() -> None:
+    first, second = client_key("ES256"), client_key("EdDSA")
+    assert [k["kid"] for k in public_jwks(jwks_of(first, second))] == [first.kid, second.kid]
