@@ -22,6 +22,29 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Body as BodyParam
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from api.admin_openapi import (
+    ADMIN,
+    CHANGED,
+    COMMAND,
+    INVALID,
+    NOT_FOUND,
+    TOO_LARGE,
+    Alerts,
+    ClientsReport,
+    ClientView,
+    HistoryEntry,
+    Issuance,
+    PendingClient,
+    RegisteredClient,
+    RegisteredPending,
+    RevokedToken,
+    RFC3339Query,
+    RotatedClient,
+    RotatedPending,
+    TokenView,
+    TopClients,
+    ok,
+)
 from api.analytics import AnalyticsReports, AnalyticsRequestError
 from api.bearer_auth import BearerError
 from api.client_admin import (
@@ -163,7 +186,16 @@ class AdminClientsController(Controller):
     cache_control = NO_STORE  # answers may hold a new secret, and always client state
 
     @post(
-        "/", status_code=201, sync_to_thread=True, summary="Register a client (secret shown once)"
+        "/",
+        status_code=201,
+        sync_to_thread=True,
+        summary="Register a client (secret shown once)",
+        responses={
+            201: ok(RegisteredClient | RegisteredPending, "The new client, with its secret"),
+            **ADMIN,
+            **TOO_LARGE,
+            **INVALID,
+        },
     )
     def register(self, request: Request[Any, Any, Any], data: JSONBody[NewClient]) -> Body:
         settings = ClientSettings.create(
@@ -189,7 +221,12 @@ class AdminClientsController(Controller):
         created = _admin(request).register(settings, actor=_actor(request), reason=data.reason)
         return {**_view(request, created.client_id, 1), "client_secret": created.client_secret}
 
-    @get("/", sync_to_thread=True, summary="List clients, now or from a point-in-time copy")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="List clients, now or from a point-in-time copy",
+        responses={200: ok(list[ClientView], "Every client"), **ADMIN, **NOT_FOUND},
+    )
     def list_clients(
         self, request: Request[Any, Any, Any], as_of_copy: FromQuery[str | None] = None
     ) -> list[Body]:
@@ -204,12 +241,22 @@ class AdminClientsController(Controller):
             r.public_view() for r in sorted(copied, key=lambda r: (r.registered_at, r.client_id))
         ]
 
-    @get("/{client_id:str}", sync_to_thread=True, summary="A client, now or as it was ?at=RFC3339")
+    @get(
+        "/{client_id:str}",
+        sync_to_thread=True,
+        summary="A client, now or as it was ?at=RFC3339",
+        responses={
+            200: ok(ClientView | PendingClient, "The client"),
+            **ADMIN,
+            **NOT_FOUND,
+            **INVALID,
+        },
+    )
     def show(
         self,
         request: Request[Any, Any, Any],
         client_id: FromPath[str],
-        at: FromQuery[str | None] = None,
+        at: RFC3339Query = None,
     ) -> Body:
         admin, client_id = _admin(request), canonical_client_id(client_id)
         if at is not None:
@@ -217,7 +264,10 @@ class AdminClientsController(Controller):
         return _view(request, client_id, admin.load(client_id).version)  # 404 when unknown
 
     @patch(
-        "/{client_id:str}", sync_to_thread=True, summary="Change name, scopes, lifetime, audiences"
+        "/{client_id:str}",
+        sync_to_thread=True,
+        summary="Change name, scopes, lifetime, audiences",
+        responses={**CHANGED, **TOO_LARGE},
     )
     def update(
         self,
@@ -232,7 +282,11 @@ class AdminClientsController(Controller):
                 client.rename(name=data.name, now=now, actor=actor, reason=reason)
             if data.allowed_scopes is not None or data.default_scopes is not None:
                 client.change_scopes(
-                    allowed_scopes=data.allowed_scopes or client.allowed_scopes,
+                    allowed_scopes=(
+                        client.allowed_scopes
+                        if data.allowed_scopes is None
+                        else data.allowed_scopes
+                    ),
                     default_scopes=data.default_scopes,
                     now=now,
                     actor=actor,
@@ -270,6 +324,11 @@ class AdminClientsController(Controller):
         status_code=200,
         sync_to_thread=True,
         summary="New secret (shown once); the previous works for the grace period",
+        responses={
+            200: ok(RotatedClient | RotatedPending, "The new secret"),
+            **COMMAND,
+            **TOO_LARGE,
+        },
     )
     def rotate(
         self,
@@ -296,6 +355,7 @@ class AdminClientsController(Controller):
         "/{client_id:str}/jwks",
         sync_to_thread=True,
         summary="Replace a private_key_jwt client's public keys (a JWK Set)",
+        responses={**CHANGED, **TOO_LARGE},
     )
     def replace_keys(
         self, request: Request[Any, Any, Any], client_id: FromPath[str], data: JSONBody[NewKeys]
@@ -331,6 +391,7 @@ class AdminClientsController(Controller):
         status_code=200,
         sync_to_thread=True,
         summary="End the previous secret's grace period now",
+        responses={**CHANGED, **TOO_LARGE},
     )
     def revoke_previous(
         self,
@@ -347,6 +408,7 @@ class AdminClientsController(Controller):
         status_code=200,
         sync_to_thread=True,
         summary="Refuse the client everywhere within 1 s (reason required)",
+        responses={**CHANGED, **TOO_LARGE},
     )
     def suspend(
         self, request: Request[Any, Any, Any], client_id: FromPath[str], data: JSONBody[Reason]
@@ -358,6 +420,7 @@ class AdminClientsController(Controller):
         status_code=200,
         sync_to_thread=True,
         summary="Lift a suspension",
+        responses={**CHANGED, **TOO_LARGE},
     )
     def reactivate(
         self,
@@ -372,6 +435,7 @@ class AdminClientsController(Controller):
         status_code=200,
         sync_to_thread=True,
         summary="Void the client's tokens issued before a time (default now)",
+        responses={**CHANGED, **TOO_LARGE},
     )
     def revoke_tokens(
         self,
@@ -394,6 +458,7 @@ class AdminClientsController(Controller):
         status_code=200,
         sync_to_thread=True,
         summary="Decommission: never authenticates again; history stays",
+        responses=CHANGED,
     )
     def delete_client(
         self,
@@ -407,6 +472,7 @@ class AdminClientsController(Controller):
         "/{client_id:str}/history",
         sync_to_thread=True,
         summary="Every change: when, who, what, why",
+        responses={200: ok(list[HistoryEntry], "Oldest first"), **ADMIN, **NOT_FOUND},
     )
     def history(self, request: Request[Any, Any, Any], client_id: FromPath[str]) -> list[Body]:
         return _admin(request).history(client_id)
@@ -427,7 +493,12 @@ class AdminTokensController(Controller):
     security = SECURITY
     cache_control = NO_STORE  # answers may hold a new secret, and always client state
 
-    @get("/{jti:str}", sync_to_thread=True, summary="A token's lineage, state and history")
+    @get(
+        "/{jti:str}",
+        sync_to_thread=True,
+        summary="A token's lineage, state and history",
+        responses={200: ok(TokenView, "The token"), **ADMIN, **NOT_FOUND},
+    )
     def show(self, request: Request[Any, Any, Any], jti: FromPath[str]) -> Body:
         history: Body = request.app.state.runtime.revoker.history(jti)
         return history
@@ -437,6 +508,12 @@ class AdminTokensController(Controller):
         status_code=200,
         sync_to_thread=True,
         summary="Revoke one token (a second revocation writes nothing)",
+        responses={
+            200: ok(RevokedToken, "The token; revoked_now: this call revoked it"),
+            **ADMIN,
+            **TOO_LARGE,
+            **NOT_FOUND,
+        },
     )
     def revoke(
         self,
@@ -456,11 +533,16 @@ class AdminAlertsController(Controller):
     security = SECURITY
     cache_control = NO_STORE
 
-    @get("/", sync_to_thread=True, summary="Alerts the detector raised, newest first")
+    @get(
+        "/",
+        sync_to_thread=True,
+        summary="Alerts the detector raised, newest first",
+        responses={200: ok(Alerts, "The alerts"), **ADMIN, **INVALID},
+    )
     def list_alerts(
         self,
         request: Request[Any, Any, Any],
-        since: FromQuery[str | None] = None,
+        since: RFC3339Query = None,
         rule: FromQuery[str | None] = None,
         limit: FromQuery[int] = 100,
     ) -> Body:
@@ -494,13 +576,14 @@ class AdminAnalyticsController(Controller):
         "/issuance",
         sync_to_thread=True,
         summary="Tokens issued and revoked per client per hour or day",
+        responses={200: ok(Issuance, "Oldest bucket first"), **ADMIN, **INVALID},
     )
     def issuance(
         self,
         request: Request[Any, Any, Any],
         granularity: FromQuery[str] = "hour",
-        since: FromQuery[str | None] = None,
-        until: FromQuery[str | None] = None,
+        since: RFC3339Query = None,
+        until: RFC3339Query = None,
         client_id: FromQuery[str | None] = None,
     ) -> Body:
         runtime = request.app.state.runtime
@@ -508,12 +591,17 @@ class AdminAnalyticsController(Controller):
         start, end = _window(since, until, default, runtime.clock.now())
         return AnalyticsReports(runtime.ledger).issuance(granularity, start, end, client_id)
 
-    @get("/top-clients", sync_to_thread=True, summary="The clients that got the most tokens")
+    @get(
+        "/top-clients",
+        sync_to_thread=True,
+        summary="The clients that got the most tokens",
+        responses={200: ok(TopClients, "Most tokens first"), **ADMIN, **INVALID},
+    )
     def top_clients(
         self,
         request: Request[Any, Any, Any],
-        since: FromQuery[str | None] = None,
-        until: FromQuery[str | None] = None,
+        since: RFC3339Query = None,
+        until: RFC3339Query = None,
         limit: FromQuery[int] = 10,
     ) -> Body:
         runtime = request.app.state.runtime
@@ -524,6 +612,7 @@ class AdminAnalyticsController(Controller):
         "/clients",
         sync_to_thread=True,
         summary="Clients by status, secret age against the rotation policy, dormant clients",
+        responses={200: ok(ClientsReport, "The report"), **ADMIN, **INVALID},
     )
     def clients(
         self,

@@ -40,7 +40,7 @@ from api.introspection import introspection_endpoint
 from api.logs import Observed, configure_logging
 from api.oauth2 import jwks, token_endpoint
 from api.observability import metrics
-from api.openapi_docs import document_token_endpoint
+from api.openapi_docs import ClosedStructs, complete_openapi
 from api.revocation import TokenNotFound, revocation_endpoint
 from api.settings import Settings
 from domain.client import ClientCommandRejected
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             dashboard_logout,
             dashboard_static,
         ],
-        on_startup=[document_token_endpoint],
+        on_startup=[complete_openapi],
         lifespan=[lifespan],
         exception_handlers={
             OAuthError: oauth_error_response,
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         openapi_config=OpenAPIConfig(
             title="keyledger", version="0.1.0", path="/schema", components=[COMPONENTS]
         ),
+        plugins=[ClosedStructs()],  # before Litestar's own Struct plugin, which it refines
         debug=False,
         logging_config=None,  # configure_logging (structlog) owns the handlers
     )

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
-from litestar.enums import RequestEncodingType
+from litestar.enums import MediaType, RequestEncodingType
+from litestar.openapi import ResponseSpec
 from litestar.params import Body
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
+from api.admin_openapi import ErrorBody
 from api.analytics import AnalyticsReports
 from api.bearer_auth import BearerError
 from api.client_admin import ADMIN_SCOPE
@@ -42,6 +44,21 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+
+# The sign-in page answers every refusal, as HTML: 401, or 429 when throttled.
+_SIGN_IN = ResponseSpec(
+    str, description="The sign-in page", media_type=MediaType.HTML, generate_examples=False
+)
+_THROTTLED = ResponseSpec(
+    str,
+    description="The sign-in page: too many attempts",
+    media_type=MediaType.HTML,
+    generate_examples=False,
+)
+_REDIRECT = ResponseSpec(None, description="To the dashboard (Location)")
+_MALFORMED = ResponseSpec(
+    ErrorBody, description="invalid_request: the form cannot be read", generate_examples=False
+)
 
 static_files = create_static_files_router(
     path=f"{PATH}/static", directories=[STATIC], include_in_schema=False
@@ -173,7 +190,15 @@ def _authorization(request: Request[Any, Any, Any]) -> str | None:
     return f"Bearer {cookie}" if cookie else None
 
 
-@get(PATH, sync_to_thread=True, include_in_schema=False)
+@get(
+    PATH,
+    sync_to_thread=True,
+    media_type=MediaType.HTML,
+    tags=["dashboard"],
+    summary="Charts of issuance, top clients, alerts and secret age (HTML)",
+    description="An admin token as Authorization: Bearer, or the cookie the sign-in sets.",
+    responses={401: _SIGN_IN},
+)
 def dashboard(request: Request[Any, Any, Any]) -> Response[str]:
     runtime = request.app.state.runtime
     authorization = _authorization(request)
@@ -195,7 +220,13 @@ def dashboard(request: Request[Any, Any, Any]) -> Response[str]:
     return Response(page, media_type="text/html", headers=HEADERS)
 
 
-@post(f"{PATH}/login", include_in_schema=False, status_code=303)
+@post(
+    f"{PATH}/login",
+    status_code=303,
+    tags=["dashboard"],
+    summary="Sign in with admin client credentials or an admin token; sets the cookie",
+    responses={303: _REDIRECT, 400: _MALFORMED, 401: _SIGN_IN, 429: _THROTTLED},
+)
 async def login(
     request: Request[Any, Any, Any],
     data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
@@ -230,7 +261,13 @@ async def login(
     return redirect
 
 
-@post(f"{PATH}/logout", include_in_schema=False, status_code=303)
+@post(
+    f"{PATH}/logout",
+    status_code=303,
+    tags=["dashboard"],
+    summary="Sign out: drop the cookie",
+    responses={303: _REDIRECT},
+)
 async def logout() -> Response[Any]:
     redirect = Redirect(PATH, status_code=303)
     redirect.delete_cookie(COOKIE, path=PATH)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.enums import MediaType
 
 from adapters.metrics import LagCollector, exposition
 from api.bootstrap import relay_name
@@ -17,6 +18,7 @@ from api.projection_status import projection_status
     sync_to_thread=True,
     summary="Prometheus metrics of every worker process, and projection and relay lag",
     tags=["operations"],
+    media_type=MediaType.TEXT,
 )
 def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     runtime = request.app.state.runtime
@@ -24,4 +26,6 @@ def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
         lambda: projection_status(runtime.ledger, relay_name(runtime.settings), datetime.now(UTC))
     )
     body, content_type = exposition(lag)
-    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
+    # Litestar appends the charset to a text/ media type itself: once, not twice.
+    media_type = content_type.replace("; charset=utf-8", "")
+    return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})

@@ -425,3 +425,12 @@ async def test_a_default_audience_pins_tokens_that_ask_for_no_resource(admin: Ad
     )
     assert outside.status_code == 422
     assert "default audience" in outside.text
+
+
+async def test_patching_allowed_scopes_to_none_takes_every_scope_away(admin: Admin) -> None:
+    c = await new_client(admin, default_scopes=["a"])
+    patched = await admin.call(
+        "PATCH", f"/admin/clients/{c['client_id']}", json={"allowed_scopes": []}
+    )
+    assert patched.status_code == 200, patched.text
+    assert (patched.json()["allowed_scopes"], patched.json()["default_scopes"]) == ([], [])
