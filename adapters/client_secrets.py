@@ -10,9 +10,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-from pathlib import Path
-
-from adapters.files import create_once
 
 SECRET_PREFIX = "kl_secret_"  # noqa: S105 - a prefix for secret scanners, not a secret
 HASH_SCHEME = "hmac-sha256"
@@ -39,15 +36,3 @@ class SecretHasher:
     def matches(self, secret: str, secret_hash: str) -> bool:
         """Constant-time comparison of a presented secret with a stored hash."""
         return hmac.compare_digest(self.hash(secret), secret_hash)
-
-
-def load_or_create_pepper(keys_dir: Path, configured: str | None) -> bytes:
-    """The pepper from configuration, else from the keys dir, created there (mode 0600) once."""
-    value = (
-        configured.encode()
-        if configured
-        else create_once(keys_dir / PEPPER_FILE, secrets.token_urlsafe(48).encode()).strip()
-    )
-    if len(value) < 32:
-        raise ValueError("the secret pepper must be at least 32 bytes")
-    return value

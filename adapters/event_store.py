@@ -13,6 +13,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
 
 from domain.client import Client
+from domain.installation import INSTALLATION_ID, Installation
 from domain.signing_keys import SIGNING_KEYS_ID, SigningKeys
 
 APP_NAME = "keyledger"
@@ -22,18 +23,43 @@ class DatabaseUrlError(ValueError):
     """`KEYLEDGER_DATABASE_URL` names no store keyledger can use."""
 
 
-def persistence_env(database_url: str, *, pool_size: int = 5) -> dict[str, str]:
-    """The eventsourcing settings for `sqlite:///path` or `postgresql://user@host:port/db`."""
+class NotInstalled(Exception):
+    """No keyledger installation at the database URL, and this process may not create one."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(
+            f"no keyledger installation at {redacted(database_url)}: check "
+            "KEYLEDGER_DATABASE_URL (a relative sqlite path counts from the current directory); "
+            "`keyledger serve` or `keyledger admin bootstrap` sets up a new one"
+        )
+
+
+def redacted(database_url: str) -> str:
+    """The URL without its password, for messages."""
+    url = urlsplit(database_url)
+    if url.password is None:
+        return database_url
+    return url._replace(netloc=url.netloc.replace(f":{url.password}@", ":***@")).geturl()
+
+
+def persistence_env(
+    database_url: str, *, pool_size: int = 5, create: bool = True
+) -> dict[str, str]:
+    """The eventsourcing settings for `sqlite:///path` or `postgresql://user@host:port/db`;
+    without `create`, nothing is created: no SQLite file, no tables."""
     url = urlsplit(database_url)
     if url.scheme == "sqlite":
         path = unquote(url.path[1:] if url.path.startswith("/") else url.path)
         if not path:
             raise DatabaseUrlError("sqlite URL needs a path: sqlite:///var/keyledger.db")
+        if not create and not Path(path).is_file():
+            raise NotInstalled(database_url)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
+            "CREATE_TABLE": "y" if create else "n",
         }
     if url.scheme in ("postgresql", "postgres"):
         dbname = unquote(url.path.lstrip("/"))
@@ -53,6 +79,7 @@ def persistence_env(database_url: str, *, pool_size: int = 5) -> dict[str, str]:
             "APPLICATION_RECORDER_TOPIC": (
                 "adapters.postgres_recorder:GroupCommitPostgresApplicationRecorder"
             ),
+            "CREATE_TABLE": "y" if create else "n",
         }
     raise DatabaseUrlError(
         f"unsupported database URL scheme {url.scheme!r}: use sqlite:/// or postgresql://"
@@ -64,8 +91,8 @@ class Ledger(Application[UUID]):
 
     name = APP_NAME
 
-    def __init__(self, database_url: str, *, pool_size: int = 5) -> None:
-        super().__init__(env=persistence_env(database_url, pool_size=pool_size))
+    def __init__(self, database_url: str, *, pool_size: int = 5, create: bool = True) -> None:
+        super().__init__(env=persistence_env(database_url, pool_size=pool_size, create=create))
         self.database_url = database_url
 
     @property
@@ -88,6 +115,18 @@ class Ledger(Application[UUID]):
             return None
         return client if isinstance(client, Client) else None
 
+    def get_installation(self) -> Installation | None:
+        """The installation record; None in a store that has none (or no tables yet)."""
+        try:
+            installation: object = self.repository.get(INSTALLATION_ID)
+        except AggregateNotFoundError:
+            return None
+        except Exception as exc:  # no tables: a store that was never set up
+            if _missing_table(exc):
+                return None
+            raise
+        return installation if isinstance(installation, Installation) else None
+
     def get_signing_keys(self) -> SigningKeys | None:
         try:
             keys: object = self.repository.get(SIGNING_KEYS_ID)
@@ -109,3 +148,12 @@ class Ledger(Application[UUID]):
         return self.recorder.select_notifications(
             after + 1, limit=limit, stop=stop, topics=list(topics)
         )
+
+
+def _missing_table(exc: BaseException) -> bool:
+    """PostgreSQL's undefined_table (42P01) or SQLite's "no such table"."""
+    return (
+        getattr(exc, "sqlstate", None) == "42P01"
+        or "no such table" in str(exc)
+        or (exc.__cause__ is not None and _missing_table(exc.__cause__))
+    )

@@ -3,7 +3,8 @@
 The private key (PKCS#8 DER) is encrypted with a fresh 96-bit nonce and the key's `kid` as
 associated data, so a sealed key cannot be passed off under another kid. The key-encryption
 key comes from `KEYLEDGER_KEY_ENCRYPTION_KEY` (32 bytes, base64) or, when that is unset, from
-`KEYS_DIR/key-encryption-key`, generated there once (mode 0600). Every replica needs the same.
+`KEYS_DIR/key-encryption-key` (`adapters.installation` reads it, and checks it is the
+installation's). Every replica needs the same.
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import secrets
-from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from adapters.files import create_once
 from adapters.signing import PrivateKey, parse_private_key
 
 KEK_FILE = "key-encryption-key"
@@ -29,31 +27,11 @@ class KeyVaultError(ValueError):
     """A key-encryption key keyledger cannot use, or a sealed key it cannot open."""
 
 
-def _decode_kek(text: str) -> bytes:
-    value = text.strip()
-    try:
-        raw = base64.urlsafe_b64decode(
-            value.replace("+", "-").replace("/", "_") + "=" * (-len(value) % 4)
-        )
-    except (binascii.Error, ValueError):
-        raise KeyVaultError("the key-encryption key must be 32 bytes, base64-encoded") from None
-    if len(raw) != 32:
-        raise KeyVaultError("the key-encryption key must be 32 bytes, base64-encoded")
-    return raw
-
-
 class KeyVault:
     """Seals and opens private signing keys."""
 
     def __init__(self, kek: bytes) -> None:
         self._aead = AESGCM(kek)
-
-    @classmethod
-    def load(cls, keys_dir: Path, configured: str | None) -> KeyVault:
-        if configured:
-            return cls(_decode_kek(configured))
-        generated = base64.urlsafe_b64encode(secrets.token_bytes(32))
-        return cls(_decode_kek(create_once(keys_dir / KEK_FILE, generated).decode()))
 
     def seal(self, kid: str, key: PrivateKey) -> str:
         der = key.private_bytes(

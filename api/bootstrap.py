@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from eventsourcing.persistence import IntegrityError
+
 from adapters.alert_store import AlertStore
 from adapters.assertion_ids import UsedAssertionIds
 from adapters.async_group_commit import AsyncPostgresGroupCommitter
 from adapters.client_assertion import AssertionRules, AssertionVerifier
-from adapters.client_secrets import SecretHasher, load_or_create_pepper
+from adapters.client_secrets import SecretHasher
 from adapters.clock import SystemClock
-from adapters.event_store import Ledger
+from adapters.event_store import Ledger, NotInstalled
 from adapters.group_commit import GroupCommitter
+from adapters.installation import InstallationSecrets, read_secrets
 from adapters.kafka import KafkaConfig, ensure_topic, start_producer
 from adapters.key_vault import KeyVault
 from adapters.observation_buffer import ObservationBuffer
@@ -34,6 +38,7 @@ from api.issuance import Clock, TokenIssuer
 from api.revocation import TokenRevoker
 from api.settings import Settings
 from api.signing_keys import SigningKeyAdmin, SigningKeysKeeper
+from domain.installation import Installation
 from domain.observations import SecurityObservation
 from domain.quotas import IssuanceQuotas
 from domain.throttling import FailureThrottle
@@ -57,9 +62,48 @@ class SkipEventWrite:
         return future
 
 
-def open_ledger(settings: Settings) -> Ledger:
-    """The event store, its tables created if missing."""
-    return Ledger(settings.database_url, pool_size=settings.db_pool_size)
+def open_ledger(settings: Settings, *, create: bool = False) -> Ledger:
+    """The event store of an existing installation; with `create` (only `serve` and
+    `admin bootstrap`), its database file and tables are created when missing."""
+    ledger = Ledger(settings.database_url, pool_size=settings.db_pool_size, create=create)
+    if not create and ledger.get_installation() is None:
+        ledger.close()
+        raise NotInstalled(settings.database_url)
+    return ledger
+
+
+def installation_secrets(settings: Settings, ledger: Ledger) -> InstallationSecrets:
+    """This process's key-encryption key and pepper, refused (naming the variable) unless
+    they are the ones the installation recorded; generated only for a new installation."""
+    installation = ledger.get_installation()
+    secrets = read_secrets(
+        settings.keys_dir,
+        settings.key_encryption_key,
+        settings.secret_pepper,
+        create=installation is None,
+    )
+    if installation is not None:
+        installation.check(
+            kek_fingerprint=secrets.kek_fingerprint, pepper_fingerprint=secrets.pepper_fingerprint
+        )
+    return secrets
+
+
+def record_installation(ledger: Ledger, secrets: InstallationSecrets, clock: Clock) -> None:
+    """Record the installation's fingerprints once; a racing process's record must match."""
+    if ledger.get_installation() is None:
+        installation = Installation(
+            kek_fingerprint=secrets.kek_fingerprint,
+            pepper_fingerprint=secrets.pepper_fingerprint,
+            at=clock.now(),
+        )
+        with contextlib.suppress(IntegrityError):
+            ledger.save(installation)
+    recorded = ledger.get_installation()
+    assert recorded is not None
+    recorded.check(
+        kek_fingerprint=secrets.kek_fingerprint, pepper_fingerprint=secrets.pepper_fingerprint
+    )
 
 
 def kafka_config(settings: Settings) -> KafkaConfig:
@@ -134,7 +178,7 @@ def build_detector(settings: Settings, ledger: Ledger) -> DetectorService:
     source = settings.issuer_url
     respond = None
     if settings.detect_revoke_on_retired_secret:
-        pepper = load_or_create_pepper(settings.keys_dir, settings.secret_pepper)
+        pepper = installation_secrets(settings, ledger).pepper
         admin = ClientAdmin(ledger, SecretHasher(pepper), SystemClock())
         respond = revoke_on_retired_secret(admin)
 
@@ -186,30 +230,39 @@ def revoke_on_retired_secret(admin: ClientAdmin) -> Callable[[Alert], Awaitable[
     return respond
 
 
-def prepare(settings: Settings, *, signing_keys: bool = False) -> None:
-    """Create tables and pepper (and, for `serve`, the first signing key) once, before any
-    worker process starts."""
-    ledger = open_ledger(settings)
+def prepare(settings: Settings, *, create: bool = False) -> None:
+    """Create the read-model tables once, before any worker process starts; with `create`
+    (`serve`, `admin bootstrap`), also a new installation: its keys, first signing key and
+    fingerprints. Without it, the installation must exist."""
+    ledger = open_ledger(settings, create=create)
     try:
         clients_table(ledger.datastore)
         revoked_tokens_table(ledger.datastore)
         used_assertions(settings, ledger)
         AlertStore(settings.database_url)  # its tables, before any worker races for them
-        if signing_keys:
-            key_admin(settings, ledger, SystemClock()).ensure(settings.keys_dir)
+        if create:
+            clock = SystemClock()
+            secrets = installation_secrets(settings, ledger)
+            # The first key is sealed (or an old store's keys opened) before the fingerprints
+            # are recorded: a key-encryption key that cannot open them is never recorded.
+            key_admin(settings, ledger, clock, secrets).ensure(settings.keys_dir)
+            record_installation(ledger, secrets, clock)
     finally:
         ledger.close()
-    load_or_create_pepper(settings.keys_dir, settings.secret_pepper)
 
 
-def key_admin(settings: Settings, ledger: Ledger, clock: Clock) -> SigningKeyAdmin:
-    vault = KeyVault.load(settings.keys_dir, settings.key_encryption_key)
-    return SigningKeyAdmin(ledger, vault, clock, settings.signing_alg)
+def key_admin(
+    settings: Settings, ledger: Ledger, clock: Clock, secrets: InstallationSecrets | None = None
+) -> SigningKeyAdmin:
+    secrets = secrets or installation_secrets(settings, ledger)
+    return SigningKeyAdmin(ledger, KeyVault(secrets.kek), clock, settings.signing_alg)
 
 
-def key_keeper(settings: Settings, ledger: Ledger, clock: Clock) -> SigningKeysKeeper:
+def key_keeper(
+    settings: Settings, ledger: Ledger, clock: Clock, secrets: InstallationSecrets | None = None
+) -> SigningKeysKeeper:
     """A ring loaded with the current keys (created on the very first start), kept in step."""
-    admin = key_admin(settings, ledger, clock)
+    admin = key_admin(settings, ledger, clock, secrets)
     keeper = SigningKeysKeeper(
         ledger,
         admin,
@@ -339,11 +392,13 @@ def _committer(ledger: Ledger, settings: Settings) -> GroupCommitter | AsyncPost
 
 def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     """Wire a server process from settings; nothing runs until `Runtime.start()`."""
-    ledger = open_ledger(settings)
+    ledger = open_ledger(settings, create=True)
     clock = clock or SystemClock()
-    keeper = key_keeper(settings, ledger, clock)
+    secrets = installation_secrets(settings, ledger)
+    keeper = key_keeper(settings, ledger, clock, secrets)
+    record_installation(ledger, secrets, clock)
     keys = keeper.ring
-    hasher = SecretHasher(load_or_create_pepper(settings.keys_dir, settings.secret_pepper))
+    hasher = SecretHasher(secrets.pepper)
     view = ClientsView()
     follower = ClientsFollower(
         ledger, clients_table(ledger.datastore), view, interval=settings.follow_interval

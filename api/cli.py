@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 
+from adapters.event_store import NotInstalled
 from adapters.metrics import MULTIPROC_ENV
 from api import cli_analytics, cli_keys, cli_projections
 from api import cli_clients as c
@@ -28,18 +29,21 @@ from api.revocation import TokenNotFound
 from api.settings import Settings, SettingsError
 from domain.client import AUTH_METHODS, CLIENT_SECRET_BASIC, ClientCommandRejected
 from domain.client_settings import DEFAULT_TOKEN_TTL, InvalidClientSettings
+from domain.installation import WrongInstallationSecret
 from domain.signing_keys import SigningKeyRejected
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api.http_limits import BoundedHttpToolsProtocol
+
     for name in ("host", "port", "workers"):
         if getattr(args, name) is not None:
             os.environ[f"KEYLEDGER_{name.upper()}"] = str(getattr(args, name))
     settings = Settings.from_env()
     configure_logging(settings)
-    prepare(settings, signing_keys=True)
+    prepare(settings, create=True)
     with embedded_broker(settings), metrics_directory(settings.workers):
         uvicorn.run(
             "api.app:create_app",
@@ -47,7 +51,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
-            http="httptools",
+            http=BoundedHttpToolsProtocol,  # httptools, with header size and count limits
             loop="uvloop",
             access_log=False,
             log_config=None,  # each worker's create_app configures JSON logging
@@ -317,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         SigningKeyRejected,
         InvalidClientSettings,
         SettingsError,
+        NotInstalled,
+        WrongInstallationSecret,
         ValueError,
     ) as exc:
         print(f"keyledger: error: {exc}", file=sys.stderr)

@@ -14,10 +14,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from adapters.client_secrets import SecretHasher, load_or_create_pepper
+from adapters.client_secrets import SecretHasher
 from adapters.clock import SystemClock
 from adapters.signing import JwtVerifier
-from api.bootstrap import key_keeper, open_ledger
+from api.bootstrap import installation_secrets, key_keeper, open_ledger, prepare
 from api.client_admin import (
     ADMIN_SCOPE,
     ClientAdmin,
@@ -52,10 +52,11 @@ def scopes(value: str | None) -> list[str] | None:
 
 @contextmanager
 def admin() -> Iterator[ClientAdmin]:
+    """The client use cases on an existing installation, with its own pepper (checked)."""
     settings = Settings.from_env()
-    hasher = SecretHasher(load_or_create_pepper(settings.keys_dir, settings.secret_pepper))
     ledger = open_ledger(settings)
     try:
+        hasher = SecretHasher(installation_secrets(settings, ledger).pepper)
         yield ClientAdmin(ledger, hasher, SystemClock())
     finally:
         ledger.close()
@@ -317,6 +318,7 @@ def cmd_revoke_tokens(args: argparse.Namespace) -> int:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
+    prepare(Settings.from_env(), create=True)  # the one client command that may set one up
     with admin() as a:
         existing = a.admin_clients(current_clients(a.ledger))
         if existing and not args.force:

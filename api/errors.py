@@ -9,6 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from domain.oauth_errors import InvalidClient, OAuthError, TooManyRequests
+from domain.redaction import redact
 
 log = logging.getLogger("keyledger.errors")
 
@@ -31,7 +32,7 @@ def oauth_error_response(request: Request[Any, Any, Any], exc: OAuthError) -> Re
         exc.reason,
     )
     return Response(
-        {"error": exc.error, "error_description": exc.description},
+        {"error": exc.error, "error_description": redact(exc.description)},
         status_code=exc.status_code,
         headers=headers,
     )
@@ -46,7 +47,7 @@ def http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> 
         error = {404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "invalid_request"
         )
-        body = {"error": error, "error_description": str(exc.detail)}
+        body = {"error": error, "error_description": redact(str(exc.detail))}
     return Response(body, status_code=exc.status_code, headers=NO_STORE | dict(exc.headers or {}))
 
 
@@ -60,7 +61,7 @@ def unexpected_error_response(request: Request[Any, Any, Any], exc: Exception) -
 
 
 def _admin_error(status: int, error: str, exc: Exception) -> Response[Any]:
-    return Response({"error": error, "error_description": str(exc)}, status_code=status)
+    return Response({"error": error, "error_description": redact(str(exc))}, status_code=status)
 
 
 def not_found_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -7,7 +7,9 @@ renders JSON, so there is one format to parse. The request middleware binds `req
 one; echoed in the response) in a context variable that every line logged while handling
 the request carries; handlers bind `client_id` once the client is known and registered.
 Secrets, their hashes and tokens are never logged: no code path passes them to a logger, and
-an end-to-end test reads every line of a run for them.
+an end-to-end test reads every line of a run for them. What a caller typed may still reach a
+line (a library's message, a client id that was really a secret), so every line has anything
+shaped like a secret (`kl_secret_...`) redacted before it is rendered.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -26,6 +29,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.metrics import REQUEST_SECONDS
+from domain.redaction import SECRET_PREFIX, redact
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 access = structlog.stdlib.get_logger("keyledger.access")
@@ -48,6 +52,7 @@ def configure_logging(level: str, json_lines: bool = True) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            redact_secrets,
             renderer,
         ],
     )
@@ -84,9 +89,24 @@ def _request_context(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: secret-shaped text in any value (and in exceptions) redacted."""
+    for name, value in event.items():
+        if isinstance(value, str):
+            if SECRET_PREFIX in value:
+                event[name] = redact(value)
+        elif (
+            value is not None
+            and not isinstance(value, int | float)
+            and SECRET_PREFIX in (text := str(value))
+        ):
+            event[name] = redact(text)
+    return event
+
+
 def bind_client(client_id: str) -> None:
     """Say which (registered) client the current request is about, in its log lines."""
-    _CLIENT_ID.set(client_id)
+    _CLIENT_ID.set(redact(client_id))
 
 
 class Observed:
@@ -150,7 +170,7 @@ class Observed:
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 offered = value.decode("latin-1")
-                if REQUEST_ID.fullmatch(offered):
+                if REQUEST_ID.fullmatch(offered) and SECRET_PREFIX not in offered:
                     return offered
                 break
         return f"{self._prefix}-{next(self._count):x}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -47,6 +48,8 @@ class Settings:
     relay_batch_max: int = 1000
     relay_backoff_max: float = 30.0
     observation_buffer: int = 10_000
+    max_header_bytes: int = 16_384
+    max_headers: int = 100
     abuse_failure_burst: int = 20
     abuse_failure_window: float = 60.0
     quota_processes: int = 0
@@ -79,6 +82,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        _refuse_unknown(env, {f"KEYLEDGER_{f.name.upper()}" for f in fields(cls)})
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = env.get(f"KEYLEDGER_{f.name.upper()}")
@@ -122,6 +126,11 @@ class Settings:
             raise SettingsError("KEYLEDGER_ABUSE_FAILURE_BURST >= 0 (0: off), WINDOW > 0")
         if self.observation_buffer < 1 or self.relay_backoff_max <= 0:
             raise SettingsError("the observation buffer and relay backoff must be positive")
+        if not 1024 <= self.max_header_bytes <= 1_048_576 or not 8 <= self.max_headers <= 1000:
+            raise SettingsError(
+                "KEYLEDGER_MAX_HEADER_BYTES must be 1024 to 1048576, "
+                "KEYLEDGER_MAX_HEADERS 8 to 1000"
+            )
         detection = [getattr(self, f.name) for f in fields(self) if f.name.startswith("detect_")]
         if any(
             isinstance(v, int | float) and not isinstance(v, bool) and v <= 0 for v in detection
@@ -180,3 +189,22 @@ def _convert(name: str, raw: str, kind: object) -> object:
     except ValueError:
         raise SettingsError(f"KEYLEDGER_{name.upper()} has an invalid value: {raw!r}") from None
     return raw
+
+
+# Variables of the keyledger family that are not server settings: the examples' client side
+# (`KEYLEDGER_URL`), the test suite's and the benches' own.
+NOT_SETTINGS = frozenset({"KEYLEDGER_URL", "KEYLEDGER_BENCH_PG"})
+NOT_SETTINGS_PREFIXES = ("KEYLEDGER_TEST_",)
+
+
+def _refuse_unknown(env: Mapping[str, str], known: set[str]) -> None:
+    """A misspelled setting is an error naming the closest known one, never silently unset."""
+    for name in sorted(env):
+        if not name.startswith("KEYLEDGER_") or name in known or name in NOT_SETTINGS:
+            continue
+        if name.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        prefix = len("KEYLEDGER_")  # shared by all: compare what follows it
+        close = difflib.get_close_matches(name[prefix:], [k[prefix:] for k in sorted(known)], n=1)
+        hint = f"; did you mean KEYLEDGER_{close[0]}?" if close else ""
+        raise SettingsError(f"unknown setting {name}{hint}")

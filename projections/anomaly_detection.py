@@ -9,6 +9,9 @@ window that already alerted raise nothing more. The whole state is a JSON-able d
 (`state()`), stored with the consumer's offsets so a restart neither repeats nor misses.
 
 Rules (thresholds in `Thresholds`, each a `KEYLEDGER_DETECT_*` setting):
+A security observation stands for `data.count` requests (1 when absent): every rule counts
+them all, so a message with count 50 counts as 50 failures.
+
 - brute_force: at least N failed authentications for one client id, or from one source IP
   against more than one client id (one client hammered from one address is the client's
   alert already), in a window of W seconds.
@@ -132,6 +135,12 @@ class _Networks:
     networks: list[str] = field(default_factory=list)
 
 
+def _count_of(data: dict[str, Any]) -> int:
+    """The requests a message stands for: `count` when a positive integer, else 1."""
+    count = data.get("count", 1)
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+
+
 def _epoch(at: datetime) -> float:
     return at.timestamp()
 
@@ -180,6 +189,7 @@ class Detector:
             self._prune()
         alerts: list[Alert | None] = []
         t = self.thresholds
+        weight = _count_of(data)
         if kind == AUTH_FAILED:
             reason = data.get("reason")
             client, ip = data.get("client_id"), data.get("source_ip")
@@ -193,6 +203,7 @@ class Detector:
                         event_id,
                         t.brute_force_failures,
                         t.brute_force_window,
+                        weight=weight,
                     )
                 )
             if ip:
@@ -206,6 +217,7 @@ class Detector:
                         t.brute_force_failures,
                         t.brute_force_window,
                         distinct=client or "",
+                        weight=weight,
                     )
                 )
             if client and reason in RETIRED_REASONS:
@@ -219,12 +231,20 @@ class Detector:
                         1,
                         t.retired_window,
                         data.get("secret_generation"),
+                        weight=weight,
                     )
                 )
             if client and reason in INACTIVE_REASONS:
                 alerts.append(
                     self._count(
-                        "inactive_client_use", "client", client, at, event_id, 1, t.inactive_window
+                        "inactive_client_use",
+                        "client",
+                        client,
+                        at,
+                        event_id,
+                        1,
+                        t.inactive_window,
+                        weight=weight,
                     )
                 )
         elif kind == REJECTED:
@@ -239,6 +259,7 @@ class Detector:
                         event_id,
                         t.probe_rejections,
                         t.probe_window,
+                        weight=weight,
                     )
                 )
         elif kind == ISSUED:
@@ -259,8 +280,9 @@ class Detector:
         generation: int | None = None,
         *,
         distinct: str | None = None,
+        weight: int = 1,
     ) -> Alert | None:
-        """Count into the subject's tumbling window; alert once at the threshold.
+        """Count `weight` requests into the subject's tumbling window; alert once at the threshold.
 
         With `distinct`, the alert also needs at least two different values of it (the
         client ids one source address tried).
@@ -272,7 +294,7 @@ class Detector:
             tally = self._tallies[key] = _Tally(window=start, first_seen=at, last_seen=at)
         elif start < tally.window:
             return None  # older than the subject's current window: too late to count
-        tally.count += 1
+        tally.count += weight
         tally.first_seen = min(tally.first_seen, at)
         tally.last_seen = max(tally.last_seen, at)
         if len(tally.evidence) < MAX_EVIDENCE:

@@ -17,6 +17,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 import msgspec
 
 from domain.client import Client, event_time
+from domain.installation import Installation
 from domain.observations import (
     AUTHENTICATION_FAILED,
     AUTHENTICATION_FAILURE_REASONS,
@@ -61,6 +62,7 @@ AUDIT_TYPES: dict[type[Any], str] = {
     SigningKeys.Started: "keyledger.signing_keys.started.v1",
     SigningKeys.KeyGenerated: "keyledger.signing_keys.key_generated.v1",
     SigningKeys.KeyRetired: "keyledger.signing_keys.key_retired.v1",
+    Installation.Initialised: "keyledger.installation.initialised.v1",
 }
 
 
@@ -90,7 +92,13 @@ def _subject_and_time(event: Any) -> tuple[str, datetime]:
         return event.client_id, event.issued_at
     if isinstance(event, IssuedToken.Revoked):
         return event.client_id, event.at
-    if isinstance(event, SigningKeys.Started | SigningKeys.KeyGenerated | SigningKeys.KeyRetired):
+    if isinstance(
+        event,
+        SigningKeys.Started
+        | SigningKeys.KeyGenerated
+        | SigningKeys.KeyRetired
+        | Installation.Initialised,
+    ):
         return str(event.originator_id), event.at
     return str(event.originator_id), event_time(event)
 
@@ -142,6 +150,7 @@ def cloud_event_schema(
     subject: dict[str, Any],
     data: dict[str, Any],
     sequence: bool = False,
+    optional: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The JSON Schema (2020-12) of one CloudEvents 1.0 message type with these `data` fields."""
     return {
@@ -163,7 +172,7 @@ def cloud_event_schema(
             "datacontenttype": {"const": "application/json"},
             "data": {
                 "type": "object",
-                "required": sorted(data),
+                "required": sorted(set(data) - optional),
                 "additionalProperties": False,
                 "properties": data,
             },
@@ -202,8 +211,9 @@ SECURITY_TYPES: dict[str, str] = {
 def security_event(observation: SecurityObservation, event_id: str, source: str) -> dict[str, Any]:
     """The CloudEvents message of a security observation.
 
-    Not from the store, so it has no `sequence`; its `id` is random, made once when observed.
+    Not from the store, so it has no `sequence`; its `id` is random, made once when published.
     `subject` is the client id the request presented (it may name no registered client).
+    `count` requests with these fields arrived from `first_seen` (also `time`) to `last_seen`.
     """
     message: dict[str, Any] = {
         "specversion": SPEC_VERSION,
@@ -224,6 +234,9 @@ def security_event(observation: SecurityObservation, event_id: str, source: str)
             "requested_scope": observation.requested_scope,
             "requested_resources": list(observation.requested_resources),
             "secret_generation": observation.secret_generation,
+            "count": observation.count,
+            "first_seen": observation.at.isoformat(),
+            "last_seen": observation.last_seen.isoformat(),
         },
     }
     return message
@@ -234,6 +247,10 @@ def _nullable_string(max_length: int | None = None) -> dict[str, Any]:
     if max_length is not None:
         schema["maxLength"] = max_length
     return schema
+
+
+# Added after the first v1 consumers: optional, so a message without them (count 1) is valid.
+_COUNTED = frozenset({"count", "first_seen", "last_seen"})
 
 
 def security_schema(kind: str) -> dict[str, Any]:
@@ -260,6 +277,23 @@ def security_schema(kind: str) -> dict[str, Any]:
             "type": ["integer", "null"],
             "description": "the generation of a retired or expired secret that was presented",
         },
+        "count": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "requests this message stands for: those of one second with the "
+            "same endpoint, error, reason, client id, source IP, auth method and secret "
+            "generation; user agent, scope and resources are the first one's. Absent: 1",
+        },
+        "first_seen": {
+            "type": "string",
+            "format": "date-time",
+            "description": "the first of the counted requests (also `time`)",
+        },
+        "last_seen": {
+            "type": "string",
+            "format": "date-time",
+            "description": "the last of the counted requests",
+        },
     }
     return cloud_event_schema(
         event_type,
@@ -267,6 +301,7 @@ def security_schema(kind: str) -> dict[str, Any]:
         required=["specversion", "id", "source", "type", "time", "datacontenttype", "data"],
         subject={"type": "string", "maxLength": MAX_CLIENT_ID},
         data=data_properties,
+        optional=_COUNTED,
     )
 
 

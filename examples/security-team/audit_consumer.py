@@ -47,6 +47,12 @@ def _words(values: list[str] | None) -> str:
     return " ".join(values or []) or "-"
 
 
+def times(data: dict[str, Any]) -> str:
+    """A security observation stands for `count` requests of one second (absent: 1)."""
+    count = data.get("count", 1)
+    return f" x{count}" if count != 1 else ""
+
+
 # For each event type: the label, and what matters about it (from the message's `data`).
 LINES: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "client.registered": (
@@ -87,6 +93,10 @@ LINES: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
         ),
     ),
     "token.revoked": ("token revoked", lambda d: ""),
+    "installation.initialised": (
+        "installation set up",
+        lambda d: f"key-encryption key {d['kek_fingerprint']}, pepper {d['pepper_fingerprint']}",
+    ),
     "signing_keys.started": ("signing keys started", lambda d: ""),
     "signing_keys.key_generated": (
         "SIGNING KEY ADDED",
@@ -98,13 +108,18 @@ LINES: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     ),
     "security.authentication_failed": (
         "AUTHENTICATION FAILED",
-        lambda d: f"{d['reason']}  from {d['source_ip']}  ({d['user_agent'] or 'no user agent'})",
+        lambda d: (
+            f"{d['reason']}{times(d)}  from {d['source_ip']}  "
+            f"({d['user_agent'] or 'no user agent'})"
+        ),
     ),
     "security.token_request_rejected": (
         "TOKEN REQUEST REJECTED",
-        lambda d: f"{d['error']}  asked {d['requested_scope'] or '-'}  from {d['source_ip']}",
+        lambda d: (
+            f"{d['error']}{times(d)}  asked {d['requested_scope'] or '-'}  from {d['source_ip']}"
+        ),
     ),
-    "security.quota_exceeded": ("QUOTA EXCEEDED", lambda d: f"from {d['source_ip']}"),
+    "security.quota_exceeded": ("QUOTA EXCEEDED", lambda d: f"from {d['source_ip']}{times(d)}"),
 }
 
 

@@ -16,6 +16,9 @@ from typing import Any
 
 import httpx
 
+from api.bootstrap import prepare
+from api.settings import Settings
+
 KEYLEDGER = str(Path(sys.executable).parent / "keyledger")
 
 
@@ -26,7 +29,12 @@ def free_port() -> int:
         return port
 
 
-def environment(database_url: str, keys_dir: Path, port: int = 0, **extra: str) -> dict[str, str]:
+def environment(
+    database_url: str, keys_dir: Path, port: int = 0, *, install: bool = True, **extra: str
+) -> dict[str, str]:
+    """The environment of a keyledger process; with `install`, the installation is set up
+    first, as the first `keyledger serve` (or `admin bootstrap`) would: only those two may
+    create one, so every other command needs it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYLEDGER_")}
     env.update(
         {
@@ -39,6 +47,8 @@ def environment(database_url: str, keys_dir: Path, port: int = 0, **extra: str) 
             **extra,
         }
     )
+    if install:
+        prepare(Settings.from_env(env), create=True)
     return env
 
 

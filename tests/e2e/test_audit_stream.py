@@ -127,7 +127,8 @@ def test_a_broker_outage_blocks_no_token_and_loses_no_event(
 
         assert Counter(asyncio.run(issue_all())) == {200: 1000}
         expected = stored_ids(postgres_url)
-        assert len(expected) == 2 + 4 + 1000  # the first start's signing key, clients, tokens
+        # The installation and its first signing key (3), clients, tokens.
+        assert len(expected) == 3 + 4 + 1000
         with EmbeddedBroker("127.0.0.1", broker_port) as broker:
             records = read_topic(broker.bootstrap, "keyledger.audit.v1", set(expected))
     stored = [r for r in records if "sequence" in r.message]
@@ -189,8 +190,8 @@ def test_a_relay_killed_mid_batch_resumes_without_loss(
     status = json.loads(cli(env, "relay", "status", "--json").stdout)
     assert status == {
         "name": f"audit:{topic}",
-        "position": backlog,
-        "head": backlog,
+        "position": len(expected),  # the backlog and the installation's own 3 events
+        "head": len(expected),
         "lag_events": 0,
         "relay_running": False,
     }

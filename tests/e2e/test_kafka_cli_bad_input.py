@@ -51,19 +51,22 @@ def test_an_out_of_range_quota_is_refused_and_records_nothing(tmp_path: Path, va
 def test_bad_kafka_and_detection_settings_stop_the_commands_with_the_variable_named(
     tmp_path: Path, variable: str, value: str, message: str
 ) -> None:
-    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", **{variable: value})
+    env = environment(
+        f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", install=False, **{variable: value}
+    )
     for command in (("relay", "status"), ("alerts", "list")):
         done = cli(env, *command)
         assert done.returncode == 2
         assert message in done.stderr
 
 
-def test_projections_status_on_an_empty_store_is_all_zero(tmp_path: Path) -> None:
+def test_projections_status_on_a_new_installation_counts_only_its_set_up(tmp_path: Path) -> None:
     env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys")
     rows = json.loads(cli(env, "projections", "status", "--json").stdout)
+    # Installation.Initialised, SigningKeys.Started and KeyGenerated: only the relay follows them.
     assert {(r["name"], r["lag_events"], r["head"]) for r in rows} == {
-        ("clients", 0, 0),
-        ("revoked-tokens", 0, 0),
-        ("analytics", 0, 0),
-        ("audit-relay", 0, 0),
+        ("clients", 0, 3),
+        ("revoked-tokens", 0, 3),
+        ("analytics", 0, 3),
+        ("audit-relay", 3, 3),
     }

@@ -161,14 +161,14 @@ def test_cli_errors_are_one_readable_line_with_exit_status_2(
 
 
 def test_an_unusable_database_url_is_a_one_line_error(tmp_path: Path) -> None:
-    done = cli(environment("mysql://nope/x", tmp_path / "keys"), "clients", "list")
+    done = cli(environment("mysql://nope/x", tmp_path / "keys", install=False), "clients", "list")
     assert done.returncode == 2
     assert "unsupported database URL" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_an_unreachable_database_is_a_one_line_error(tmp_path: Path) -> None:
-    env = environment("postgresql://postgres@127.0.0.1:1/nowhere", tmp_path / "keys")
+    env = environment("postgresql://postgres@127.0.0.1:1/nowhere", tmp_path / "keys", install=False)
     done = cli(env, "clients", "list")
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1

@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from adapters.client_secrets import SecretHasher, load_or_create_pepper
+from adapters.client_secrets import SecretHasher
+from adapters.installation import read_secrets
 from tests.e2e.server import cli, cli_json, environment, free_port, serve
 
 FORM = {"grant_type": "client_credentials"}
@@ -91,7 +92,7 @@ def test_an_end_to_end_run_logs_json_lines_with_request_ids_and_no_secrets(tmp_p
         if r["route"].startswith("/admin")
     )
 
-    hasher = SecretHasher(load_or_create_pepper(tmp_path / "keys", None))
+    hasher = SecretHasher(read_secrets(tmp_path / "keys", None, None, create=False).pepper)
     everything = "\n".join([*lines, *outputs])
     for secret in secrets:
         assert secret not in everything

@@ -20,6 +20,7 @@ from api.client_admin import ClientAdmin
 from api.signing_keys import SigningKeyAdmin
 from domain.client import Client
 from domain.client_settings import ClientSettings
+from domain.installation import Installation
 from domain.oauth_errors import InvalidClient, InvalidRequest, InvalidScope, InvalidTarget
 from domain.observations import AUTHENTICATION_FAILURE_REASONS, SecurityObservation
 from domain.signing_keys import SigningKeys
@@ -55,7 +56,12 @@ def _event_classes(aggregate: type[Any]) -> set[type[Any]]:
 
 
 def test_every_stored_event_type_has_an_audit_type() -> None:
-    stored = _event_classes(Client) | _event_classes(IssuedToken) | _event_classes(SigningKeys)
+    stored = (
+        _event_classes(Client)
+        | _event_classes(IssuedToken)
+        | _event_classes(SigningKeys)
+        | _event_classes(Installation)
+    )
     assert stored == set(AUDIT_TYPES)
 
 
@@ -160,6 +166,7 @@ def _lifecycle(sqlite_url: str) -> tuple[Ledger, list[str]]:
     """A client through most of its life, with a token issued and revoked; its secrets."""
     ledger = Ledger(sqlite_url)
     clock = FixedClock(datetime(2026, 11, 20, tzinfo=UTC))
+    ledger.save(Installation(kek_fingerprint="k" * 32, pepper_fingerprint="p" * 32, at=clock.now()))
     admin = ClientAdmin(ledger, SecretHasher(b"p" * 32), clock)
     created = admin.register(
         ClientSettings.create(name="job", allowed_scopes=["a"]), actor="cli:ops"
@@ -260,7 +267,9 @@ def test_every_event_of_a_real_history_validates_and_carries_no_secret(sqlite_ur
     client_messages = [m for m in messages if m["type"].startswith("keyledger.client.")]
     registered = {m["subject"] for m in messages if m["type"] == "keyledger.client.registered.v1"}
     assert len(registered) == 2
-    about_clients = [m for m in messages if not m["type"].startswith("keyledger.signing_keys.")]
+    about_clients = [
+        m for m in messages if m["type"].startswith(("keyledger.client.", "keyledger.token."))
+    ]
     assert {m["subject"] for m in about_clients} == registered  # each names a registered client
     key_messages = [m for m in messages if m["type"].startswith("keyledger.signing_keys.")]
     assert all("sealed_private_key" not in m["data"] for m in key_messages)

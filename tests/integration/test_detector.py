@@ -46,6 +46,12 @@ async def wrong_secrets(http: Any, client_id: str, n: int) -> None:
         assert response.status_code in (401, 429)
 
 
+def failures_counted(service: Any, client_id: str) -> int:
+    """Failed authentications of the client the detector has counted (messages carry counts)."""
+    tally = service.detector.state()["tallies"].get(f"brute_force|client|{client_id}")
+    return int(tally["count"]) if tally else 0
+
+
 async def until(condition: Any, within: float = 20.0) -> None:
     async with asyncio.timeout(within):
         while not condition():  # noqa: ASYNC110 - other tasks make it true
@@ -70,10 +76,11 @@ async def test_a_brute_force_is_one_alert_stored_published_and_listed(
         finally:
             detector.stop()
             await task
-    assert [(a["rule"], a["subject"], a["count"]) for a in listed] == [
-        ("brute_force", target.client_id, 10)
-    ]
-    assert len(listed[0]["evidence"]) == 10
+    # One alert; its count is what the window held when it was raised: the failures arrive
+    # counted (one message per source, client and reason per second), so at least the 10.
+    assert [(a["rule"], a["subject"]) for a in listed] == [("brute_force", target.client_id)]
+    assert 10 <= listed[0]["count"] <= 25
+    assert 1 <= len(listed[0]["evidence"]) <= 10
     records = await consume(settings.kafka_address, settings.alerts_topic, lambda rs: len(rs) >= 1)
     assert [r.message["data"]["rule"] for r in records] == ["brute_force"]
     assert records[0].message["id"] == listed[0]["id"]
@@ -89,7 +96,7 @@ async def test_a_restart_mid_window_neither_repeats_nor_misses_the_alert(
         first = build_detector(settings, runtime.ledger)
         task = asyncio.create_task(first.run())
         await wrong_secrets(http, target.client_id, 6)
-        await until(lambda: first.consumed >= 6)
+        await until(lambda: failures_counted(first, target.client_id) >= 6)
         first.stop()
         await task
         assert first.raised == 0
@@ -99,12 +106,13 @@ async def test_a_restart_mid_window_neither_repeats_nor_misses_the_alert(
         try:
             await until(lambda: second.raised >= 1)
             await wrong_secrets(http, target.client_id, 3)
-            await until(lambda: second.consumed >= 9)
+            await until(lambda: failures_counted(second, target.client_id) >= 15)
         finally:
             second.stop()
             await task
         stored = runtime.alerts.alerts()
-    assert [(a.rule, a.count) for a in stored] == [("brute_force", 10)]
+    assert [a.rule for a in stored] == ["brute_force"]
+    assert 10 <= stored[0].count <= 12  # the 6 counted before the restart, and 4 to 6 after
     records = await consume(settings.kafka_address, settings.alerts_topic, lambda rs: len(rs) >= 1)
     assert len(records) == 1
 
@@ -170,4 +178,4 @@ async def test_garbage_on_the_audit_topic_is_skipped_and_detection_goes_on(
             detector.stop()
             await task
     assert [a.rule for a in runtime.alerts.alerts()] == ["brute_force"]
-    assert detector.consumed >= 14
+    assert detector.consumed >= 5  # the junk, and the failures (counted in one or two)

@@ -221,7 +221,7 @@ async def test_replaced_keys_take_over_from_the_old_ones(settings: Settings) -> 
 def test_used_assertion_ids_are_kept_per_client_until_their_assertions_expire(
     settings: Settings,
 ) -> None:
-    ledger = open_ledger(settings)
+    ledger = open_ledger(settings, create=True)
     moment = [0.0]
     try:
         used = UsedAssertionIds(

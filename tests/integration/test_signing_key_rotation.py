@@ -143,7 +143,7 @@ def test_key_files_of_an_earlier_version_are_imported_on_the_first_start(
     other = load_or_create_key(settings.keys_dir, "RS256")
     before = KeyRing([RingEntry(T0, key=old)])
     token = before.active_at(T0).sign({"iss": ISSUER, "sub": "c", "aud": ISSUER, "exp": 1})
-    ledger = open_ledger(settings)
+    ledger = open_ledger(settings, create=True)
     try:
         keys = key_admin(settings, ledger, FixedClock(T0)).ensure(settings.keys_dir)
         again = key_admin(settings, ledger, FixedClock(T0)).ensure(settings.keys_dir)
@@ -156,7 +156,7 @@ def test_key_files_of_an_earlier_version_are_imported_on_the_first_start(
 
 
 def test_no_private_key_is_stored_in_the_clear(settings: Settings) -> None:
-    ledger = open_ledger(settings)
+    ledger = open_ledger(settings, create=True)
     try:
         admin = key_admin(settings, ledger, FixedClock(T0))
         admin.ensure(settings.keys_dir)

@@ -4,7 +4,8 @@ import base64
 import stat
 from pathlib import Path
 
-from adapters.client_secrets import SecretHasher, generate_secret, load_or_create_pepper
+from adapters.client_secrets import SecretHasher, generate_secret
+from adapters.installation import read_secrets
 
 PEPPER = b"p" * 32
 
@@ -41,12 +42,12 @@ def test_the_pepper_changes_the_hash() -> None:
 
 
 def test_the_pepper_is_created_once_with_mode_0600(tmp_path: Path) -> None:
-    first = load_or_create_pepper(tmp_path, None)
-    assert load_or_create_pepper(tmp_path, None) == first
+    first = read_secrets(tmp_path, None, None, create=True).pepper
+    assert read_secrets(tmp_path, None, None, create=True).pepper == first
     mode = stat.S_IMODE((tmp_path / "secret-pepper").stat().st_mode)
     assert mode == 0o600
 
 
 def test_a_configured_pepper_wins_over_the_file(tmp_path: Path) -> None:
-    assert load_or_create_pepper(tmp_path, "x" * 40) == b"x" * 40
+    assert read_secrets(tmp_path, None, "x" * 40, create=True).pepper == b"x" * 40
     assert not (tmp_path / "secret-pepper").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.installation import InstallationSecretError, read_secrets
 from adapters.key_vault import KeyVault, KeyVaultError
 from adapters.signing import SigningKey, generate_key
 from domain.signing_keys import TOKEN_LIFETIME_BOUND, SigningKeyRejected, SigningKeys
@@ -99,5 +100,5 @@ def test_a_sealed_key_opens_with_its_kid_and_the_same_key_encryption_key_only() 
 def test_a_key_encryption_key_that_is_not_32_base64_bytes_is_refused(
     configured: str, tmp_path: Path
 ) -> None:
-    with pytest.raises(KeyVaultError, match="32 bytes"):
-        KeyVault.load(tmp_path, configured)
+    with pytest.raises(InstallationSecretError, match="32 bytes"):
+        read_secrets(tmp_path, configured, None, create=True)

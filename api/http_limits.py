@@ -1,0 +1,142 @@
+"""Bounded request heads: uvicorn's httptools protocol with header size and count limits.
+
+httptools (llhttp) has no limit of its own: it buffers a header line of any length until it
+ends, and uvicorn keeps every header. This protocol counts the request line and headers as
+they are parsed and answers 431 (RFC 6585 §5) and closes the connection once a request's head
+passes `KEYLEDGER_MAX_HEADER_BYTES` or `KEYLEDGER_MAX_HEADERS`, before the ASGI app sees it.
+A header still being received is counted by the bytes of every read that carried only head
+bytes, so what one connection holds stays below the limit plus one read (at most 256 KiB).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from api.settings import Settings
+
+_LINE_OVERHEAD = 4  # ": " and CRLF of a header line
+_BODY = b'{"error":"invalid_request","error_description":"request header fields too large"}'
+_RESPONSE = b"".join(
+    [
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+        b"content-type: application/json\r\n",
+        b"cache-control: no-store\r\n",
+        b"content-length: " + str(len(_BODY)).encode() + b"\r\n",
+        b"connection: close\r\n\r\n",
+        _BODY,
+    ]
+)
+
+
+@dataclass(frozen=True)
+class HeadLimits:
+    max_bytes: int
+    max_headers: int
+
+
+@functools.cache
+def _configured() -> HeadLimits:
+    """This process's limits, from the same environment `keyledger serve` was started with."""
+    settings = Settings.from_env()
+    return HeadLimits(settings.max_header_bytes, settings.max_headers)
+
+
+class HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a request whose head is over a limit."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """`HttpToolsProtocol` that refuses request heads over the configured limits with 431."""
+
+    limits: ClassVar[HeadLimits | None] = None  # None: from the environment, once per process
+
+    def __init__(
+        self, config: Config, server_state: ServerState, app_state: dict[str, Any], **kw: Any
+    ) -> None:
+        super().__init__(config, server_state, app_state, **kw)
+        limits = self.limits or _configured()
+        self._max_bytes, self._max_headers = limits.max_bytes, limits.max_headers
+        self._reading_head = False  # between the start of a request and the end of its head
+        self._idle = True  # between requests: the next byte starts a head
+        self._begun = 0
+        self._head_bytes = 0  # exact: the request target and every complete header line
+        self._head_reads = 0  # reads that carried nothing but head bytes
+        self._refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._unset_keepalive_if_required()
+        # A read carries only head bytes when it started inside a head (or between requests,
+        # then starting one) and ended inside that same head.
+        allowed_begins = 0 if self._reading_head else 1 if self._idle else -1
+        begun = self._begun
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError:
+            if self._refused:
+                self._refuse()
+                return
+            self._bad_request()
+            return
+        except httptools.HttpParserError:
+            self._bad_request()
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._reading_head and self._begun - begun == allowed_begins:
+            self._head_reads += len(data)  # the head has not ended: all of this read is head
+            if self._head_reads > self._max_bytes:
+                self._refused = True
+                self._refuse()
+
+    def _bad_request(self) -> None:
+        message = "Invalid HTTP request received."
+        self.logger.warning(message)
+        self.send_400_response(message)
+
+    def _refuse(self) -> None:
+        self.transport.write(_RESPONSE)
+        self.transport.close()
+
+    def _over(self, extra: int) -> None:
+        self._head_bytes += extra
+        if self._head_bytes > self._max_bytes:
+            self._refused = True
+            raise HeadTooLarge
+
+    def on_message_begin(self) -> None:
+        self._reading_head, self._idle = True, False
+        self._begun += 1
+        self._head_bytes = self._head_reads = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._over(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._over(len(name) + len(value) + _LINE_OVERHEAD)
+        if len(self.headers) >= self._max_headers:
+            self._refused = True
+            raise HeadTooLarge
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._idle = True
+        super().on_message_complete()
