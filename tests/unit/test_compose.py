@@ -118,3 +118,18 @@ def test_the_image_installs_the_package_and_its_commands() -> None:
     assert "pip install --no-cache-dir ." in dockerfile
     for package in ("domain", "adapters", "projections", "api"):
         assert f"COPY {package} {package}" in dockerfile
+
+
+def test_only_serve_sets_the_installation_up_so_the_others_wait_for_a_healthy_server() -> None:
+    servers = {
+        n for n, s in KEYLEDGER.items() if shlex.join(s["command"]).startswith("keyledger serve")
+    }
+    for name, service in KEYLEDGER.items():
+        if name in servers:
+            continue
+        waits_for = {
+            dep
+            for dep, rule in service["depends_on"].items()
+            if rule["condition"] == "service_healthy"
+        }
+        assert waits_for & servers, f"{name} may start before any installation exists"
