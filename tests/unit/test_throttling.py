@@ -154,3 +154,34 @@ def test_a_full_table_of_networks_forgets_the_least_recently_seen_client(
     assert throttle.usual("b", "203.0.113.0/24")  # forgotten: no history, anywhere goes
     assert not throttle.usual("a", "203.0.113.0/24")
     assert not throttle.usual("c", "203.0.113.0/24")
+
+
+def test_a_full_table_frees_a_tenth_of_itself_at_once() -> None:
+    buckets = TokenBuckets(burst=1, window=10, max_keys=100)
+    for i in range(100):
+        buckets.spend(f"k{i}", 0.0)
+    buckets.spend("new", 0.0)
+    assert len(buckets._buckets) == 91
+
+
+def test_a_key_with_exactly_one_failure_left_goes_before_an_older_throttled_one() -> None:
+    buckets = TokenBuckets(burst=2, window=10, max_keys=10)
+    buckets.spend("throttled", 0.0)
+    buckets.spend("throttled", 0.0)
+    buckets.spend("one-left", 0.0)
+    for i in range(8):
+        buckets.spend(f"t{i}", 0.0)
+        buckets.spend(f"t{i}", 0.0)
+    buckets.spend("new", 0.0)  # the table was full
+    assert "throttled" in buckets._buckets
+    assert "one-left" not in buckets._buckets
+
+
+def test_a_full_table_with_few_unthrottled_keys_goes_on_to_the_least_recently_seen() -> None:
+    buckets = TokenBuckets(burst=2, window=10, max_keys=20)
+    buckets.spend("one-left", 0.0)  # not throttled, and the least recently seen
+    for i in range(19):
+        buckets.spend(f"t{i}", 0.0)
+        buckets.spend(f"t{i}", 0.0)
+    buckets.spend("new", 0.0)
+    assert sorted(buckets._buckets) == sorted(["new", *(f"t{i}" for i in range(1, 19))])
