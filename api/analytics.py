@@ -34,7 +34,7 @@ from projections.analytics import (
     issuance_report,
     top_clients,
 )
-from projections.follower import LogFollower
+from projections.follower import Health, LogFollower
 
 log = logging.getLogger(__name__)
 LOCK = "analytics-follower"
@@ -71,6 +71,7 @@ class AnalyticsKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.leading = threading.Event()
+        self.health = Health("analytics follower")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="analytics-keeper", daemon=True)
@@ -82,8 +83,8 @@ class AnalyticsKeeper:
                 with exclusive(self._ledger.database_url, LOCK) as held:
                     if held:
                         self._lead()
-            except Exception:
-                log.exception("the analytics follower stopped; trying again")
+            except Exception as exc:
+                self.health.failed(exc)
             self.leading.clear()
             self._stop.wait(self._retry)
 
@@ -91,8 +92,10 @@ class AnalyticsKeeper:
         follower = analytics_follower(self._ledger, self._interval)
         follower.load()
         self.leading.set()
+        self.health.succeeded()
         while not self._stop.wait(self._interval):
             follower.catch_up()
+            self.health.succeeded()
 
     def stop(self) -> None:
         self._stop.set()

@@ -371,7 +371,15 @@ class Runtime:
     @property
     def ready(self) -> bool:
         followers = (self.follower, self.revoked_follower)
-        return all(f.ready.is_set() for f in followers) and self.committer.alive
+        loaded = all(f.ready.is_set() for f in followers) and self.committer.alive
+        return loaded and not self.failing
+
+    @property
+    def failing(self) -> dict[str, str]:
+        """The background loops failing now, each with its last error."""
+        loops = [self.follower.health, self.revoked_follower.health]
+        loops += [k.health for k in (self.key_keeper, self.analytics) if k is not None]
+        return {h.name: h.failure for h in loops if h.failure is not None}
 
 
 def _committer(ledger: Ledger, settings: Settings) -> GroupCommitter | AsyncPostgresGroupCommitter:

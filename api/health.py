@@ -15,8 +15,9 @@ async def healthz() -> dict[str, str]:
 
 
 class Readiness(msgspec.Struct):
-    status: Literal["ready", "starting"]
+    status: Literal["ready", "starting", "failing"]
     clients_position: int
+    failing: dict[str, str] = {}  # each failing background loop and its last error
 
 
 @get(
@@ -26,15 +27,19 @@ class Readiness(msgspec.Struct):
     responses={
         200: ResponseSpec(Readiness, description="Ready", generate_examples=False),
         503: ResponseSpec(
-            Readiness, description="Starting: not ready yet", generate_examples=False
+            Readiness,
+            description="Starting, or a background loop (a read model, the signing keys, "
+            "analytics) is failing: `failing` names it",
+            generate_examples=False,
         ),
     },
 )
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     runtime = request.app.state.runtime
-    ready = runtime.ready
+    ready, failing = runtime.ready, runtime.failing
     body = {
-        "status": "ready" if ready else "starting",
+        "status": "ready" if ready else "failing" if failing else "starting",
         "clients_position": runtime.view.position,
+        "failing": failing,
     }
     return Response(body, status_code=200 if ready else 503)

@@ -22,6 +22,7 @@ from adapters.key_vault import KeyVault
 from adapters.signing import KeyRing, RingEntry, SigningKey, generate_key, key_files
 from api.issuance import Clock
 from domain.signing_keys import KeyRecord, SigningKeyRejected, SigningKeys
+from projections.follower import Health
 
 log = logging.getLogger("keyledger.keys")
 ACTOR = "keyledger"
@@ -154,6 +155,7 @@ class SigningKeysKeeper:
         self._version = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.health = Health("signing-keys follower")
 
     def load(self, keys: SigningKeys) -> None:
         self.ring.replace(self._admin.entries(keys))
@@ -187,8 +189,10 @@ class SigningKeysKeeper:
                 if waited >= self._check_every:
                     waited = 0.0
                     self.check_rotation()
-            except Exception:
-                log.exception("the signing-keys follower failed; trying again")
+            except Exception as exc:
+                self.health.failed(exc)
+            else:
+                self.health.succeeded()
             self._stop.wait(self._interval)
             waited += self._interval
 

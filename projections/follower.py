@@ -51,6 +51,26 @@ def touched_keys(touched: str | tuple[str, ...] | None) -> tuple[str, ...]:
     return (touched,) if isinstance(touched, str) else touched
 
 
+class Health:
+    """Whether a background loop is failing, logged once when it starts and once when it ends
+    (not on every retry), and shown by `/readyz`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.failure: str | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        failure = f"{type(exc).__name__}: {exc}"
+        if failure != self.failure:
+            log.error("%s is failing, retrying: %s", self.name, failure, exc_info=exc)
+        self.failure = failure
+
+    def succeeded(self) -> None:
+        if self.failure is not None:
+            log.warning("%s recovered", self.name)
+        self.failure = None
+
+
 class LogFollower(Generic[R]):
     """Folds the log's events of some topics into a view, and persists what changed."""
 
@@ -75,6 +95,7 @@ class LogFollower(Generic[R]):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()
+        self.health = Health(name)
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -120,8 +141,10 @@ class LogFollower(Generic[R]):
                     self.catch_up()
                 else:
                     self.load()
-            except Exception:
-                log.exception("%s could not catch up; retrying", self._name)
+            except Exception as exc:
+                self.health.failed(exc)
+            else:
+                self.health.succeeded()
 
     def stop(self) -> None:
         self._stop.set()
