@@ -20,7 +20,7 @@ from litestar.datastructures import CacheControlHeader
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Body as BodyParam
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
 from api.admin_openapi import (
     ADMIN,
@@ -61,6 +61,8 @@ from domain.client_settings import DEFAULT_TOKEN_TTL, ClientSettings, InvalidCli
 from projections.anomaly_detection import RULES
 
 log = logging.getLogger("keyledger.admin")
+MAX_REASON = 1000  # characters: a sentence or a ticket reference, recorded in every event
+WhyText = Annotated[str, msgspec.Meta(max_length=MAX_REASON)]
 Body = dict[str, Any]
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 NO_STORE = CacheControlHeader(no_store=True)
@@ -83,7 +85,7 @@ class NewClient(msgspec.Struct, forbid_unknown_fields=True):
     token_ttl: int = DEFAULT_TOKEN_TTL
     audiences: list[str] = []
     default_audience: str | None = None
-    reason: str | None = None
+    reason: WhyText | None = None
     # RFC 7591 §2: client_secret_basic (a generated secret) or private_key_jwt (with jwks).
     token_endpoint_auth_method: str = CLIENT_SECRET_BASIC
     jwks: dict[str, Any] | None = None
@@ -91,7 +93,7 @@ class NewClient(msgspec.Struct, forbid_unknown_fields=True):
 
 class NewKeys(msgspec.Struct, forbid_unknown_fields=True):
     jwks: dict[str, Any]
-    reason: str | None = None
+    reason: WhyText | None = None
 
 
 class Quotas(msgspec.Struct, forbid_unknown_fields=True):
@@ -111,22 +113,22 @@ class ClientChanges(msgspec.Struct, forbid_unknown_fields=True):
     audiences: list[str] | None = None
     default_audience: str | None = None
     quotas: Quotas | None = None
-    reason: str | None = None
+    reason: WhyText | None = None
 
 
 class Rotation(msgspec.Struct, forbid_unknown_fields=True):
     grace: str | int = "24h"
-    reason: str | None = None
+    reason: WhyText | None = None
 
 
 class Reason(msgspec.Struct, forbid_unknown_fields=True):
-    reason: str | None = None
+    reason: WhyText | None = None
 
 
 class TokenRevocation(msgspec.Struct, forbid_unknown_fields=True):
     before: str | None = None
     secret_generation: int | None = None
-    reason: str | None = None
+    reason: WhyText | None = None
 
 
 def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -464,7 +466,7 @@ class AdminClientsController(Controller):
         self,
         request: Request[Any, Any, Any],
         client_id: FromPath[str],
-        reason: FromQuery[str | None] = None,
+        reason: Annotated[str | None, Parameter(max_length=MAX_REASON)] = None,
     ) -> Body:
         return self._command(request, client_id, "delete", reason)
 

@@ -152,3 +152,22 @@ async def test_a_grace_period_too_long_to_count_is_422_and_writes_nothing(
     response = await admin.call("POST", url, json={"grace": grace})
     assert (response.status_code, response.json()["error"]) == (422, "invalid_request")
     assert admin.runtime.ledger.head() == head
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body", "params"),
+    [
+        ("POST", "/suspend", {"reason": "x" * 1001}, {}),
+        ("PATCH", "", {"name": "n", "reason": "x" * 1001}, {}),
+        ("DELETE", "", None, {"reason": "x" * 1001}),
+    ],
+)
+async def test_a_reason_over_a_thousand_characters_is_refused_and_writes_nothing(
+    admin: Admin, method: str, suffix: str, body: Any, params: dict[str, str]
+) -> None:
+    c = await new_client(admin)
+    head = admin.runtime.ledger.head()
+    url = f"/admin/clients/{c['client_id']}{suffix}"
+    response = await admin.call(method, url, json=body, params=params)
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+    assert admin.runtime.ledger.head() == head
