@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 import msgspec
 import psycopg
 
-from projections.anomaly_detection import Alert
+from domain.anomaly_detection import Alert
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS keyledger_detector_state ("

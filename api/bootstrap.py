@@ -28,22 +28,24 @@ from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
 from adapters.relay_store import relay_store
 from adapters.signing import JwtSigner, JwtVerifier, KeyRing
-from api.access_tokens import AccessTokenValidator
-from api.analytics import AnalyticsKeeper
-from api.bearer_auth import AccessTokenVerifier
-from api.client_admin import ADMIN_SCOPE, ClientAdmin
-from api.client_authentication import ClientAuthenticator
-from api.introspection import TokenIntrospector
-from api.issuance import Clock, TokenIssuer
-from api.revocation import TokenRevoker
+from api.http import server
 from api.settings import Settings
-from api.signing_keys import SigningKeyAdmin, SigningKeysKeeper
+from api.usecases.access_tokens import AccessTokenValidator
+from api.usecases.admin_access import AccessTokenVerifier
+from api.usecases.analytics import AnalyticsKeeper
+from api.usecases.client_admin import ADMIN_SCOPE, ClientAdmin
+from api.usecases.client_authentication import ClientAuthenticator
+from api.usecases.introspection import TokenIntrospector
+from api.usecases.issuance import TokenIssuer
+from api.usecases.ports import Clock
+from api.usecases.revocation import TokenRevoker
+from api.usecases.signing_keys import SigningKeyAdmin, SigningKeysKeeper
+from domain.anomaly_detection import Alert, Thresholds
 from domain.installation import Installation
 from domain.observations import SecurityObservation
 from domain.quotas import IssuanceQuotas
 from domain.throttling import FailureThrottle
 from projections.alert_format import alert_message
-from projections.anomaly_detection import Alert, Thresholds
 from projections.audit_format import security_message
 from projections.audit_relay import AuditRelay, RelayConfig
 from projections.clients import ClientsFollower, ClientsView
@@ -474,3 +476,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         key_keeper=keeper,
         authenticator=authenticator,
     )
+
+
+def serve(settings: Settings) -> None:
+    """`keyledger serve`: the HTTP application, after `prepare(settings, create=True)`."""
+    server.run(settings)

@@ -22,8 +22,8 @@ import msgspec
 from adapters.alert_store import AlertStore
 from adapters.kafka import EmbeddedBroker, KafkaConfig, ensure_topic, start_producer
 from bench.common import arguments, fresh_database
+from domain.anomaly_detection import Thresholds
 from projections.alert_format import alert_message
-from projections.anomaly_detection import Thresholds
 from projections.detector_service import DetectorConfig, DetectorService
 from tests.e2e.server import free_port
 

@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from adapters.client_secrets import SecretHasher
 from adapters.clock import FixedClock
 from adapters.event_store import Ledger
-from api.client_admin import ClientAdmin
-from api.projection_rebuild import RebuildReport, copy_until, rebuild
+from api.usecases.client_admin import ClientAdmin
+from api.usecases.projection_rebuild import RebuildReport, copy_until, rebuild
 from bench.common import arguments, fresh_database
 from domain.client_settings import ClientSettings
 from tests.backlog import issued_event

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from projections.anomaly_detection import RULES, SEVERITY, Alert
+from domain.anomaly_detection import RULES, SEVERITY, Alert
 from projections.audit_format import cloud_event_schema
 
 ALERT_TYPE = "keyledger.alert.raised.v1"

@@ -23,7 +23,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from adapters.alert_store import AlertStore
-from projections.anomaly_detection import Alert, Detector, Thresholds
+from domain.anomaly_detection import Alert, Detector, Thresholds
 
 log = logging.getLogger(__name__)
 _decode = msgspec.json.Decoder().decode

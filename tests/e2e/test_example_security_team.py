@@ -15,7 +15,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from adapters.kafka import EmbeddedBroker
-from projections.anomaly_detection import RULES
+from domain.anomaly_detection import RULES
 from projections.audit_format import AUDIT_TYPES, SECURITY_TYPES
 from tests.e2e.examples import EXAMPLES, load_example, program, run_setup
 from tests.e2e.server import KEYLEDGER, environment, free_port, serve

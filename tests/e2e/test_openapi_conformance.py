@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from schemathesis.python import asgi
 
 from adapters.clock import SystemClock
-from api.app import create_app
 from api.bootstrap import build
-from api.client_admin import ADMIN_SCOPE, ClientAdmin, NewCredentials
-from api.introspection import INTROSPECT_SCOPE
+from api.http.app import create_app
 from api.settings import Settings
+from api.usecases.client_admin import ADMIN_SCOPE, ClientAdmin, NewCredentials
+from api.usecases.introspection import INTROSPECT_SCOPE
 from domain.client_settings import ClientSettings
 from tests.integration.helpers import basic
 

@@ -12,11 +12,11 @@ from urllib.parse import quote_plus
 from litestar.testing import AsyncTestClient
 
 from adapters.clock import SystemClock
-from api.app import create_app
 from api.bootstrap import Runtime, build
-from api.client_admin import NewCredentials, register_client
-from api.issuance import Clock
+from api.http.app import create_app
 from api.settings import Settings
+from api.usecases.client_admin import NewCredentials, register_client
+from api.usecases.ports import Clock
 from domain.client_settings import ClientSettings
 from domain.token import IssuedToken, token_id
 

@@ -13,8 +13,8 @@ from litestar.testing import AsyncTestClient
 
 from adapters.clock import FixedClock
 from api.bootstrap import Runtime
-from api.client_admin import ADMIN_SCOPE, ClientAdmin
 from api.settings import Settings
+from api.usecases.client_admin import ADMIN_SCOPE, ClientAdmin
 from domain.client_settings import ClientSettings
 from tests.assertions import assertion, assertion_form, client_key, jwks_of
 from tests.integration.helpers import basic, running

@@ -19,9 +19,9 @@ from litestar.testing import AsyncTestClient
 
 from adapters.clock import FixedClock
 from api.bootstrap import Runtime
-from api.client_admin import ADMIN_SCOPE, ClientAdmin, NewCredentials
-from api.revocation import TokenRevoker
 from api.settings import Settings
+from api.usecases.client_admin import ADMIN_SCOPE, ClientAdmin, NewCredentials
+from api.usecases.revocation import TokenRevoker
 from domain.client_settings import ClientSettings
 from tests.integration.helpers import basic, running
 

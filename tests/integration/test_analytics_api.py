@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 
 from adapters.clock import FixedClock
-from api.analytics import analytics_table
-from api.projection_rebuild import copy_until
 from api.settings import Settings
+from api.usecases.analytics import analytics_table
+from api.usecases.projection_rebuild import copy_until
 from tests.integration.helpers import basic, running
 from tests.integration.test_admin_api import START, Admin, new_client
 

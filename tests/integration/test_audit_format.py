@@ -16,8 +16,8 @@ from adapters.client_secrets import SecretHasher
 from adapters.clock import FixedClock
 from adapters.event_store import Ledger
 from adapters.key_vault import KeyVault
-from api.client_admin import ClientAdmin
-from api.signing_keys import SigningKeyAdmin
+from api.usecases.client_admin import ClientAdmin
+from api.usecases.signing_keys import SigningKeyAdmin
 from domain.client import Client
 from domain.client_settings import ClientSettings
 from domain.installation import Installation

@@ -11,8 +11,8 @@ import pytest
 
 from adapters.clock import FixedClock
 from api.bootstrap import Runtime
-from api.client_admin import ClientAdmin, ClientNotFound, NewCredentials
 from api.settings import Settings
+from api.usecases.client_admin import ClientAdmin, ClientNotFound, NewCredentials
 from domain.client_settings import ClientSettings, InvalidClientSettings
 from tests.integration.helpers import basic, running
 

@@ -9,8 +9,8 @@ import jwt
 
 from adapters.event_store import Ledger
 from adapters.projection_tables import clients_table
-from api.client_admin import current_clients
 from api.settings import Settings
+from api.usecases.client_admin import current_clients
 from domain.client_record import ClientRecord
 from projections.clients import ClientsFollower, ClientsView
 from tests.integration.helpers import basic, register, running, stored_token

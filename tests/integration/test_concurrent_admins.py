@@ -11,7 +11,7 @@ import pytest
 from adapters.client_secrets import SecretHasher
 from adapters.clock import SystemClock
 from adapters.event_store import Ledger
-from api.client_admin import ClientAdmin, ConcurrentChange, NewCredentials
+from api.usecases.client_admin import ClientAdmin, ConcurrentChange, NewCredentials
 from domain.client import Client
 from domain.client_settings import ClientSettings
 

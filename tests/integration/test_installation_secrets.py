@@ -17,7 +17,7 @@ import pytest
 
 from adapters.event_store import Ledger
 from api.bootstrap import build, prepare
-from api.cli import main
+from api.cli.main import main
 from api.settings import Settings
 from domain.installation import Installation, WrongInstallationSecret
 

@@ -14,8 +14,8 @@ from litestar.testing import AsyncTestClient
 from adapters.clock import FixedClock
 from adapters.signing import JwtSigner, KeyRing
 from api.bootstrap import Runtime
-from api.client_admin import ClientAdmin, NewCredentials
 from api.settings import Settings
+from api.usecases.client_admin import ClientAdmin, NewCredentials
 from domain.client_settings import ClientSettings
 from tests.integration.helpers import FORM, basic, running
 
@@ -228,7 +228,7 @@ async def test_metadata_lists_introspection_and_revocation(world: World) -> None
 
 
 async def test_an_admin_revokes_and_inspects_one_token(world: World) -> None:
-    from api.client_admin import ADMIN_SCOPE
+    from api.usecases.client_admin import ADMIN_SCOPE
 
     rs, c = await world.client("keyledger:introspect"), await world.client()
     ops = await world.client(ADMIN_SCOPE)

@@ -12,8 +12,9 @@ from adapters.clock import SystemClock
 from adapters.named_lock import exclusive
 from adapters.projection_rebuild import RebuildTables
 from adapters.projection_tables import clients_table
-from api.client_admin import ClientAdmin
-from api.projection_rebuild import (
+from api.settings import Settings
+from api.usecases.client_admin import ClientAdmin
+from api.usecases.projection_rebuild import (
     RebuildRefused,
     copies,
     copy_records,
@@ -21,7 +22,6 @@ from api.projection_rebuild import (
     drop_copy,
     rebuild,
 )
-from api.settings import Settings
 from tests.integration.helpers import basic, register, running, wait_for_client
 
 pytestmark = pytest.mark.asyncio

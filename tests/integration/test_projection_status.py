@@ -9,8 +9,8 @@ from pathlib import Path
 
 from adapters.projection_tables import clients_table
 from api.bootstrap import relay_name
-from api.projection_status import projection_status
 from api.settings import Settings
+from api.usecases.projection_status import projection_status
 from tests.e2e.server import cli, cli_json, environment
 from tests.integration.helpers import register, running
 

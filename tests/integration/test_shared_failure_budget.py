@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from api.client_admin import NewCredentials
 from api.settings import Settings
+from api.usecases.client_admin import NewCredentials
 from tests.integration.helpers import basic, register, running
 
 BURST = 5

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from api.client_admin import NewCredentials
 from api.settings import Settings
+from api.usecases.client_admin import NewCredentials
 from tests.integration.helpers import FORM, basic, register, running
 
 INVALID_CLIENT_BODY = {

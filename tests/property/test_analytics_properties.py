@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from adapters.client_secrets import SecretHasher
 from adapters.clock import FixedClock
 from adapters.event_store import Ledger
-from api.analytics import analytics_follower, analytics_table
-from api.client_admin import ClientAdmin
-from api.projection_rebuild import copy_records, copy_until, rebuild
+from api.usecases.analytics import analytics_follower, analytics_table
+from api.usecases.client_admin import ClientAdmin
+from api.usecases.projection_rebuild import copy_records, copy_until, rebuild
 from domain.client import ClientCommandRejected
 from domain.client_settings import ClientSettings
 from domain.token import token_id

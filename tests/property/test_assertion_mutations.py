@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from api.app import create_app
 from api.bootstrap import Runtime, build
+from api.http.app import create_app
 from api.settings import Settings
 from domain.client_settings import ClientSettings
 from tests.assertions import (

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from litestar.testing import TestClient
 
 from adapters.clock import SystemClock
-from api.app import create_app
 from api.bootstrap import Runtime, build
-from api.client_admin import ADMIN_SCOPE, ClientAdmin, NewCredentials
+from api.http.app import create_app
 from api.settings import Settings
+from api.usecases.client_admin import ADMIN_SCOPE, ClientAdmin, NewCredentials
 from domain.client_settings import ClientSettings
 
 OAUTH_ERRORS = {

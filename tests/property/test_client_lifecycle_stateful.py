@@ -22,9 +22,9 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precon
 
 from adapters.clock import FixedClock
 from api.bootstrap import build
-from api.client_admin import ClientAdmin
-from api.client_auth import Credentials
 from api.settings import Settings
+from api.usecases.client_admin import ClientAdmin
+from api.usecases.credentials import Credentials
 from domain.client import ClientCommandRejected
 from domain.client_settings import ClientSettings
 from domain.oauth_errors import OAuthError

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.anomaly_detection import Alert, Detector, Thresholds
+from domain.anomaly_detection import Alert, Detector, Thresholds
 from tests.detection_streams import failure, issued, rejection
 
 RULES = Thresholds()

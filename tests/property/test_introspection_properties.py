@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from adapters.clock import FixedClock
 from adapters.projection_tables import clients_table
 from adapters.signing import JwtVerifier
-from api.access_tokens import AccessTokenValidator
-from api.bearer_auth import BearerError
 from api.bootstrap import Runtime, build
-from api.client_admin import ClientAdmin, NewCredentials
-from api.client_auth import Credentials
-from api.introspection import TokenIntrospector
 from api.settings import Settings
+from api.usecases.access_tokens import AccessTokenValidator
+from api.usecases.admin_access import BearerError
+from api.usecases.client_admin import ClientAdmin, NewCredentials
+from api.usecases.credentials import Credentials
+from api.usecases.introspection import TokenIntrospector
 from domain.client import ClientCommandRejected
 from domain.client_settings import ClientSettings
 from domain.policy import TokenRequest

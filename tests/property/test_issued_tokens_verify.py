@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from adapters.clock import FixedClock
 from adapters.signing import JwtSigner, KeyRing
-from api.client_auth import Credentials
-from api.client_authentication import ClientAuthenticator
-from api.issuance import TokenIssuer
+from api.usecases.client_authentication import ClientAuthenticator
+from api.usecases.credentials import Credentials
+from api.usecases.issuance import TokenIssuer
 from domain.client import SecretSlot
 from domain.client_record import ClientRecord
 from domain.policy import TokenRequest

@@ -14,7 +14,7 @@ from adapters.client_secrets import SecretHasher
 from adapters.clock import FixedClock
 from adapters.event_store import Ledger
 from adapters.projection_tables import clients_table
-from api.client_admin import ClientAdmin, register_client
+from api.usecases.client_admin import ClientAdmin, register_client
 from domain.client import Client, ClientCommandRejected
 from domain.client_settings import ClientSettings, InvalidClientSettings
 from projections.clients import ClientsFollower, ClientsView

@@ -15,8 +15,8 @@ from adapters.client_secrets import SecretHasher
 from adapters.clock import FixedClock
 from adapters.event_store import Ledger
 from adapters.projection_tables import clients_table
-from api.client_admin import ClientAdmin, ClientNotFound
-from api.projection_rebuild import copy_records, copy_until, rebuild
+from api.usecases.client_admin import ClientAdmin, ClientNotFound
+from api.usecases.projection_rebuild import copy_records, copy_until, rebuild
 from domain.client_settings import ClientSettings
 from projections.clients import ClientsFollower, ClientsView
 from tests.property.test_read_model_properties import (

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.client_auth import extract_credentials
-from api.errors import oauth_error_response
+from api.http.errors import oauth_error_response
+from api.http.oauth2.client_credentials import extract_credentials
 from domain.oauth_errors import InvalidClient
 
 

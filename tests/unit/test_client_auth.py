@@ -6,7 +6,8 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from api.client_auth import Credentials, extract_credentials
+from api.http.oauth2.client_credentials import extract_credentials
+from api.usecases.credentials import Credentials
 from domain.oauth_errors import InvalidClient, InvalidRequest
 
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from api.cli import build_parser
+from api.cli.main import build_parser
 from api.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from typing import Any
 
 from api.bootstrap import thresholds
 from api.settings import Settings
+from domain.anomaly_detection import Alert, Detector, Thresholds
 from domain.networks import source_network
-from projections.anomaly_detection import Alert, Detector, Thresholds
 from tests.detection_streams import T0, failure, issued, rejection
 
 RULES = Thresholds()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from api.form import BadEncoding, parse_form, require_form_content_type
+from api.http.oauth2.form import BadEncoding, parse_form, require_form_content_type
 from domain.oauth_errors import InvalidRequest
 
 

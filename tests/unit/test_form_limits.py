@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.form import (
+from api.http.oauth2.form import (
     MAX_FORM_BYTES,
     BadEncoding,
     BodyTooLarge,

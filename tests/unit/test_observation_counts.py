@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from domain.anomaly_detection import Detector, Thresholds
 from domain.oauth_errors import InvalidClient, InvalidScope
 from domain.observations import (
     MAX_CLIENT_IDS_PER_SOURCE,
     ObservationTally,
     SecurityObservation,
 )
-from projections.anomaly_detection import Detector, Thresholds
 from projections.audit_format import security_event
 from tests.detection_streams import failure
 

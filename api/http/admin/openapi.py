@@ -13,7 +13,8 @@ import msgspec
 from litestar.openapi import ResponseSpec
 from litestar.params import QueryParameter
 
-# A time a handler parses with `api.timestamps.parse_rfc3339`; the format only documents it.
+# A time a handler parses with `api.usecases.timestamps.parse_rfc3339`; the format only
+# documents it.
 RFC3339Query = Annotated[
     str | None, QueryParameter(format="date-time", description="RFC 3339, with an offset or Z")
 ]
@@ -200,7 +201,7 @@ def _error(description: str) -> ResponseSpec:
 Responses = dict[int, ResponseSpec]
 
 # Every admin route: Litestar's own refusal of a body or parameter (rendered by
-# `api.errors.http_error_response`), and the guard (RFC 6750 §3.1, with WWW-Authenticate).
+# `api.http.errors.http_error_response`), and the guard (RFC 6750 §3.1, with WWW-Authenticate).
 ADMIN: Responses = {
     400: _error("invalid_request: a body or parameter of the wrong type, or an unknown field"),
     401: _error("invalid_token, or unauthorized when no bearer token was sent"),

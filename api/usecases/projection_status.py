@@ -9,7 +9,7 @@ from typing import Any
 from adapters.event_store import Ledger
 from adapters.projection_tables import clients_table
 from adapters.relay_store import relay_status
-from api.analytics import analytics_table
+from api.usecases.analytics import analytics_table
 from projections.analytics import ANALYTICS_TOPICS
 from projections.clients import CLIENT_TOPICS
 from projections.tokens import REVOKED_TOPICS, revoked_tokens_table

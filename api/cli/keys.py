@@ -11,9 +11,9 @@ from rich.table import Table
 
 from adapters.clock import SystemClock
 from api.bootstrap import key_admin, open_ledger
-from api.cli_clients import actor
-from api.client_admin import parse_duration
+from api.cli.clients import actor
 from api.settings import Settings
+from api.usecases.client_admin import parse_duration
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,7 +1,7 @@
 """Bearer access tokens for the admin API: RFC 9068 §4 validation, RFC 6750 §3 errors.
 
 Admin requests carry a token this server issued, with scope `keyledger:admin`. It goes
-through the one validation every own token gets (`api.access_tokens`): signature, `typ`,
+through the one validation every own token gets (`api.usecases.access_tokens`): signature, `typ`,
 `iss`, `aud`, time, every revocation and cut-off, the client's current state, and the
 required scope both in the token and still among the client's allowed scopes.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.access_tokens import AccessTokenValidator, InvalidAccessToken
+from api.usecases.access_tokens import AccessTokenValidator, InvalidAccessToken
 from domain import introspection as rules
 
 _DESCRIPTIONS = {

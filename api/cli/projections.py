@@ -22,18 +22,18 @@ from rich.table import Table
 
 from adapters.event_store import Ledger
 from api.bootstrap import open_ledger, prepare
-from api.projection_rebuild import (
+from api.settings import Settings
+from api.usecases.projection_rebuild import (
     Progress as ProgressCallback,
 )
-from api.projection_rebuild import (
+from api.usecases.projection_rebuild import (
     RebuildReport,
     copies,
     copy_until,
     drop_copy,
     rebuild,
 )
-from api.settings import Settings
-from api.timestamps import parse_rfc3339
+from api.usecases.timestamps import parse_rfc3339
 
 
 @contextmanager

@@ -15,46 +15,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
-from api.client_auth import Credentials
+from api.usecases.credentials import Credentials
+from api.usecases.ports import (
+    AssertionVerifier,
+    ClientLookup,
+    SecretHashing,
+    UsedAssertions,
+)
 from domain.client import SecretSlot
 from domain.client_record import ClientRecord, RetiredSecret
 from domain.networks import source_network
 from domain.oauth_errors import InvalidClient, TemporarilyUnavailable, TooManyRequests
 from domain.policy import authenticate, authenticate_by_assertion
 from domain.throttling import FailureThrottle
-
-
-class ClientLookup(Protocol):
-    def get(self, client_id: str) -> ClientRecord | None: ...
-
-
-class SecretHashing(Protocol):
-    def hash(self, secret: str) -> str: ...
-
-
-class VerifiedAssertion(Protocol):
-    @property
-    def jti(self) -> str: ...
-
-    @property
-    def expires_at(self) -> datetime: ...
-
-
-class AssertionVerifier(Protocol):
-    """Checks a `private_key_jwt` client assertion against the client's keys (RFC 7523 §3);
-    `endpoint`, when given, is one more audience the assertion may name."""
-
-    def verify(
-        self, assertion: str, client: ClientRecord, now: datetime, endpoint: str | None = None
-    ) -> VerifiedAssertion: ...
-
-
-class UsedAssertions(Protocol):
-    """The `jti`s already used, shared by every replica."""
-
-    def use(self, client_id: str, jti: str, expires_at: datetime, now: datetime) -> bool: ...
 
 
 def matching_secret(record: ClientRecord | None, presented_hash: str) -> SecretSlot | None:

@@ -1,8 +1,8 @@
 """`GET /admin/dashboard`: charts of token issuance, top clients, alerts and secret age.
 
-Plain server-rendered HTML. The data is embedded in the page as JSON; Chart.js (vendored under
-`api/static`, MIT) and the page's script are served by keyledger itself, so the page needs
-no CDN, and its Content-Security-Policy allows scripts from this origin only.
+Plain server-rendered HTML. The data is embedded in the page as JSON; Chart.js (vendored
+under `api/http/admin/static`, MIT) and the page's script are served by keyledger itself, so
+the page needs no CDN, and its Content-Security-Policy allows scripts from this origin only.
 
 Access: an admin access token, as `Authorization: Bearer ...` or from the login form. The
 form takes admin client credentials (or a token), gets a token the way the token endpoint
@@ -25,12 +25,12 @@ from litestar.params import Body
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-from api.admin_openapi import ErrorBody
-from api.analytics import AnalyticsReports
-from api.bearer_auth import BearerError
-from api.client_admin import ADMIN_SCOPE
-from api.client_auth import Credentials
-from api.observing import Observing
+from api.http.admin.openapi import ErrorBody
+from api.http.oauth2.security_observations import Observing
+from api.usecases.admin_access import BearerError
+from api.usecases.analytics import AnalyticsReports
+from api.usecases.client_admin import ADMIN_SCOPE
+from api.usecases.credentials import Credentials
 from domain.oauth_errors import OAuthError
 from domain.policy import TokenRequest
 

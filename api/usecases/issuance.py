@@ -8,39 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from api.client_auth import Credentials
-from api.client_authentication import ClientAuthenticator
+from api.usecases.client_authentication import ClientAuthenticator
+from api.usecases.credentials import Credentials
+from api.usecases.ports import Clock, EventWriter, TokenSigner
 from domain.introspection import SECRET_GENERATION_CLAIM
 from domain.oauth_errors import TemporarilyUnavailable, TooManyRequests
 from domain.policy import Grant, TokenRequest, grant_for
 from domain.quotas import IssuanceQuotas
 from domain.scope import format_scope
 from domain.token import IssuedToken
-
-
-class SigningKey(Protocol):
-    @property
-    def kid(self) -> str: ...
-
-    def sign(self, claims: dict[str, Any]) -> str: ...
-
-
-class TokenSigner(Protocol):
-    def key_at(self, now: datetime) -> SigningKey:
-        """The key that signs at `now` (keys take turns: rotation)."""
-
-
-class EventWriter(Protocol):
-    def submit(self, events: Sequence[Any]) -> Awaitable[None]: ...
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True)

@@ -11,26 +11,15 @@ a change reaches every replica within a second (DESIGN.md invariants 3 and 8).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from adapters.signing import TokenNotVerified
-from api.client_authentication import ClientLookup
-from api.issuance import Clock
+from api.usecases.ports import ClaimsVerifier, ClientLookup, Clock, RevokedLookup
 from domain.client_record import ClientRecord
 from domain.introspection import current_scopes, inactive_reason
 from domain.token import token_id
 
 MAX_TOKEN_LENGTH = 8192  # far above any token this server signs
-
-
-class ClaimsVerifier(Protocol):
-    """Signature, `typ` and `iss` of a token signed here; raises `TokenNotVerified`."""
-
-    def verify(self, token: str) -> dict[str, Any]: ...
-
-
-class RevokedLookup(Protocol):
-    def is_revoked(self, token_id: str) -> bool: ...
 
 
 class InvalidAccessToken(Exception):

@@ -21,10 +21,10 @@ from adapters.kafka import EmbeddedBroker, port_open
 from adapters.relay_store import LostLock, relay_status, reset_position
 from api import logs
 from api.bootstrap import build_detector, build_relay, open_ledger, prepare, relay_name
-from api.projection_status import projection_status
 from api.settings import Settings
-from api.timestamps import parse_rfc3339
-from projections.anomaly_detection import RULES
+from api.usecases.projection_status import projection_status
+from api.usecases.timestamps import parse_rfc3339
+from domain.anomaly_detection import RULES
 
 log = logging.getLogger("keyledger")
 

@@ -22,7 +22,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Body as BodyParam
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
-from api.admin_openapi import (
+from api.http.admin.openapi import (
     ADMIN,
     CHANGED,
     COMMAND,
@@ -45,20 +45,20 @@ from api.admin_openapi import (
     TopClients,
     ok,
 )
-from api.analytics import AnalyticsReports, AnalyticsRequestError
-from api.bearer_auth import BearerError
-from api.client_admin import (
+from api.usecases.admin_access import BearerError
+from api.usecases.analytics import AnalyticsReports, AnalyticsRequestError
+from api.usecases.client_admin import (
     ClientAdmin,
     ClientNotFound,
     VersionMismatch,
     canonical_client_id,
     parse_duration,
 )
-from api.projection_rebuild import RebuildRefused, copy_records
-from api.timestamps import parse_rfc3339
+from api.usecases.projection_rebuild import RebuildRefused, copy_records
+from api.usecases.timestamps import parse_rfc3339
+from domain.anomaly_detection import RULES
 from domain.client import AUTH_METHODS, CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT, Client
 from domain.client_settings import DEFAULT_TOKEN_TTL, ClientSettings, InvalidClientSettings
-from projections.anomaly_detection import RULES
 
 log = logging.getLogger("keyledger.admin")
 MAX_REASON = 1000  # characters: a sentence or a ticket reference, recorded in every event

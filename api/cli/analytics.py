@@ -13,12 +13,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from api.analytics import AnalyticsKeeper, AnalyticsReports, refresh
 from api.bootstrap import prepare
-from api.cli_kafka import configure_logging
-from api.cli_projections import open_ledger_here
+from api.cli.projections import open_ledger_here
+from api.cli.services import configure_logging
 from api.settings import Settings
-from api.timestamps import parse_rfc3339
+from api.usecases.analytics import AnalyticsKeeper, AnalyticsReports, refresh
+from api.usecases.timestamps import parse_rfc3339
 
 log = logging.getLogger("keyledger")
 

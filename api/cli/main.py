@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from adapters.event_store import NotInstalled
-from adapters.metrics import MULTIPROC_ENV
-from api import cli_analytics, cli_keys, cli_projections
-from api import cli_clients as c
-from api.bootstrap import prepare
-from api.cli_kafka import (
+from api.bootstrap import prepare, serve
+from api.cli import analytics as cli_analytics
+from api.cli import clients as c
+from api.cli import keys as cli_keys
+from api.cli import projections as cli_projections
+from api.cli.services import (
     cmd_alerts_list,
     cmd_detect,
     cmd_projections_status,
@@ -23,10 +21,10 @@ from api.cli_kafka import (
     configure_logging,
     embedded_broker,
 )
-from api.client_admin import ClientNotFound, ConcurrentChange
-from api.projection_rebuild import RebuildRefused
-from api.revocation import TokenNotFound
 from api.settings import Settings, SettingsError
+from api.usecases.client_admin import ClientNotFound, ConcurrentChange
+from api.usecases.projection_rebuild import RebuildRefused
+from api.usecases.revocation import TokenNotFound
 from domain.client import AUTH_METHODS, CLIENT_SECRET_BASIC, ClientCommandRejected
 from domain.client_settings import DEFAULT_TOKEN_TTL, InvalidClientSettings
 from domain.installation import WrongInstallationSecret
@@ -34,47 +32,15 @@ from domain.signing_keys import SigningKeyRejected
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from api.http_limits import BoundedHttpToolsProtocol
-
     for name in ("host", "port", "workers"):
         if getattr(args, name) is not None:
             os.environ[f"KEYLEDGER_{name.upper()}"] = str(getattr(args, name))
     settings = Settings.from_env()
     configure_logging(settings)
     prepare(settings, create=True)
-    with embedded_broker(settings), metrics_directory(settings.workers):
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            http=BoundedHttpToolsProtocol,  # httptools, with header size and count limits
-            loop="uvloop",
-            access_log=False,
-            log_config=None,  # each worker's create_app configures JSON logging
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=10,
-        )
+    with embedded_broker(settings):
+        serve(settings)
     return 0
-
-
-@contextlib.contextmanager
-def metrics_directory(workers: int) -> Iterator[None]:
-    """With several workers, their metrics go to files in a fresh directory each scrape reads
-    (prometheus-client's multiprocess mode); the workers inherit the variable."""
-    if workers < 2 or os.environ.get(MULTIPROC_ENV):
-        yield
-        return
-    directory = tempfile.mkdtemp(prefix="keyledger-metrics-")
-    os.environ[MULTIPROC_ENV] = directory
-    try:
-        yield
-    finally:
-        del os.environ[MULTIPROC_ENV]
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _common(parser: argparse.ArgumentParser, *, json: bool = True) -> argparse.ArgumentParser:

@@ -9,7 +9,8 @@ from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from api.admin_api import (
+from api.bootstrap import Runtime, build
+from api.http.admin.controllers import (
     COMPONENTS,
     AdminAlertsController,
     AdminAnalyticsController,
@@ -17,16 +18,11 @@ from api.admin_api import (
     AdminTokensController,
     bearer_error_response,
 )
-from api.analytics import AnalyticsRequestError
-from api.bearer_auth import BearerError
-from api.bootstrap import Runtime, build
-from api.client_admin import ClientNotFound, ConcurrentChange, VersionMismatch
-from api.dashboard import dashboard
-from api.dashboard import login as dashboard_login
-from api.dashboard import logout as dashboard_logout
-from api.dashboard import static_files as dashboard_static
-from api.discovery import authorization_server_metadata
-from api.errors import (
+from api.http.admin.dashboard import dashboard
+from api.http.admin.dashboard import login as dashboard_login
+from api.http.admin.dashboard import logout as dashboard_logout
+from api.http.admin.dashboard import static_files as dashboard_static
+from api.http.errors import (
     conflict_response,
     http_error_response,
     not_found_response,
@@ -35,14 +31,19 @@ from api.errors import (
     unexpected_error_response,
     unprocessable_response,
 )
-from api.health import healthz, readyz
-from api.introspection import introspection_endpoint
+from api.http.oauth2.discovery import authorization_server_metadata
+from api.http.oauth2.introspection import introspection_endpoint
+from api.http.oauth2.revocation import revocation_endpoint
+from api.http.oauth2.token import jwks, token_endpoint
+from api.http.openapi_docs import ClosedStructs, complete_openapi
+from api.http.ops.health import healthz, readyz
+from api.http.ops.metrics import metrics
 from api.logs import Observed, configure_logging
-from api.oauth2 import jwks, token_endpoint
-from api.observability import metrics
-from api.openapi_docs import ClosedStructs, complete_openapi
-from api.revocation import TokenNotFound, revocation_endpoint
 from api.settings import Settings
+from api.usecases.admin_access import BearerError
+from api.usecases.analytics import AnalyticsRequestError
+from api.usecases.client_admin import ClientNotFound, ConcurrentChange, VersionMismatch
+from api.usecases.revocation import TokenNotFound
 from domain.client import ClientCommandRejected
 from domain.client_settings import InvalidClientSettings
 from domain.oauth_errors import OAuthError

@@ -4,7 +4,7 @@ The token endpoint is the hot path, so it is an ASGI route inside Litestar: it r
 body (capped at 16 KiB), reads the two headers it needs from the raw scope and sends one
 pre-encoded response. Errors still go through the app's exception handlers. Measured here,
 skipping Litestar's request parsing and response conversion gives about 20% more tokens/s;
-`api/openapi_docs.py` documents the route, which schema generation cannot see.
+`api/http/openapi_docs.py` documents the route, which schema generation cannot see.
 """
 
 from __future__ import annotations
@@ -18,10 +18,17 @@ from litestar.exceptions import MethodNotAllowedException
 from litestar.types import Receive, Scope, Send
 
 from adapters.metrics import TOKENS_ISSUED
-from api.client_auth import Credentials, extract_credentials
-from api.form import BodyTooLarge, parse_form, read_limited, require_form_content_type, single
+from api.http.oauth2.client_credentials import extract_credentials
+from api.http.oauth2.form import (
+    BodyTooLarge,
+    parse_form,
+    read_limited,
+    require_form_content_type,
+    single,
+)
+from api.http.oauth2.security_observations import Observing
 from api.logs import bind_client
-from api.observing import Observing
+from api.usecases.credentials import Credentials
 from domain.oauth_errors import InvalidClient, InvalidRequest, UnsupportedGrantType
 from domain.policy import TokenRequest
 

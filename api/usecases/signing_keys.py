@@ -20,7 +20,7 @@ from eventsourcing.persistence import IntegrityError
 from adapters.event_store import Ledger
 from adapters.key_vault import KeyVault
 from adapters.signing import KeyRing, RingEntry, SigningKey, generate_key, key_files
-from api.issuance import Clock
+from api.usecases.ports import Clock
 from domain.signing_keys import KeyRecord, SigningKeyRejected, SigningKeys
 from projections.follower import Health
 

@@ -8,8 +8,8 @@ from typing import Any
 from litestar.types import Scope
 
 from adapters.metrics import AUTHENTICATION_FAILURES, OAUTH_ERRORS, UNREGISTERED
-from api.client_auth import Credentials
 from api.logs import bind_client
+from api.usecases.credentials import Credentials
 from domain.oauth_errors import OAuthError
 from domain.observations import (
     AUTHENTICATION_FAILED,

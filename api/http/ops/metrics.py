@@ -10,7 +10,7 @@ from litestar.enums import MediaType
 
 from adapters.metrics import LagCollector, exposition
 from api.bootstrap import relay_name
-from api.projection_status import projection_status
+from api.usecases.projection_status import projection_status
 
 
 @get(

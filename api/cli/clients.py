@@ -18,7 +18,8 @@ from adapters.client_secrets import SecretHasher
 from adapters.clock import SystemClock
 from adapters.signing import JwtVerifier
 from api.bootstrap import installation_secrets, key_keeper, open_ledger, prepare
-from api.client_admin import (
+from api.settings import Settings
+from api.usecases.client_admin import (
     ADMIN_SCOPE,
     ClientAdmin,
     NewCredentials,
@@ -26,10 +27,9 @@ from api.client_admin import (
     current_clients,
     parse_duration,
 )
-from api.projection_rebuild import copy_records
-from api.revocation import TokenRevoker
-from api.settings import Settings
-from api.timestamps import parse_rfc3339
+from api.usecases.projection_rebuild import copy_records
+from api.usecases.revocation import TokenRevoker
+from api.usecases.timestamps import parse_rfc3339
 from domain.client import PRIVATE_KEY_JWT
 from domain.client_settings import ClientSettings
 from projections.tokens import RevokedTokensFollower, RevokedTokensView, revoked_tokens_table

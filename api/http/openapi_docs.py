@@ -30,7 +30,7 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 
-from api.form import MAX_FORM_BYTES
+from api.http.oauth2.form import MAX_FORM_BYTES
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -259,7 +259,7 @@ OAUTH_PATHS = {
 }
 
 
-# RFC 9110 §13.1.1, read by `api.admin_api._expected_version`: Litestar handlers cannot
+# RFC 9110 §13.1.1, read by `api.http.admin.controllers._expected_version`: Litestar handlers cannot
 # declare a header they read themselves, so every operation that may answer 412 gets it.
 IF_MATCH = Parameter(
     name="If-Match",

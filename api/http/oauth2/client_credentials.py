@@ -14,29 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from adapters.client_assertion import JWT_BEARER, assertion_subject
+from api.usecases.credentials import Credentials
 from domain.client import PRIVATE_KEY_JWT
 from domain.oauth_errors import InvalidClient, InvalidRequest
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A presented client id and secret (or signed assertion), and how they were presented."""
-
-    client_id: str
-    secret: str
-    method: str
-    assertion: str | None = None
-
-    @property
-    def used_basic(self) -> bool:
-        return self.method == "client_secret_basic"
-
-    def __repr__(self) -> str:  # never show the secret
-        return f"Credentials(client_id={self.client_id!r}, method={self.method!r})"
 
 
 def _basic(header: str) -> Credentials:

@@ -15,7 +15,7 @@ from adapters.client_assertion import check_public_keys
 from adapters.client_secrets import SecretHasher, generate_secret
 from adapters.event_store import Ledger
 from adapters.projection_tables import clients_table
-from api.issuance import Clock
+from api.usecases.ports import Clock
 from domain.client import DEFAULT_GRACE, Client, event_time
 from domain.client_keys import public_jwks
 from domain.client_record import ClientRecord
