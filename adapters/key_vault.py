@@ -49,6 +49,7 @@ class KeyVault:
             der = self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], kid.encode())
         except (InvalidTag, binascii.Error, ValueError):
             raise KeyVaultError(
-                f"signing key {kid} cannot be opened: a different key-encryption key sealed it"
+                f"signing key {kid} cannot be opened: a different key-encryption key sealed "
+                "it, or its sealed copy is damaged"
             ) from None
         return parse_private_key(serialization.load_der_private_key(der, password=None))

@@ -2,7 +2,8 @@
 
 One private key per algorithm lives in the keys dir as PKCS#8 PEM (mode 0600), generated on
 first use. The key objects are parsed once: re-parsing a PEM per token costs milliseconds.
-The `kid` is the key's RFC 7638 JWK thumbprint.
+The `kid` is the key's RFC 7638 JWK thumbprint. A key whose private half this process cannot
+open is still known by its public half: it is published and verifies its tokens, never signs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from adapters.files import create_once
 from domain.signing_keys import KeyTurn
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 SUPPORTED_ALGORITHMS = ("ES256", "RS256", "EdDSA")
 _THUMBPRINT_MEMBERS = {
     "EC": ("crv", "kty", "x", "y"),
@@ -75,13 +77,35 @@ def jwk_thumbprint(jwk: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class SigningKey:
-    """A private signing key with its algorithm, kid and public JWK."""
+class VerificationKey:
+    """A signing key's public half: what the JWK Set publishes and what checks its tokens."""
 
     alg: str
     kid: str
-    private_key: PrivateKey
     public_jwk: dict[str, Any]
+    public_key: PublicKey
+
+    @classmethod
+    def from_jwk(cls, jwk: dict[str, Any]) -> VerificationKey:
+        """The public JWK a key's event keeps unsealed; its `kid` must be its thumbprint, so
+        a damaged JWK is refused rather than published."""
+        try:
+            key = jwt.PyJWK(jwk).key
+            kid = jwk_thumbprint(jwk)
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
+            raise UnsupportedAlgorithm(f"not a public signing key: {exc}") from None
+        if not isinstance(key, PublicKey) or jwk.get("alg") not in SUPPORTED_ALGORITHMS:
+            raise UnsupportedAlgorithm("not a public signing key")
+        if jwk.get("kid") != kid:
+            raise UnsupportedAlgorithm("the JWK's kid is not its RFC 7638 thumbprint")
+        return cls(alg=jwk["alg"], kid=kid, public_jwk=dict(jwk), public_key=key)
+
+
+@dataclass(frozen=True)
+class SigningKey(VerificationKey):
+    """A private signing key with its algorithm, kid and public JWK."""
+
+    private_key: PrivateKey
 
     @classmethod
     def from_private_key(cls, key: PrivateKey) -> SigningKey:
@@ -91,8 +115,9 @@ class SigningKey:
         return cls(
             alg=alg,
             kid=kid,
-            private_key=key,
             public_jwk={**jwk, "kid": kid, "alg": alg, "use": "sig"},
+            public_key=key.public_key(),
+            private_key=key,
         )
 
 
@@ -144,13 +169,19 @@ def _parse(pem: bytes) -> SigningKey:
 
 @dataclass(frozen=True)
 class RingEntry(KeyTurn):
-    """An opened signing key with its turn."""
+    """A key with its turn: a `SigningKey` when its private half is open here, else only its
+    `VerificationKey`, which is published and verifies but cannot take its turn to sign."""
 
-    key: SigningKey = field(kw_only=True)
+    key: VerificationKey = field(kw_only=True)
+
+    @property
+    def can_sign(self) -> bool:
+        return isinstance(self.key, SigningKey)
 
 
 class NoSigningKey(RuntimeError):
-    """No key signs at this moment (the ring is empty, or every key is retired)."""
+    """No key signs at this moment (the ring is empty, every key is retired, or the key
+    whose turn it is could not be opened by this process)."""
 
 
 class KeyRing:
@@ -161,12 +192,17 @@ class KeyRing:
 
     def __init__(self, entries: list[RingEntry]) -> None:
         self._entries: tuple[RingEntry, ...] = ()
+        self._keys: dict[str, VerificationKey] = {}
         self._signers: dict[str, ActiveKey] = {}
         self.replace(entries)
 
     def replace(self, entries: list[RingEntry]) -> None:
-        signers = {e.key.kid: self._signers.get(e.key.kid) or ActiveKey(e.key) for e in entries}
-        self._signers = signers
+        self._signers = {
+            e.key.kid: self._signers.get(e.key.kid) or ActiveKey(e.key)
+            for e in entries
+            if isinstance(e.key, SigningKey)
+        }
+        self._keys = {e.key.kid: e.key for e in entries}
         self._entries = tuple(sorted(entries, key=lambda e: e.activates_at))
         # The moments the signing key can change, for `active_at`'s one-interval cache.
         self._turns = sorted(
@@ -193,7 +229,10 @@ class KeyRing:
         signing = [e for e in self._entries if e.signs_at(t)]
         if not signing:
             raise NoSigningKey("no signing key is active")
-        active = self._signers[signing[-1].key.kid]
+        kid = signing[-1].key.kid
+        active = self._signers.get(kid)
+        if active is None:
+            raise NoSigningKey(f"signing key {kid} signs now but could not be opened here")
         since = max((x for x in self._turns if x <= t), default=datetime.min.replace(tzinfo=UTC))
         until = min((x for x in self._turns if x > t), default=datetime.max.replace(tzinfo=UTC))
         self._current = (since, until, active)
@@ -204,12 +243,11 @@ class KeyRing:
         """The key signing now."""
         return self.active_at(datetime.now(UTC)).key
 
-    def get(self, kid: str) -> SigningKey | None:
+    def get(self, kid: str) -> VerificationKey | None:
         """Any key this ring knows by `kid` (a token's expiry is its verifier's to judge)."""
-        signer = self._signers.get(kid)
-        return signer.key if signer else None
+        return self._keys.get(kid)
 
-    def published(self, t: datetime | None = None) -> list[SigningKey]:
+    def published(self, t: datetime | None = None) -> list[VerificationKey]:
         at = datetime.now(UTC) if t is None else t
         return [e.key for e in reversed(self._entries) if e.published_at(at)]
 
@@ -311,7 +349,7 @@ class JwtVerifier:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key.private_key.public_key(),
+                key.public_key,
                 algorithms=[key.alg],
                 issuer=self._issuer,
                 options={

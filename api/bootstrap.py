@@ -32,14 +32,16 @@ from api.http import server
 from api.settings import Settings
 from api.usecases.access_tokens import AccessTokenValidator
 from api.usecases.admin_access import AccessTokenVerifier
-from api.usecases.analytics import AnalyticsKeeper
-from api.usecases.client_admin import ADMIN_SCOPE, ClientAdmin
+from api.usecases.alerts import AlertQueries
+from api.usecases.analytics import AnalyticsKeeper, AnalyticsReports
+from api.usecases.client_admin import ClientAdmin
 from api.usecases.client_authentication import ClientAuthenticator
 from api.usecases.introspection import TokenIntrospector
 from api.usecases.issuance import TokenIssuer
 from api.usecases.ports import Clock
 from api.usecases.revocation import TokenRevoker
 from api.usecases.signing_keys import SigningKeyAdmin, SigningKeysKeeper
+from domain.admin_scopes import TOKENS, Admin
 from domain.anomaly_detection import Alert, Thresholds
 from domain.installation import Installation
 from domain.observations import SecurityObservation
@@ -205,24 +207,22 @@ def build_detector(settings: Settings, ledger: Ledger) -> DetectorService:
 
 
 def revoke_on_retired_secret(admin: ClientAdmin) -> Callable[[Alert], Awaitable[None]]:
-    """The opt-in response: void the tokens minted with a secret that is being misused."""
+    """The opt-in response: void the tokens minted with a secret that is being misused.
+    The detector acts with the token-revocation scope only, recorded as actor `detector`."""
+    detector = Admin("detector", frozenset({TOKENS}))
 
     async def respond(alert: Alert) -> None:
         if alert.rule != "retired_secret_use" or alert.secret_generation is None:
             return
         generation = alert.secret_generation
-
-        def revoke(client: Any, now: Any) -> None:
-            client.revoke_tokens(
-                cutoff=now,
+        try:
+            await asyncio.to_thread(
+                admin.revoke_tokens,
+                alert.subject,
+                by=detector,
                 secret_generation=generation,
-                now=now,
-                actor="detector",
                 reason=f"alert {alert.id}: {alert.summary}",
             )
-
-        try:
-            await asyncio.to_thread(admin.change, alert.subject, revoke)
             log.warning(
                 "detector revoked %s's tokens of secret generation %d", alert.subject, generation
             )
@@ -263,19 +263,23 @@ def key_admin(
 def key_keeper(
     settings: Settings, ledger: Ledger, clock: Clock, secrets: InstallationSecrets | None = None
 ) -> SigningKeysKeeper:
-    """A ring loaded with the current keys (created on the very first start), kept in step."""
+    """A ring loaded with the current keys (created on the very first start), kept in step;
+    refused (`SigningKeyUnavailable`) when the key that signs now cannot be opened."""
     admin = key_admin(settings, ledger, clock, secrets)
     keeper = SigningKeysKeeper(
         ledger,
         admin,
         KeyRing([]),
+        clock,
         interval=settings.follow_interval,
         rotate_every=(
             timedelta(days=settings.key_rotation_days) if settings.key_rotation_days else None
         ),
         lead=timedelta(seconds=settings.key_prepublish_seconds),
     )
-    keeper.load(admin.ensure(settings.keys_dir))
+    keys = admin.ensure(settings.keys_dir)
+    admin.check_signer(keys)
+    keeper.load(keys)
     return keeper
 
 
@@ -317,10 +321,17 @@ class Runtime:
     observations: ObservationBuffer
     relay: AuditRelay | None
     alerts: AlertStore
+    key_admin: SigningKeyAdmin
+    authenticator: ClientAuthenticator
     analytics: AnalyticsKeeper | None = None
     key_keeper: SigningKeysKeeper | None = None
-    authenticator: ClientAuthenticator | None = None
+    reports: AnalyticsReports = field(init=False)
+    alert_queries: AlertQueries = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.reports = AnalyticsReports(self.ledger)
+        self.alert_queries = AlertQueries(self.alerts)
 
     async def start(self) -> None:
         try:
@@ -381,6 +392,8 @@ class Runtime:
         """The background loops failing now, each with its last error."""
         loops = [self.follower.health, self.revoked_follower.health]
         loops += [k.health for k in (self.key_keeper, self.analytics) if k is not None]
+        if self.key_keeper is not None:
+            loops.append(self.key_keeper.signer_health)
         return {h.name: h.failure for h in loops if h.failure is not None}
 
 
@@ -404,9 +417,13 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     """Wire a server process from settings; nothing runs until `Runtime.start()`."""
     ledger = open_ledger(settings, create=True)
     clock = clock or SystemClock()
-    secrets = installation_secrets(settings, ledger)
-    keeper = key_keeper(settings, ledger, clock, secrets)
-    record_installation(ledger, secrets, clock)
+    try:
+        secrets = installation_secrets(settings, ledger)
+        keeper = key_keeper(settings, ledger, clock, secrets)
+        record_installation(ledger, secrets, clock)
+    except Exception:
+        ledger.close()  # a refused start leaves no connection pool behind
+        raise
     keys = keeper.ring
     hasher = SecretHasher(secrets.pepper)
     view = ClientsView()
@@ -455,7 +472,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         committer,
         issuer,
         admin=ClientAdmin(ledger, hasher, clock),
-        admin_verifier=AccessTokenVerifier(tokens, settings.issuer_url, ADMIN_SCOPE),
+        admin_verifier=AccessTokenVerifier(tokens, settings.issuer_url),
         clock=clock,
         revoked_view=revoked_view,
         revoked_follower=revoked_follower,
@@ -468,6 +485,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
             else None
         ),
         alerts=AlertStore(settings.database_url),
+        key_admin=keeper.admin,
         analytics=(
             AnalyticsKeeper(ledger, interval=settings.analytics_interval)
             if settings.analytics_in_serve
@@ -479,5 +497,13 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
 
 
 def serve(settings: Settings) -> None:
-    """`keyledger serve`: the HTTP application, after `prepare(settings, create=True)`."""
+    """`keyledger serve`: the HTTP application, after `prepare(settings, create=True)`.
+    A key that signs now but cannot be opened stops it here, with one clear message, before
+    any worker starts (each worker's own start would refuse too, with a traceback)."""
+    ledger = open_ledger(settings)
+    try:
+        admin = key_admin(settings, ledger, SystemClock())
+        admin.check_signer(admin.ensure(settings.keys_dir))
+    finally:
+        ledger.close()
     server.run(settings)

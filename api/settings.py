@@ -10,6 +10,7 @@ from pathlib import Path
 
 from adapters.kafka import IDEMPOTENCE_CHOICES
 from adapters.signing import SUPPORTED_ALGORITHMS
+from domain.signing_keys import MAX_PREPUBLICATION
 
 KAFKA_OFF = "off"
 
@@ -143,10 +144,13 @@ class Settings:
                 "KEYLEDGER_ASSERTION_MAX_LIFETIME must be 1 to 86400 seconds and "
                 "KEYLEDGER_ASSERTION_LEEWAY 0 to 600"
             )
-        if self.key_rotation_days < 0 or self.key_prepublish_seconds < 0:
+        if self.key_rotation_days < 0 or not (
+            0 <= self.key_prepublish_seconds <= MAX_PREPUBLICATION.total_seconds()
+        ):
             raise SettingsError(
-                "KEYLEDGER_KEY_ROTATION_DAYS (0: never) and KEYLEDGER_KEY_PREPUBLISH_SECONDS "
-                "must not be negative"
+                "KEYLEDGER_KEY_ROTATION_DAYS (0: never) must not be negative, "
+                "KEYLEDGER_KEY_PREPUBLISH_SECONDS 0 to "
+                f"{int(MAX_PREPUBLICATION.total_seconds())} ({MAX_PREPUBLICATION.days} days)"
             )
         if not 1 <= self.embedded_broker_port <= 65535:
             raise SettingsError("KEYLEDGER_EMBEDDED_BROKER_PORT must be a TCP port")
@@ -191,9 +195,19 @@ def _convert(name: str, raw: str, kind: object) -> object:
     return raw
 
 
-# Variables of the keyledger family that are not server settings: the examples' client side
-# (`KEYLEDGER_URL`), the test suite's and the benches' own.
-NOT_SETTINGS = frozenset({"KEYLEDGER_URL", "KEYLEDGER_BENCH_PG"})
+# Variables of the keyledger family that are not server settings: the admin CLI's (which
+# server, which admin client, which profile), the examples' client side (`KEYLEDGER_URL`),
+# the test suite's and the benches' own.
+CLI_VARIABLES = frozenset(
+    {
+        "KEYLEDGER_SERVER",
+        "KEYLEDGER_ADMIN_CLIENT_ID",
+        "KEYLEDGER_ADMIN_CLIENT_SECRET",
+        "KEYLEDGER_ADMIN_KEY_FILE",
+        "KEYLEDGER_PROFILE",
+    }
+)
+NOT_SETTINGS = CLI_VARIABLES | {"KEYLEDGER_URL", "KEYLEDGER_BENCH_PG"}
 NOT_SETTINGS_PREFIXES = ("KEYLEDGER_TEST_",)
 
 

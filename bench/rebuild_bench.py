@@ -24,6 +24,7 @@ from adapters.event_store import Ledger
 from api.usecases.client_admin import ClientAdmin
 from api.usecases.projection_rebuild import RebuildReport, copy_until, rebuild
 from bench.common import arguments, fresh_database
+from domain.admin_scopes import Admin
 from domain.client_settings import ClientSettings
 from tests.backlog import issued_event
 
@@ -39,7 +40,7 @@ def fill(dsn: str, events: int, clients: int) -> None:
         ids = [
             admin.register(
                 ClientSettings.create(name=f"svc-{i}", allowed_scopes=["read", "write"]),
-                actor="bench",
+                by=Admin.installation("bench"),
             ).client_id
             for i in range(clients)
         ]

@@ -81,10 +81,16 @@ def _scope_tokens(
 
 def _audience(value: str) -> str:
     """RFC 8707 §2: an absolute URI, without a fragment component."""
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a malformed host or port raises here, not in urlsplit
+    except ValueError:
+        parts = None
     if (
-        not parts.scheme
+        parts is None
+        or not parts.scheme
         or "#" in value
+        or not value.isprintable()
         or any(c.isspace() for c in value)
         or value != value.strip()
     ):

@@ -123,7 +123,12 @@ def granted_scopes(client: ClientRecord, requested: str | None) -> frozenset[str
 
 def is_resource_indicator(value: str) -> bool:
     """RFC 8707 §2: "MUST be an absolute URI ... MUST NOT include a fragment component"."""
-    return bool(urlsplit(value).scheme) and "#" not in value and value.strip() == value
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a malformed host or port raises here, not in urlsplit
+    except ValueError:
+        return False
+    return bool(parts.scheme) and "#" not in value and value.strip() == value
 
 
 def audience(client: ClientRecord, resources: tuple[str, ...], issuer: str) -> tuple[str, ...]:

@@ -23,10 +23,16 @@ from domain.client_settings import MAX_TOKEN_TTL
 SIGNING_KEYS_ID = uuid5(NAMESPACE_URL, "urn:keyledger:signing-keys")
 # The longest a token can live: a retired key is published this long after it stops signing.
 TOKEN_LIFETIME_BOUND = timedelta(seconds=MAX_TOKEN_TTL)
+# The furthest ahead a new key may be set to sign: a JWKS cache needs minutes, not months.
+MAX_PREPUBLICATION = timedelta(days=30)
 
 
 class SigningKeyRejected(Exception):
     """A key command the current keys do not allow (a pending rotation, a duplicate kid)."""
+
+
+class InvalidKeyTurn(SigningKeyRejected):
+    """A turn no state of the keys allows: signing from the past, or too far ahead."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,11 @@ class SigningKeys(Aggregate):
         if any(k.kid == kid for k in self.keys):
             raise SigningKeyRejected(f"a key with kid {kid} exists already")
         if activates_at < now:
-            raise SigningKeyRejected("a new key cannot start signing in the past")
+            raise InvalidKeyTurn("a new key cannot start signing in the past")
+        if activates_at > now + MAX_PREPUBLICATION:
+            raise InvalidKeyTurn(
+                f"a new key must start signing within {MAX_PREPUBLICATION.days} days"
+            )
         pending = self.pending_at(now)
         if pending is not None:
             raise SigningKeyRejected(

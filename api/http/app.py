@@ -10,18 +10,19 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from api.bootstrap import Runtime, build
+from api.http.admin.access import bearer_error_response, not_permitted_response
 from api.http.admin.controllers import (
     COMPONENTS,
     AdminAlertsController,
     AdminAnalyticsController,
     AdminClientsController,
     AdminTokensController,
-    bearer_error_response,
 )
-from api.http.admin.dashboard import dashboard
+from api.http.admin.dashboard import dashboard, keep_session
 from api.http.admin.dashboard import login as dashboard_login
 from api.http.admin.dashboard import logout as dashboard_logout
 from api.http.admin.dashboard import static_files as dashboard_static
+from api.http.admin.keys import AdminKeysController
 from api.http.errors import (
     conflict_response,
     http_error_response,
@@ -38,12 +39,14 @@ from api.http.oauth2.token import jwks, token_endpoint
 from api.http.openapi_docs import ClosedStructs, complete_openapi
 from api.http.ops.health import healthz, readyz
 from api.http.ops.metrics import metrics
-from api.logs import Observed, configure_logging
+from api.http.ops.request_instrumentation import RequestInstrumentation
+from api.logs import configure_logging
 from api.settings import Settings
 from api.usecases.admin_access import BearerError
 from api.usecases.analytics import AnalyticsRequestError
 from api.usecases.client_admin import ClientNotFound, ConcurrentChange, VersionMismatch
 from api.usecases.revocation import TokenNotFound
+from domain.admin_scopes import NotPermitted
 from domain.client import ClientCommandRejected
 from domain.client_settings import InvalidClientSettings
 from domain.oauth_errors import OAuthError
@@ -78,10 +81,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             AdminTokensController,
             AdminAlertsController,
             AdminAnalyticsController,
+            AdminKeysController,
             metrics,
             dashboard,
             dashboard_login,
             dashboard_logout,
+            keep_session,
             dashboard_static,
         ],
         on_startup=[complete_openapi],
@@ -89,6 +94,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         exception_handlers={
             OAuthError: oauth_error_response,
             BearerError: bearer_error_response,
+            NotPermitted: not_permitted_response,
             ClientNotFound: not_found_response,
             TokenNotFound: not_found_response,
             ConcurrentChange: conflict_response,
@@ -108,5 +114,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     # Request ids, the access log and the latency histogram wrap Litestar's handler once,
     # outside the router: as per-route middleware they cost a quarter of the token rate.
-    app.asgi_handler = Observed(app.asgi_handler, access_log=settings.access_log)
+    app.asgi_handler = RequestInstrumentation(app.asgi_handler, access_log=settings.access_log)
     return app

@@ -17,6 +17,7 @@ from typing import Any
 from adapters.event_store import Ledger
 from adapters.named_lock import exclusive
 from adapters.projection_tables import ProjectionTable, projection_table
+from domain.admin_scopes import Admin, Permission
 from projections.analytics import (
     ANALYTICS_TABLE,
     ANALYTICS_TOPICS,
@@ -115,8 +116,19 @@ def refresh(ledger: Ledger) -> bool:
 MAX_DAYS = 36_500  # a policy longer than a century is a typo, and would overflow a date
 
 
+def report_window(
+    since: datetime | None, until: datetime | None, default: timedelta, now: datetime
+) -> tuple[datetime, datetime]:
+    """The period a report covers: `until` defaults to now, `since` to `default` before it."""
+    end = until or now
+    try:
+        return (since or end - default), end
+    except OverflowError:
+        raise AnalyticsRequestError("until is too early to count back from") from None
+
+
 class AnalyticsReports:
-    """The reports, read from the analytics table."""
+    """The reports, read from the analytics table; any admin scope may read them."""
 
     def __init__(self, ledger: Ledger) -> None:
         self._table = analytics_table(ledger)
@@ -144,8 +156,15 @@ class AnalyticsReports:
         return [r for r in rows if isinstance(r, Bucket)]
 
     def issuance(
-        self, granularity: str, since: datetime, until: datetime, client_id: str | None = None
+        self,
+        granularity: str,
+        since: datetime,
+        until: datetime,
+        client_id: str | None = None,
+        *,
+        by: Admin,
     ) -> dict[str, Any]:
+        by.require(Permission.READ)
         buckets = self._buckets(granularity, since, until)
         if client_id is not None:
             buckets = [b for b in buckets if b.client_id == client_id]
@@ -156,7 +175,8 @@ class AnalyticsReports:
             "buckets": issuance_report(buckets, self._names()),
         }
 
-    def top(self, since: datetime, until: datetime, limit: int) -> dict[str, Any]:
+    def top(self, since: datetime, until: datetime, limit: int, *, by: Admin) -> dict[str, Any]:
+        by.require(Permission.READ)
         if not 1 <= limit <= 1000:
             raise AnalyticsRequestError("limit must be 1 to 1000")
         buckets = self._buckets(HOUR, since, until)
@@ -166,7 +186,10 @@ class AnalyticsReports:
             "clients": top_clients(buckets, self._names(), limit),
         }
 
-    def clients(self, now: datetime, rotation_days: int, dormant_days: int) -> dict[str, Any]:
+    def clients(
+        self, now: datetime, rotation_days: int, dormant_days: int, *, by: Admin
+    ) -> dict[str, Any]:
+        by.require(Permission.READ)
         if not (1 <= rotation_days <= MAX_DAYS and 1 <= dormant_days <= MAX_DAYS):
             raise AnalyticsRequestError(f"rotation_days and dormant_days must be 1 to {MAX_DAYS}")
         return clients_report(self._clients(), now, rotation_days, dormant_days)

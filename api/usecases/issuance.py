@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from adapters.signing import NoSigningKey
+from api.usecases.access_tokens import ActiveToken
 from api.usecases.client_authentication import ClientAuthenticator
 from api.usecases.credentials import Credentials
 from api.usecases.ports import Clock, EventWriter, TokenSigner
+from domain.client_record import ClientRecord
 from domain.introspection import SECRET_GENERATION_CLAIM
-from domain.oauth_errors import TemporarilyUnavailable, TooManyRequests
+from domain.oauth_errors import OAuthError, TemporarilyUnavailable, TooManyRequests
 from domain.policy import Grant, TokenRequest, grant_for
 from domain.quotas import IssuanceQuotas
 from domain.scope import format_scope
@@ -57,6 +61,21 @@ def access_token_claims(grant: Grant, issuer: str, jti: str, scope: str) -> dict
     }
 
 
+SESSION_RENEWAL = "session_renewal"  # the `auth_method` of a renewed dashboard token
+SIGNED_IN_CLAIM = "auth_time"  # RFC 9068 §2.2.1: when the credentials were presented
+MAX_SESSION = timedelta(hours=12)
+
+
+class SessionExpired(Exception):
+    """A dashboard session past `MAX_SESSION`: sign in again."""
+
+
+def _within_session(grant: Grant, signed_in: int) -> Grant:
+    """The grant, ending no later than `MAX_SESSION` after the sign-in."""
+    last = datetime.fromtimestamp(signed_in, UTC) + MAX_SESSION
+    return replace(grant, expires_at=min(grant.expires_at, last))
+
+
 class TokenIssuer:
     """The token endpoint's use case; every collaborator is a port."""
 
@@ -82,8 +101,77 @@ class TokenIssuer:
     ) -> IssuedAccessToken:
         now = self._clock.now()
         caller = await self._authenticator.authenticate(credentials, now, None, source_ip)
-        record = caller.client
-        grant = grant_for(record, caller.secret_generation, request, now, self._issuer)
+        grant = grant_for(caller.client, caller.secret_generation, request, now, self._issuer)
+        return await self._record_and_sign(caller.client, grant, now, credentials.method, source_ip)
+
+    async def sign_in(
+        self, credentials: Credentials, scope: str, source_ip: str | None = None
+    ) -> IssuedAccessToken:
+        """A dashboard sign-in: the token endpoint's checks and event, for this server itself
+        as audience, marked with the sign-in time and lasting at most `MAX_SESSION`."""
+        now = self._clock.now()
+        caller = await self._authenticator.authenticate(credentials, now, None, source_ip)
+        own = (self._issuer,) if self._issuer in caller.client.audiences else ()
+        request = TokenRequest(scope=scope, resources=own)
+        grant = grant_for(caller.client, caller.secret_generation, request, now, self._issuer)
+        signed_in = int(grant.issued_at.timestamp())
+        return await self._record_and_sign(
+            caller.client,
+            _within_session(grant, signed_in),
+            now,
+            credentials.method,
+            source_ip,
+            signed_in=signed_in,
+        )
+
+    async def renew_session(
+        self, session: ActiveToken, source_ip: str | None = None
+    ) -> IssuedAccessToken:
+        """A new token for a signed-in dashboard session, without its credentials again.
+
+        Only an active token from a dashboard sign-in renews (so a revoked, cut-off or
+        suspended one cannot, nor a token fetched at the token endpoint), and only while the
+        secret it was signed in with still works: rotating it out, or revoking the previous
+        secret, ends the session. The new token keeps the session's audience, secret
+        generation and sign-in time, carries the scopes the client still holds, and never
+        outlives `MAX_SESSION` after the sign-in. The caller revokes the token it replaces.
+        """
+        now = self._clock.now()
+        claims, client = session.claims, session.client
+        if SIGNED_IN_CLAIM not in claims:
+            raise SessionExpired("only a dashboard sign-in renews; sign in again")
+        signed_in = int(claims[SIGNED_IN_CLAIM])
+        if now.timestamp() >= signed_in + MAX_SESSION.total_seconds():
+            raise SessionExpired("the session is older than the longest a sign-in lasts")
+        generation = int(claims.get(SECRET_GENERATION_CLAIM, 0))
+        if not any(s.generation == generation and s.is_live(now) for s in client.secrets):
+            raise SessionExpired("the secret this session signed in with no longer works")
+        aud = claims["aud"]
+        resources = tuple(aud if isinstance(aud, list) else [aud]) if client.audiences else ()
+        request = TokenRequest(scope=" ".join(session.scopes), resources=resources)
+        try:
+            grant = grant_for(client, generation, request, now, self._issuer)
+        except OAuthError as refused:
+            raise SessionExpired(refused.description) from None
+        return await self._record_and_sign(
+            client,
+            _within_session(grant, signed_in),
+            now,
+            SESSION_RENEWAL,
+            source_ip,
+            signed_in=signed_in,
+        )
+
+    async def _record_and_sign(
+        self,
+        record: ClientRecord,
+        grant: Grant,
+        now: datetime,
+        auth_method: str,
+        source_ip: str | None,
+        signed_in: int | None = None,
+    ) -> IssuedAccessToken:
+        """Quotas, then the token's event committed (invariant 1) before it is answered."""
         if self._quotas is not None and (record.tokens_per_minute or record.tokens_per_day):
             refused = self._quotas.take(
                 grant.client_id, record.tokens_per_minute, record.tokens_per_day, now
@@ -91,7 +179,10 @@ class TokenIssuer:
             if refused is not None:
                 raise TooManyRequests(reason=refused[0], retry_after=refused[1], quota=True)
         jti = str(uuid.uuid4())
-        signing_key = self._signer.key_at(now)
+        try:
+            signing_key = self._signer.key_at(now)
+        except NoSigningKey as missing:
+            raise TemporarilyUnavailable(reason=f"no_signing_key: {missing}") from None
         issued = IssuedToken.issue(
             jti=jti,
             client_id=grant.client_id,
@@ -102,11 +193,14 @@ class TokenIssuer:
             kid=signing_key.kid,
             client_version=grant.client_version,
             secret_generation=grant.secret_generation,
-            auth_method=credentials.method,
+            auth_method=auth_method,
             source_ip=source_ip,
         )
         scope = format_scope(grant.scopes)
-        access_token = signing_key.sign(access_token_claims(grant, self._issuer, jti, scope))
+        claims = access_token_claims(grant, self._issuer, jti, scope)
+        if signed_in is not None:
+            claims[SIGNED_IN_CLAIM] = signed_in
+        access_token = signing_key.sign(claims)
         try:
             await self._writer.submit([issued])
         except asyncio.CancelledError:

@@ -12,6 +12,7 @@ from eventsourcing.persistence import IntegrityError
 from adapters.event_store import Ledger
 from adapters.signing import JwtVerifier, TokenNotVerified
 from api.usecases.ports import ClientLookup, Clock
+from domain.admin_scopes import Admin, Permission
 from domain.oauth_errors import UnauthorizedClient
 from domain.token import IssuedToken, token_id
 from projections.tokens import RevokedTokensFollower
@@ -44,7 +45,16 @@ class TokenRevoker:
         assert isinstance(token, IssuedToken)
         return token
 
-    def revoke_jti(self, jti: str, *, actor: str, reason: str | None) -> bool:
+    def revoke_by_admin(self, jti: str, *, by: Admin, reason: str | None) -> bool:
+        """An admin revokes one token; False when it was already revoked or expired."""
+        by.require(Permission.REVOKE_TOKENS)
+        return self._revoke(jti, actor=by.actor, reason=reason)
+
+    def retire_replaced(self, jti: str, *, admin: str) -> None:
+        """A dashboard session's token, replaced by its renewal, stops working."""
+        self._revoke(jti, actor=admin, reason="replaced by the renewed session token")
+
+    def _revoke(self, jti: str, *, actor: str, reason: str | None) -> bool:
         """Revoke by jti; False when it was already revoked or expired (no event then)."""
         token = self.load(jti)
         if not token.revoke(now=self._clock.now(), actor=actor, reason=reason):
@@ -65,11 +75,12 @@ class TokenRevoker:
         if claims["client_id"] != caller_id:
             raise UnauthorizedClient("a client may revoke only its own tokens")
         try:
-            self.revoke_jti(str(claims["jti"]), actor=caller_id, reason="revoked by its client")
+            self._revoke(str(claims["jti"]), actor=caller_id, reason="revoked by its client")
         except TokenNotFound:
             return
 
-    def history(self, jti: str) -> dict[str, Any]:
+    def history(self, jti: str, *, by: Admin) -> dict[str, Any]:
+        by.require(Permission.READ)
         token = self.load(jti)
         events = self._ledger.repository.event_store.get(token.id)
         return {

@@ -1,9 +1,16 @@
 """The server's signing keys as events: first start, rotation, and each process's key ring.
 
 Every process keeps a `KeyRing` that follows the `SigningKeys` aggregate (a poll by its id,
-every follow interval), so a key rotated through any replica or the CLI is known everywhere
-long before it starts signing. The keeper also rotates on schedule; replicas racing to do so
-conflict on the aggregate's version and exactly one wins.
+every follow interval), so a key rotated through any replica is known everywhere long before
+it starts signing. Admins list and rotate keys through the admin API with their own scopes;
+the server seals the new key with the installation's key-encryption key, which never leaves
+it. The keeper also rotates on schedule, as the installation itself; replicas racing to do
+so conflict on the aggregate's version and exactly one wins.
+
+A key this process cannot open (sealed under another key-encryption key, or damaged) joins
+the ring by the public JWK its event keeps unsealed: it stays published and verifies the
+tokens it signed. Only the key whose turn it is to sign must open: else a server refuses to
+start, and a running one reports it at `/readyz`.
 """
 
 from __future__ import annotations
@@ -18,22 +25,66 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 
 from adapters.event_store import Ledger
-from adapters.key_vault import KeyVault
-from adapters.signing import KeyRing, RingEntry, SigningKey, generate_key, key_files
+from adapters.key_vault import KeyVault, KeyVaultError
+from adapters.signing import (
+    KeyRing,
+    NoSigningKey,
+    RingEntry,
+    SigningKey,
+    UnsupportedAlgorithm,
+    VerificationKey,
+    generate_key,
+    key_files,
+)
 from api.usecases.ports import Clock
-from domain.signing_keys import KeyRecord, SigningKeyRejected, SigningKeys
+from domain.admin_scopes import Admin, Permission
+from domain.installation import KEK_VARIABLE
+from domain.signing_keys import (
+    MAX_PREPUBLICATION,
+    InvalidKeyTurn,
+    KeyRecord,
+    SigningKeyRejected,
+    SigningKeys,
+)
 from projections.follower import Health
 
 log = logging.getLogger("keyledger.keys")
-ACTOR = "keyledger"
+# The first key and the scheduled rotations: the installation acting on its own keys.
+INSTALLATION = Admin.installation("keyledger")
+
+
+class SigningKeyUnavailable(KeyVaultError):
+    """The key whose turn it is to sign cannot be opened: this process may not serve."""
+
+    def __init__(self, kid: str) -> None:
+        super().__init__(
+            f"signing key {kid} signs now but cannot be opened with this installation's "
+            f"{KEK_VARIABLE} (or KEYLEDGER_KEYS_DIR/key-encryption-key): another "
+            "key-encryption key sealed it, or its sealed copy is damaged; not starting"
+        )
+        self.kid = kid
+
+
+def key_row(record: KeyRecord, now: datetime) -> dict[str, Any]:
+    """One key as the admin API and its callers list it."""
+    return {
+        "kid": record.kid,
+        "alg": record.alg,
+        "status": record.status(now),
+        "generated_at": record.generated_at.isoformat(),
+        "activates_at": record.activates_at.isoformat(),
+        "retires_at": record.retires_at.isoformat() if record.retires_at else None,
+        "unpublished_at": record.unpublished_at.isoformat() if record.unpublished_at else None,
+    }
 
 
 class SigningKeyAdmin:
-    """Commands and queries on the signing keys, for `serve`, the keeper and the CLI."""
+    """Commands and queries on the signing keys, for `serve`, the keeper and the admin API."""
 
     def __init__(self, ledger: Ledger, vault: KeyVault, clock: Clock, alg: str) -> None:
         self._ledger, self._vault, self._clock, self._alg = ledger, vault, clock, alg
-        self._opened: dict[str, SigningKey] = {}
+        # Each key as this process knows it, by kid; None: not even its public half is usable.
+        self._known: dict[str, VerificationKey | None] = {}
 
     def ensure(self, keys_dir: Path) -> SigningKeys:
         """The keys; on the very first start, the key files an earlier version made are
@@ -60,7 +111,7 @@ class SigningKeyAdmin:
         activates_at: datetime,
         *,
         imported: bool = False,
-        actor: str = ACTOR,
+        actor: str = INSTALLATION.actor,
         reason: str | None = None,
     ) -> None:
         keys.add_key(
@@ -74,20 +125,28 @@ class SigningKeyAdmin:
             reason=reason,
             imported=imported,
         )
-        self._opened[key.kid] = key
+        self._known[key.kid] = key
 
-    def rotate(
-        self, *, delay: timedelta, actor: str = ACTOR, reason: str | None = None
-    ) -> KeyRecord:
+    def list_keys(self, *, by: Admin) -> list[dict[str, Any]]:
+        """Every key with its status and its turn, oldest first."""
+        by.require(Permission.READ)
+        keys = self._ledger.get_signing_keys()
+        now = self._clock.now()
+        return [key_row(k, now) for k in (keys.keys if keys else [])]
+
+    def rotate(self, *, delay: timedelta, by: Admin, reason: str | None = None) -> KeyRecord:
         """A new key, published now and signing after `delay`; the current one retires then."""
+        by.require(Permission.MANAGE_KEYS)
+        if not timedelta(0) <= delay <= MAX_PREPUBLICATION:  # checked first: `now + delay`
+            raise InvalidKeyTurn(  # of a nine-digit number of days would overflow
+                f"the pre-publication delay must be 0 seconds to {MAX_PREPUBLICATION.days} days"
+            )
         keys = self._ledger.get_signing_keys()
         if keys is None:
             raise SigningKeyRejected("no signing keys yet: start the server once")
-        if delay < timedelta(0):
-            raise SigningKeyRejected("the pre-publication delay cannot be negative")
         key = generate_key(self._alg)
         now = self._clock.now()
-        self._add(keys, key, now, now + delay, actor=actor, reason=reason)
+        self._add(keys, key, now, now + delay, actor=by.actor, reason=reason)
         try:
             self._ledger.save(keys)
         except IntegrityError:
@@ -99,40 +158,53 @@ class SigningKeyAdmin:
         if keys is None or not keys.rotation_due(self._clock.now(), every, lead):
             return None
         try:
-            return self.rotate(delay=lead, reason=f"scheduled: every {every.days} days")
+            return self.rotate(
+                delay=lead, by=INSTALLATION, reason=f"scheduled: every {every.days} days"
+            )
         except SigningKeyRejected:
             return None  # another replica rotated first
 
+    def check_signer(self, keys: SigningKeys) -> None:
+        """Refuse (`SigningKeyUnavailable`) when the key that signs now cannot be opened."""
+        active = keys.active_at(self._clock.now())
+        if active is not None and not isinstance(self._key(active), SigningKey):
+            raise SigningKeyUnavailable(active.kid)
+
     def entries(self, keys: SigningKeys) -> list[RingEntry]:
-        """The ring of these keys, each private key opened once per process."""
+        """The ring of these keys, each opened once per process: one that cannot be opened
+        takes part by its public half, one without a usable public half not at all."""
         entries = []
         for record in keys.keys:
-            key = self._opened.get(record.kid)
-            if key is None:
-                key = SigningKey.from_private_key(
-                    self._vault.open(record.kid, record.sealed_private_key)
-                )
-                self._opened[record.kid] = key
-            entries.append(
-                RingEntry(record.activates_at, record.retires_at, record.unpublished_at, key=key)
-            )
+            key = self._key(record)
+            if key is not None:
+                turn = (record.activates_at, record.retires_at, record.unpublished_at)
+                entries.append(RingEntry(*turn, key=key))
         return entries
 
-    def listing(self) -> list[dict[str, Any]]:
-        keys = self._ledger.get_signing_keys()
-        now = self._clock.now()
-        return [
-            {
-                "kid": k.kid,
-                "alg": k.alg,
-                "status": k.status(now),
-                "generated_at": k.generated_at.isoformat(),
-                "activates_at": k.activates_at.isoformat(),
-                "retires_at": k.retires_at.isoformat() if k.retires_at else None,
-                "unpublished_at": k.unpublished_at.isoformat() if k.unpublished_at else None,
-            }
-            for k in (keys.keys if keys else [])
-        ]
+    def _key(self, record: KeyRecord) -> VerificationKey | None:
+        """The key of `record`, tried once per process: a key that cannot be opened now
+        never opens later (the key-encryption key is fixed), so it is noted, not retried."""
+        if record.kid in self._known:
+            return self._known[record.kid]
+        key: VerificationKey | None
+        try:
+            key = SigningKey.from_private_key(
+                self._vault.open(record.kid, record.sealed_private_key)
+            )
+        except KeyVaultError as exc:
+            key = _public_half(record, exc)
+        self._known[record.kid] = key
+        return key
+
+
+def _public_half(record: KeyRecord, sealed: KeyVaultError) -> VerificationKey | None:
+    try:
+        key = VerificationKey.from_jwk(record.public_jwk)
+    except UnsupportedAlgorithm as exc:
+        log.error("%s, and its public JWK is unusable (%s): it is left out", sealed, exc)
+        return None
+    log.warning("%s; only its public JWK is used here, to verify the tokens it signed", sealed)
+    return key
 
 
 class SigningKeysKeeper:
@@ -143,39 +215,53 @@ class SigningKeysKeeper:
         ledger: Ledger,
         admin: SigningKeyAdmin,
         ring: KeyRing,
+        clock: Clock,
         *,
         interval: float,
         rotate_every: timedelta | None,
         lead: timedelta,
         check_every: float = 60.0,
     ) -> None:
-        self._ledger, self._admin, self.ring = ledger, admin, ring
+        self._ledger, self.admin, self.ring, self._clock = ledger, admin, ring, clock
         self._interval, self._check_every = interval, check_every
         self._rotate_every, self._lead = rotate_every, lead
         self._version = 0
+        self._lock = threading.Lock()  # the keeper and an admin request may both catch up
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.health = Health("signing-keys follower")
+        self.signer_health = Health("signing key")
 
     def load(self, keys: SigningKeys) -> None:
-        self.ring.replace(self._admin.entries(keys))
+        self.ring.replace(self.admin.entries(keys))
         self._version = keys.version
 
     def catch_up(self) -> bool:
         """Fold any new key events into the ring; True when something changed."""
-        if not self._ledger.signing_key_events(self._version):
-            return False
-        keys = self._ledger.get_signing_keys()
-        assert keys is not None
-        self.load(keys)
-        return True
+        with self._lock:  # else a slower, older read could replace a newer ring
+            if not self._ledger.signing_key_events(self._version):
+                return False
+            keys = self._ledger.get_signing_keys()
+            assert keys is not None
+            self.load(keys)
+            return True
 
     def check_rotation(self) -> None:
-        if self._rotate_every is not None and self._admin.rotate_if_due(
+        if self._rotate_every is not None and self.admin.rotate_if_due(
             self._rotate_every, self._lead
         ):
             log.info("signing key rotated on schedule")
             self.catch_up()
+
+    def check_signer(self) -> None:
+        """Whether the key whose turn it is can sign here (a key that could not be opened
+        may come to its turn): `/readyz` names it while it cannot."""
+        try:
+            self.ring.active_at(self._clock.now())
+        except NoSigningKey as exc:
+            self.signer_health.failed(exc)
+        else:
+            self.signer_health.succeeded()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="signing-keys", daemon=True)
@@ -193,6 +279,7 @@ class SigningKeysKeeper:
                 self.health.failed(exc)
             else:
                 self.health.succeeded()
+            self.check_signer()
             self._stop.wait(self._interval)
             waited += self._interval
 

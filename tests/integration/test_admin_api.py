@@ -14,7 +14,9 @@ from litestar.testing import AsyncTestClient
 from adapters.clock import FixedClock
 from api.bootstrap import Runtime
 from api.settings import Settings
-from api.usecases.client_admin import ADMIN_SCOPE, ClientAdmin
+from api.usecases.client_admin import ADMIN_SCOPE, register_client
+from domain import admin_scopes
+from domain.client import PRIVATE_KEY_JWT
 from domain.client_settings import ClientSettings
 from tests.assertions import assertion, assertion_form, client_key, jwks_of
 from tests.integration.helpers import basic, running
@@ -31,7 +33,10 @@ class Admin:
         self.token = ""
 
     async def login(self, scope: str = ADMIN_SCOPE) -> str:
-        creds = ClientAdmin(self.runtime.ledger, self.runtime.hasher, self.clock).register(
+        creds = register_client(
+            self.runtime.ledger,
+            self.runtime.hasher,
+            self.clock,
             ClientSettings.create(
                 name="ops", allowed_scopes=[ADMIN_SCOPE, "other"], default_scopes=[scope]
             ),
@@ -273,7 +278,7 @@ async def test_a_token_without_the_admin_scope_is_403(admin: Admin) -> None:
     await admin.login(scope="other")
     response = await admin.call("GET", "/admin/clients")
     assert (response.status_code, response.json()["error"]) == (403, "insufficient_scope")
-    assert 'scope="keyledger:admin"' in response.headers["www-authenticate"]
+    assert 'scope="keyledger:admin:read"' in response.headers["www-authenticate"]
 
 
 async def test_an_expired_admin_token_is_401(admin: Admin) -> None:
@@ -335,9 +340,12 @@ async def test_a_private_key_jwt_client_is_registered_with_its_public_keys_and_n
 
 async def test_replacing_keys_records_one_event_and_the_new_key_signs(admin: Admin) -> None:
     old, new = client_key("ES256"), client_key("EdDSA")
-    client_id = admin.runtime.admin.register_with_keys(
-        ClientSettings.create(name="payments", allowed_scopes=["pay"]), jwks_of(old), actor="t"
-    )
+    client_id = admin.runtime.admin.register(
+        ClientSettings.create(name="payments", allowed_scopes=["pay"]),
+        by=admin_scopes.Admin.installation("t"),
+        auth_method=PRIVATE_KEY_JWT,
+        jwks=jwks_of(old),
+    ).client_id
     response = await admin.call(
         "PUT", f"/admin/clients/{client_id}/jwks", json={"jwks": jwks_of(new), "reason": "yearly"}
     )
@@ -380,7 +388,8 @@ async def test_bad_key_registrations_are_422_and_record_nothing(
 
 async def test_a_secret_clients_keys_cannot_be_replaced(admin: Admin) -> None:
     created = admin.runtime.admin.register(
-        ClientSettings.create(name="job", allowed_scopes=["a"]), actor="t"
+        ClientSettings.create(name="job", allowed_scopes=["a"]),
+        by=admin_scopes.Admin.installation("t"),
     )
     response = await admin.call(
         "PUT", f"/admin/clients/{created.client_id}/jwks", json={"jwks": jwks_of(client_key())}

@@ -16,9 +16,10 @@ from adapters.client_secrets import SecretHasher
 from adapters.clock import FixedClock
 from adapters.event_store import Ledger
 from adapters.key_vault import KeyVault
-from api.usecases.client_admin import ClientAdmin
+from api.usecases.client_admin import ClientAdmin, ClientChanges, Quotas
 from api.usecases.signing_keys import SigningKeyAdmin
-from domain.client import Client
+from domain.admin_scopes import Admin
+from domain.client import PRIVATE_KEY_JWT, Client
 from domain.client_settings import ClientSettings
 from domain.installation import Installation
 from domain.oauth_errors import InvalidClient, InvalidRequest, InvalidScope, InvalidTarget
@@ -168,33 +169,20 @@ def _lifecycle(sqlite_url: str) -> tuple[Ledger, list[str]]:
     clock = FixedClock(datetime(2026, 11, 20, tzinfo=UTC))
     ledger.save(Installation(kek_fingerprint="k" * 32, pepper_fingerprint="p" * 32, at=clock.now()))
     admin = ClientAdmin(ledger, SecretHasher(b"p" * 32), clock)
-    created = admin.register(
-        ClientSettings.create(name="job", allowed_scopes=["a"]), actor="cli:ops"
-    )
-    rotated = admin.rotate_secret(
-        created.client_id, grace=timedelta(hours=1), actor="cli:ops", reason="q"
-    )
+    ops, a = Admin.installation("cli:ops"), Admin.installation("a")
+    created = admin.register(ClientSettings.create(name="job", allowed_scopes=["a"]), by=ops)
+    assert created.client_secret is not None
+    rotated = admin.rotate_secret(created.client_id, grace=timedelta(hours=1), by=ops, reason="q")
     cid = created.client_id
-    for command in [
-        lambda c, now: c.revoke_previous_secret(now=now, actor="a", reason=None),
-        lambda c, now: c.suspend(now=now, actor="a", reason="leak"),
-        lambda c, now: c.reactivate(now=now, actor="a", reason=None),
-        lambda c, now: c.change_scopes(
-            allowed_scopes=["b"], default_scopes=None, now=now, actor="a", reason=None
-        ),
-        lambda c, now: c.change_token_lifetime(token_ttl=600, now=now, actor="a", reason=None),
-        lambda c, now: c.change_quotas(
-            tokens_per_minute=10, tokens_per_day=None, now=now, actor="a", reason=None
-        ),
-        lambda c, now: c.change_audiences(
-            audiences=["https://api.example"], now=now, actor="a", reason=None
-        ),
-        lambda c, now: c.rename(name="job2", now=now, actor="a", reason=None),
-        lambda c, now: c.revoke_tokens(
-            cutoff=now, secret_generation=1, now=now, actor="a", reason=None
-        ),
-    ]:
-        admin.change(cid, command)
+    admin.revoke_previous_secret(cid, by=a, reason=None)
+    admin.suspend(cid, by=a, reason="leak")
+    admin.reactivate(cid, by=a, reason=None)
+    admin.update(cid, ClientChanges(allowed_scopes=["b"]), by=a, reason=None)
+    admin.update(cid, ClientChanges(token_ttl=600), by=a, reason=None)
+    admin.update(cid, ClientChanges(quotas=Quotas(tokens_per_minute=10, tokens_per_day=None)), by=a)
+    admin.update(cid, ClientChanges(audiences=["https://api.example"]), by=a, reason=None)
+    admin.update(cid, ClientChanges(name="job2"), by=a, reason=None)
+    admin.revoke_tokens(cid, by=a, cutoff=clock.now(), secret_generation=1, reason=None)
     now = clock.now()
     token = IssuedToken(
         jti="j1",
@@ -210,18 +198,19 @@ def _lifecycle(sqlite_url: str) -> tuple[Ledger, list[str]]:
     )
     token.revoke(now=now, actor=cid, reason="done")
     ledger.save(token)
-    admin.change(cid, lambda c, at: c.delete(now=at, actor="a", reason=None))
+    admin.delete(cid, by=a, reason=None)
     # A private_key_jwt client: registered with public keys, then replaced ones.
-    keyed = admin.register_with_keys(
+    keyed = admin.register(
         ClientSettings.create(name="signer", allowed_scopes=["a"]),
-        jwks_of(client_key("RS256")),
-        actor="cli:ops",
-    )
-    admin.replace_keys(keyed, jwks_of(client_key("EdDSA")), actor="cli:ops", reason="yearly")
+        by=ops,
+        auth_method=PRIVATE_KEY_JWT,
+        jwks=jwks_of(client_key("RS256")),
+    ).client_id
+    admin.replace_keys(keyed, jwks_of(client_key("EdDSA")), by=ops, reason="yearly")
     # The server's own signing keys: the first key, then a rotation (which retires it).
     keys = SigningKeyAdmin(ledger, KeyVault(b"k" * 32), clock, "ES256")
     keys.ensure(Path(sqlite_url.removeprefix("sqlite:///")).parent / "no-key-files")
-    keys.rotate(delay=timedelta(minutes=10), actor="cli:ops", reason="quarterly")
+    keys.rotate(delay=timedelta(minutes=10), by=Admin.installation("cli:ops"), reason="quarterly")
     return ledger, [created.client_secret, rotated.client_secret]
 
 

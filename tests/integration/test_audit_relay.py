@@ -13,6 +13,8 @@ from adapters.event_store import Ledger
 from adapters.kafka import EmbeddedBroker
 from api.bootstrap import Runtime, build_relay
 from api.settings import Settings
+from domain.admin_scopes import Admin
+from domain.client import PRIVATE_KEY_JWT
 from domain.client_settings import ClientSettings
 from projections.audit_format import audit_event_id
 from tests.assertions import assertion, assertion_claims, assertion_form, client_key, jwks_of, sign
@@ -53,8 +55,8 @@ async def a_busy_history(client: Any, runtime: Runtime) -> list[tuple[str, str]]
                 await issue(client, created.client_id, created.client_secret)
             ).status_code == 200
     first = clients[0][0]
-    runtime.admin.rotate_secret(first, grace=timedelta(0), actor="t")
-    runtime.admin.change(first, lambda c, now: c.suspend(now=now, actor="t", reason="leak"))
+    runtime.admin.rotate_secret(first, grace=timedelta(0), by=Admin.installation("t"))
+    runtime.admin.suspend(first, by=Admin.installation("t"), reason="leak")
     return clients
 
 
@@ -142,10 +144,8 @@ async def test_failed_authentications_are_observed_with_their_reason_and_origin(
     async with running(kafka_settings) as (client, runtime):
         created = await register(runtime)
         cid, secret = created.client_id, created.client_secret
-        runtime.admin.rotate_secret(cid, grace=timedelta(hours=1), actor="t")
-        runtime.admin.change(
-            cid, lambda c, now: c.revoke_previous_secret(now=now, actor="t", reason=None)
-        )
+        runtime.admin.rotate_secret(cid, grace=timedelta(hours=1), by=Admin.installation("t"))
+        runtime.admin.revoke_previous_secret(cid, by=Admin.installation("t"), reason=None)
         await until(lambda: bool(runtime.view.get(cid).retired_secrets))  # type: ignore[union-attr]
         assert (await issue(client, cid, "kl_secret_wrong")).status_code == 401
         assert (await issue(client, cid, secret)).status_code == 401  # the revoked one
@@ -230,9 +230,12 @@ async def test_failed_client_assertions_are_observed_with_the_check_that_failed(
 ) -> None:
     async with running(kafka_settings) as (client, runtime):
         key, stranger = client_key(), client_key(kid="x")
-        client_id = runtime.admin.register_with_keys(
-            ClientSettings.create(name="signer", allowed_scopes=["a"]), jwks_of(key), actor="t"
-        )
+        client_id = runtime.admin.register(
+            ClientSettings.create(name="signer", allowed_scopes=["a"]),
+            by=Admin.installation("t"),
+            auth_method=PRIVATE_KEY_JWT,
+            jwks=jwks_of(key),
+        ).client_id
         runtime.follower.catch_up()
         once = assertion(key, client_id)
         assert (await client.post("/oauth2/token", data=assertion_form(once))).status_code == 200

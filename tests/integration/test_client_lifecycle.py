@@ -12,7 +12,14 @@ import pytest
 from adapters.clock import FixedClock
 from api.bootstrap import Runtime
 from api.settings import Settings
-from api.usecases.client_admin import ClientAdmin, ClientNotFound, NewCredentials
+from api.usecases.client_admin import (
+    ClientAdmin,
+    ClientChanges,
+    ClientNotFound,
+    NewCredentials,
+    register_client,
+)
+from domain.admin_scopes import Admin
 from domain.client_settings import ClientSettings, InvalidClientSettings
 from tests.integration.helpers import basic, running
 
@@ -35,7 +42,7 @@ def admin(runtime: Runtime, clock: FixedClock) -> ClientAdmin:
 
 async def registered(runtime: Runtime, clock: FixedClock) -> NewCredentials:
     settings = ClientSettings.create(name="job", allowed_scopes=["a", "b"], default_scopes=["a"])
-    created = admin(runtime, clock).register(settings, actor="test")
+    created = register_client(runtime.ledger, runtime.hasher, clock, settings, actor="test")
     await settle(runtime)
     return created
 
@@ -45,7 +52,7 @@ async def test_the_old_secret_works_through_the_grace_period_then_stops(settings
     async with running(settings, clock) as (http, runtime):
         old = await registered(runtime, clock)
         new = admin(runtime, clock).rotate_secret(
-            old.client_id, grace=timedelta(hours=1), actor="t"
+            old.client_id, grace=timedelta(hours=1), by=Admin.installation("t")
         )
         await settle(runtime)
         assert (await token(http, old.client_id, old.client_secret)).status_code == 200
@@ -59,9 +66,9 @@ async def test_revoking_the_previous_secret_stops_it_at_once(settings: Settings)
     clock = FixedClock(START)
     async with running(settings, clock) as (http, runtime):
         old = await registered(runtime, clock)
-        new = admin(runtime, clock).rotate_secret(old.client_id, actor="t")
-        admin(runtime, clock).change(
-            old.client_id, lambda c, now: c.revoke_previous_secret(now=now, actor="t", reason=None)
+        new = admin(runtime, clock).rotate_secret(old.client_id, by=Admin.installation("t"))
+        admin(runtime, clock).revoke_previous_secret(
+            old.client_id, by=Admin.installation("t"), reason=None
         )
         await settle(runtime)
         assert (await token(http, old.client_id, old.client_secret)).status_code == 401
@@ -73,11 +80,11 @@ async def test_a_suspended_client_is_refused_until_reactivated(settings: Setting
     async with running(settings, clock) as (http, runtime):
         c = await registered(runtime, clock)
         a = admin(runtime, clock)
-        a.change(c.client_id, lambda cl, now: cl.suspend(now=now, actor="t", reason="leak"))
+        a.suspend(c.client_id, by=Admin.installation("t"), reason="leak")
         await settle(runtime)
         refused = await token(http, c.client_id, c.client_secret)
         assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
-        a.change(c.client_id, lambda cl, now: cl.reactivate(now=now, actor="t", reason=None))
+        a.reactivate(c.client_id, by=Admin.installation("t"), reason=None)
         await settle(runtime)
         assert (await token(http, c.client_id, c.client_secret)).status_code == 200
 
@@ -86,9 +93,7 @@ async def test_a_deleted_client_never_authenticates_again(settings: Settings) ->
     clock = FixedClock(START)
     async with running(settings, clock) as (http, runtime):
         c = await registered(runtime, clock)
-        admin(runtime, clock).change(
-            c.client_id, lambda cl, now: cl.delete(now=now, actor="t", reason=None)
-        )
+        admin(runtime, clock).delete(c.client_id, by=Admin.installation("t"), reason=None)
         await settle(runtime)
         assert (await token(http, c.client_id, c.client_secret)).status_code == 401
 
@@ -98,18 +103,13 @@ async def test_changed_scopes_and_lifetime_apply_to_the_next_token(settings: Set
     async with running(settings, clock) as (http, runtime):
         c = await registered(runtime, clock)
         a = admin(runtime, clock)
-        a.change(
+        a.update(
             c.client_id,
-            lambda cl, now: cl.change_scopes(
-                allowed_scopes=["b", "c"], default_scopes=["c"], now=now, actor="t", reason=None
-            ),
+            ClientChanges(allowed_scopes=["b", "c"], default_scopes=["c"]),
+            by=Admin.installation("t"),
+            reason=None,
         )
-        a.change(
-            c.client_id,
-            lambda cl, now: cl.change_token_lifetime(
-                token_ttl=900, now=now, actor="t", reason=None
-            ),
-        )
+        a.update(c.client_id, ClientChanges(token_ttl=900), by=Admin.installation("t"), reason=None)
         await settle(runtime)
         assert (await token(http, c.client_id, c.client_secret, "a")).json()[
             "error"
@@ -124,23 +124,24 @@ async def test_the_state_at_an_earlier_time_is_what_it_was_then(settings: Settin
         c = await registered(runtime, clock)
         a = admin(runtime, clock)
         clock.advance(60)
-        a.change(c.client_id, lambda cl, now: cl.suspend(now=now, actor="t", reason="leak"))
+        a.suspend(c.client_id, by=Admin.installation("t"), reason="leak")
         clock.advance(60)
-        a.change(
+        a.update(
             c.client_id,
-            lambda cl, now: cl.change_scopes(
-                allowed_scopes=["z"], default_scopes=None, now=now, actor="t", reason=None
-            ),
+            ClientChanges(allowed_scopes=["z"]),
+            by=Admin.installation("t"),
+            reason=None,
         )
-        assert a.state_at(c.client_id, START + timedelta(seconds=30)).status == "active"
-        then = a.state_at(c.client_id, START + timedelta(seconds=90))
+        reader = Admin.installation("t")
+        assert a.state_at(c.client_id, START + timedelta(seconds=30), by=reader).status == "active"
+        then = a.state_at(c.client_id, START + timedelta(seconds=90), by=reader)
         assert (then.status, then.allowed_scopes) == ("suspended", frozenset({"a", "b"}))
         await settle(runtime)
-        assert a.state_at(c.client_id, clock.now()) == runtime.view.get(c.client_id)
+        assert a.state_at(c.client_id, clock.now(), by=reader) == runtime.view.get(c.client_id)
         with pytest.raises(ClientNotFound):
-            a.state_at(c.client_id, START - timedelta(seconds=1))
+            a.state_at(c.client_id, START - timedelta(seconds=1), by=reader)
         with pytest.raises(InvalidClientSettings, match="future"):
-            a.state_at(c.client_id, clock.now() + timedelta(seconds=1))
+            a.state_at(c.client_id, clock.now() + timedelta(seconds=1), by=reader)
 
 
 async def test_history_says_who_changed_what_when_and_why_without_secrets(
@@ -151,8 +152,10 @@ async def test_history_says_who_changed_what_when_and_why_without_secrets(
         c = await registered(runtime, clock)
         a = admin(runtime, clock)
         clock.advance(10)
-        a.rotate_secret(c.client_id, grace=timedelta(0), actor="admin-1", reason="quarterly")
-        entries = a.history(c.client_id)
+        a.rotate_secret(
+            c.client_id, grace=timedelta(0), by=Admin.installation("admin-1"), reason="quarterly"
+        )
+        entries = a.history(c.client_id, by=Admin.installation("admin-1"))
         assert [e["event"] for e in entries] == ["registered", "secret_rotated"]
         rotated = entries[1]
         assert (rotated["actor"], rotated["reason"]) == ("admin-1", "quarterly")

@@ -12,6 +12,7 @@ from adapters.client_secrets import SecretHasher
 from adapters.clock import SystemClock
 from adapters.event_store import Ledger
 from api.usecases.client_admin import ClientAdmin, ConcurrentChange, NewCredentials
+from domain.admin_scopes import Admin
 from domain.client import Client
 from domain.client_settings import ClientSettings
 
@@ -37,7 +38,11 @@ def _register(url: str) -> str:
     ledger = Ledger(url)
     try:
         settings = ClientSettings.create(name="job", allowed_scopes=["a"])
-        return ClientAdmin(ledger, HASHER, SystemClock()).register(settings, actor="t").client_id
+        return (
+            ClientAdmin(ledger, HASHER, SystemClock())
+            .register(settings, by=Admin.installation("t"))
+            .client_id
+        )
     finally:
         ledger.close()
 
@@ -51,7 +56,7 @@ def test_two_admins_rotating_at_once_one_succeeds_and_one_conflicts(postgres_url
 
         def rotate(admin: ClientAdmin) -> NewCredentials | ConcurrentChange:
             try:
-                return admin.rotate_secret(client_id, actor="admin", reason="race")
+                return admin.rotate_secret(client_id, by=Admin.installation("admin"), reason="race")
             except ConcurrentChange as conflict:
                 return conflict
 
@@ -78,14 +83,17 @@ def test_concurrent_rotations_never_lose_a_secret(postgres_url: str, threads: in
 
         def rotate(_: int) -> NewCredentials | None:
             try:
-                return admin.rotate_secret(client_id, actor="admin")
+                return admin.rotate_secret(client_id, by=Admin.installation("admin"))
             except ConcurrentChange:
                 return None
 
         with ThreadPoolExecutor(threads) as pool:
             results = list(pool.map(rotate, range(40)))
         wins = [r for r in results if r is not None]
-        generations = [e["changes"]["generation"] for e in admin.history(client_id)[1:]]
+        generations = [
+            e["changes"]["generation"]
+            for e in admin.history(client_id, by=Admin.installation("admin"))[1:]
+        ]
         assert generations == list(range(2, 2 + len(wins)))
         assert sorted(w.generation for w in wins) == generations
         current = admin.load(client_id).secrets[0]

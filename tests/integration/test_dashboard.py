@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from domain import admin_scopes
 from domain.client_settings import ClientSettings
 from tests.integration.test_admin_api import Admin, new_client
 from tests.integration.test_analytics_api import admin, analytics_caught_up, tokens  # noqa: F401 - fixtures
@@ -63,7 +64,8 @@ async def test_logging_in_with_admin_credentials_sets_a_strict_httponly_cookie(
     admin: Admin,
 ) -> None:
     creds = admin.runtime.admin.register(
-        ClientSettings.create(name="ops2", allowed_scopes=["keyledger:admin"]), actor="test"
+        ClientSettings.create(name="ops2", allowed_scopes=["keyledger:admin"]),
+        by=admin_scopes.Admin.installation("test"),
     )
     await asyncio.to_thread(admin.runtime.follower.catch_up)
     response = await admin.http.post(

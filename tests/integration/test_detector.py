@@ -16,6 +16,7 @@ from adapters.clock import FixedClock
 from adapters.kafka import KafkaConfig, start_producer
 from api.bootstrap import build_detector
 from api.settings import Settings
+from domain import admin_scopes
 from projections.alert_format import ALERT_TYPE
 from tests.integration.helpers import basic, register, running
 from tests.integration.test_admin_api import START, Admin
@@ -124,7 +125,9 @@ async def test_the_opt_in_response_revokes_the_misused_secret_generations_tokens
     async with running(settings) as (http, runtime):
         target = await register(runtime)
         cid, old_secret = target.client_id, target.client_secret
-        runtime.admin.rotate_secret(cid, grace=timedelta(0), actor="t")
+        runtime.admin.rotate_secret(
+            cid, grace=timedelta(0), by=admin_scopes.Admin.installation("t")
+        )
         await until(lambda: len(runtime.view.get(cid).secrets) == 2)  # type: ignore[union-attr]
         detector = build_detector(settings, runtime.ledger)
         task = asyncio.create_task(detector.run())
@@ -139,7 +142,7 @@ async def test_the_opt_in_response_revokes_the_misused_secret_generations_tokens
         finally:
             detector.stop()
             await task
-        history = runtime.admin.history(cid)
+        history = runtime.admin.history(cid, by=admin_scopes.Admin.installation("t"))
     revocations = [h for h in history if h["event"] == "tokens_revoked"]
     assert [(h["actor"], h["changes"]["secret_generation"]) for h in revocations] == [
         ("detector", 1)

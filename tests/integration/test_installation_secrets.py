@@ -73,23 +73,68 @@ def test_the_first_start_records_the_installations_fingerprints_once(installed: 
     assert kek not in recorded[0].state  # a fingerprint, never the value
 
 
-def test_a_stray_key_rotation_from_another_directory_is_refused_and_writes_nothing(
+NO_SERVER = "no keyledger server configured"
+
+
+def test_a_stray_key_rotation_from_another_directory_touches_no_database(
     installed: Settings,
     elsewhere: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """The incident: `keys rotate` with the live database's URL. Rotation is an admin API
+    call now: the command never opens a database or reads a key-encryption key."""
     monkeypatch.setenv("KEYLEDGER_DATABASE_URL", installed.database_url)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(elsewhere / ".config"))
     head = events(installed)
     status, error = run(capsys, "keys", "rotate", "--delay", "0s")
-    assert status == 2
-    assert "KEYLEDGER_KEY_ENCRYPTION_KEY" in error
-    assert not (elsewhere / "var").exists()  # no key-encryption key generated here
+    assert status == 1
+    assert NO_SERVER in error
+    assert list(elsewhere.iterdir()) == []  # no key-encryption key, no database, no profile
     assert events(installed) == head
     build(installed).ledger.close()  # the server still starts
 
 
-def test_a_key_rotation_with_another_key_encryption_key_is_refused(
+def test_a_stray_registration_from_another_directory_creates_no_second_database(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(elsewhere / ".config"))
+    status, error = run(capsys, "clients", "register", "--name", "job", "--scope", "a")
+    assert status == 1
+    assert NO_SERVER in error
+    assert "kl_secret_" not in capsys.readouterr().out
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("clients", "list"), ("keys", "list"), ("tokens", "show", "x"), ("alerts", "list")],
+)
+def test_admin_commands_without_a_server_say_so_and_create_nothing(
+    elsewhere: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: tuple[str, ...],
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(elsewhere / ".config"))
+    status, error = run(capsys, *command)
+    assert (status, NO_SERVER in error) == (1, True)
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command", [("projections", "status"), ("relay", "status"), ("analytics", "keep")]
+)
+def test_no_local_command_but_serve_and_bootstrap_creates_a_database(
+    elsewhere: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+) -> None:
+    status, error = run(capsys, *command)
+    assert status != 0
+    assert "no keyledger installation" in error
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_local_command_with_another_key_encryption_key_is_refused(
     installed: Settings,
     elsewhere: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -99,13 +144,13 @@ def test_a_key_rotation_with_another_key_encryption_key_is_refused(
     monkeypatch.setenv("KEYLEDGER_KEYS_DIR", str(installed.keys_dir))
     monkeypatch.setenv("KEYLEDGER_KEY_ENCRYPTION_KEY", OTHER_KEK)
     head = events(installed)
-    status, error = run(capsys, "keys", "rotate", "--delay", "0s")
-    assert (status, "KEYLEDGER_KEY_ENCRYPTION_KEY" in error) == (2, True)
+    status, error = run(capsys, "admin", "bootstrap", "--force")
+    assert (status != 0, "KEYLEDGER_KEY_ENCRYPTION_KEY" in error) == (True, True)
     assert "not this installation's" in error
     assert events(installed) == head
 
 
-def test_a_client_registered_with_another_pepper_is_refused(
+def test_a_local_command_with_another_pepper_is_refused(
     installed: Settings,
     elsewhere: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -115,39 +160,10 @@ def test_a_client_registered_with_another_pepper_is_refused(
     monkeypatch.setenv("KEYLEDGER_KEYS_DIR", str(installed.keys_dir))
     monkeypatch.setenv("KEYLEDGER_SECRET_PEPPER", "p" * 40)
     head = events(installed)
-    status, error = run(capsys, "clients", "register", "--name", "job", "--scope", "a")
-    assert (status, "KEYLEDGER_SECRET_PEPPER" in error) == (2, True)
+    status, error = run(capsys, "admin", "bootstrap", "--force")
+    assert (status != 0, "KEYLEDGER_SECRET_PEPPER" in error) == (True, True)
     assert "kl_secret_" not in capsys.readouterr().out
     assert events(installed) == head
-
-
-def test_a_stray_registration_from_another_directory_creates_no_second_database(
-    elsewhere: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    status, error = run(capsys, "clients", "register", "--name", "job", "--scope", "a")
-    assert status == 2
-    assert "no keyledger installation at sqlite:///var/keyledger.db" in error
-    assert list(elsewhere.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        ("clients", "list"),
-        ("keys", "list"),
-        ("tokens", "show", "x"),
-        ("projections", "status"),
-        ("relay", "status"),
-        ("alerts", "list"),
-        ("analytics", "top"),
-    ],
-)
-def test_no_command_but_serve_and_bootstrap_creates_a_database(
-    elsewhere: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
-) -> None:
-    status, error = run(capsys, *command)
-    assert (status, "no keyledger installation" in error) == (2, True)
-    assert list(elsewhere.iterdir()) == []
 
 
 def test_a_server_with_another_pepper_refuses_to_start(installed: Settings) -> None:
@@ -162,5 +178,5 @@ def test_admin_bootstrap_sets_up_a_new_installation(
     assert status == 0
     assert (elsewhere / "var" / "keyledger.db").is_file()
     assert (elsewhere / "var" / "keys" / "key-encryption-key").is_file()
-    status, _ = run(capsys, "clients", "list")
+    status, _ = run(capsys, "projections", "status")
     assert status == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,8 @@ from adapters.clock import FixedClock
 from adapters.signing import JwtSigner, KeyRing
 from api.bootstrap import Runtime
 from api.settings import Settings
-from api.usecases.client_admin import ClientAdmin, NewCredentials
+from api.usecases.client_admin import ClientAdmin, NewCredentials, register_client
+from domain.admin_scopes import Admin
 from domain.client_settings import ClientSettings
 from tests.integration.helpers import FORM, basic, running
 
@@ -28,8 +29,12 @@ class World:
         self.admin = ClientAdmin(runtime.ledger, runtime.hasher, clock)
 
     async def client(self, *scopes: str) -> NewCredentials:
-        created = self.admin.register(
-            ClientSettings.create(name="c", allowed_scopes=list(scopes or ("a",))), actor="t"
+        created = register_client(
+            self.runtime.ledger,
+            self.runtime.hasher,
+            self.clock,
+            ClientSettings.create(name="c", allowed_scopes=list(scopes or ("a",))),
+            actor="t",
         )
         await self.settle()
         return created
@@ -136,32 +141,34 @@ async def test_revoking_an_unknown_or_garbage_token_is_200_and_changes_nothing(
 async def test_client_level_events_void_its_tokens(world: World, change: str) -> None:
     rs, c = await world.client("keyledger:introspect"), await world.client()
     token = await world.token(c)
-    commands = {
-        "suspend": lambda cl, now: cl.suspend(now=now, actor="t", reason="leak"),
-        "delete": lambda cl, now: cl.delete(now=now, actor="t", reason=None),
-        "revoke_all": lambda cl, now: cl.revoke_tokens(
-            cutoff=now, secret_generation=None, now=now, actor="t", reason=None
+    t, now = Admin.installation("t"), world.clock.now()
+    commands: dict[str, Callable[[str], object]] = {
+        "suspend": lambda cid: world.admin.suspend(cid, by=t, reason="leak"),
+        "delete": lambda cid: world.admin.delete(cid, by=t, reason=None),
+        "revoke_all": lambda cid: world.admin.revoke_tokens(
+            cid, by=t, cutoff=now, secret_generation=None, reason=None
         ),
-        "revoke_generation": lambda cl, now: cl.revoke_tokens(
-            cutoff=now, secret_generation=1, now=now, actor="t", reason=None
+        "revoke_generation": lambda cid: world.admin.revoke_tokens(
+            cid, by=t, cutoff=now, secret_generation=1, reason=None
         ),
     }
-    world.admin.change(c.client_id, commands[change])
+    commands[change](c.client_id)
     await world.settle()
     assert await world.active(rs, token) == {"active": False}
 
 
 async def test_tokens_of_another_secret_generation_survive_its_revocation(world: World) -> None:
     rs, c = await world.client("keyledger:introspect"), await world.client()
-    rotated = world.admin.rotate_secret(c.client_id, actor="t")
+    rotated = world.admin.rotate_secret(c.client_id, by=Admin.installation("t"))
     await world.settle()
     world.clock.advance(5)
     new_token = await world.token(rotated)
-    world.admin.change(
+    world.admin.revoke_tokens(
         c.client_id,
-        lambda cl, now: cl.revoke_tokens(
-            cutoff=now, secret_generation=1, now=now, actor="t", reason=None
-        ),
+        by=Admin.installation("t"),
+        cutoff=world.clock.now(),
+        secret_generation=1,
+        reason=None,
     )
     await world.settle()
     assert (await world.active(rs, new_token))["active"] is True

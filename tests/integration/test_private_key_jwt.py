@@ -14,6 +14,8 @@ from litestar.testing import AsyncTestClient
 from adapters.assertion_ids import UsedAssertionIds
 from api.bootstrap import Runtime, open_ledger
 from api.settings import Settings
+from domain.admin_scopes import Admin
+from domain.client import PRIVATE_KEY_JWT
 from domain.client_settings import ClientSettings
 from tests.assertions import (
     ISSUER,
@@ -32,9 +34,12 @@ from tests.integration.helpers import basic, register, running, stored_token, wa
 async def keyed_client(runtime: Runtime, *keys: ClientKey, **settings: Any) -> str:
     settings.setdefault("name", "signer")
     settings.setdefault("allowed_scopes", ["invoices:read"])
-    client_id = runtime.admin.register_with_keys(
-        ClientSettings.create(**settings), jwks_of(*keys), actor="test"
-    )
+    client_id = runtime.admin.register(
+        ClientSettings.create(**settings),
+        by=Admin.installation("test"),
+        auth_method=PRIVATE_KEY_JWT,
+        jwks=jwks_of(*keys),
+    ).client_id
     await wait_for_client(runtime, client_id)
     return client_id
 
@@ -203,7 +208,7 @@ async def test_a_suspended_private_key_jwt_client_is_refused(settings: Settings)
     async with running(settings) as (http, runtime):
         key = client_key()
         client_id = await keyed_client(runtime, key)
-        runtime.admin.change(client_id, lambda c, now: c.suspend(now=now, actor="t", reason="x"))
+        runtime.admin.suspend(client_id, by=Admin.installation("t"), reason="x")
         runtime.follower.catch_up()
         assert (await token(http, assertion(key, client_id))).status_code == 401
 
@@ -212,7 +217,9 @@ async def test_replaced_keys_take_over_from_the_old_ones(settings: Settings) -> 
     async with running(settings) as (http, runtime):
         old, new = client_key("ES256"), client_key("RS256")
         client_id = await keyed_client(runtime, old)
-        runtime.admin.replace_keys(client_id, jwks_of(new), actor="test", reason="yearly")
+        runtime.admin.replace_keys(
+            client_id, jwks_of(new), by=Admin.installation("test"), reason="yearly"
+        )
         runtime.follower.catch_up()
         assert (await token(http, assertion(old, client_id))).status_code == 401
         assert (await token(http, assertion(new, client_id))).status_code == 200

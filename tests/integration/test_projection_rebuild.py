@@ -22,6 +22,7 @@ from api.usecases.projection_rebuild import (
     drop_copy,
     rebuild,
 )
+from domain.admin_scopes import Admin
 from tests.integration.helpers import basic, register, running, wait_for_client
 
 pytestmark = pytest.mark.asyncio
@@ -44,8 +45,8 @@ async def test_a_rebuild_writes_the_table_the_live_follower_wrote(settings: Sett
         first = await register(runtime)
         second = await register(runtime, name="other")
         admin = ClientAdmin(runtime.ledger, runtime.hasher, SystemClock())
-        admin.change(second.client_id, lambda c, now: c.suspend(now=now, actor="t", reason="r"))
-        admin.rotate_secret(first.client_id, grace=timedelta(hours=1), actor="t")
+        admin.suspend(second.client_id, by=Admin.installation("t"), reason="r")
+        admin.rotate_secret(first.client_id, grace=timedelta(hours=1), by=Admin.installation("t"))
         await table_caught_up(runtime)
         before, _ = clients_table(runtime.ledger.datastore).load()
 
@@ -91,14 +92,14 @@ async def test_a_copy_holds_every_client_as_it_was_at_that_moment(settings: Sett
         moment = datetime.now(UTC)
         await asyncio.sleep(0.01)
         admin = ClientAdmin(runtime.ledger, runtime.hasher, SystemClock())
-        admin.change(early.client_id, lambda c, now: c.suspend(now=now, actor="t", reason="r"))
+        admin.suspend(early.client_id, by=Admin.installation("t"), reason="r")
         await register(runtime, name="late")
 
         report = copy_until(runtime.ledger, "clients", moment, datetime.now(UTC), no_progress)
 
         assert report.copy is not None
         copied = copy_records(runtime.ledger, report.copy, "clients")
-        assert copied == [admin.state_at(early.client_id, moment)]
+        assert copied == [admin.state_at(early.client_id, moment, by=Admin.installation("t"))]
         assert copied[0].status == "active"
         assert [c["name"] for c in copies(runtime.ledger)] == [report.copy]
         assert runtime.view.get(early.client_id).status == "suspended"  # the live model moved on

@@ -10,6 +10,8 @@ from typing import Any
 
 from adapters.clock import FixedClock
 from api.settings import Settings
+from api.usecases.client_admin import ClientChanges, Quotas
+from domain import admin_scopes
 from tests.integration.helpers import basic, register, running, wait_for_client
 from tests.integration.test_admin_api import Admin
 from tests.kafka import consume
@@ -29,15 +31,15 @@ async def tokens(http: Any, client_id: str, secret: str, n: int) -> list[Any]:
 
 
 async def set_quota(runtime: Any, client_id: str, **quotas: int | None) -> None:
-    runtime.admin.change(
+    runtime.admin.update(
         client_id,
-        lambda c, now: c.change_quotas(
-            tokens_per_minute=quotas.get("per_minute"),
-            tokens_per_day=quotas.get("per_day"),
-            now=now,
-            actor="test",
-            reason=None,
+        ClientChanges(
+            quotas=Quotas(
+                tokens_per_minute=quotas.get("per_minute"), tokens_per_day=quotas.get("per_day")
+            )
         ),
+        by=admin_scopes.Admin.installation("test"),
+        reason=None,
     )
     version = runtime.ledger.get_client(uuid.UUID(client_id)).version
     await wait_for_client(runtime, client_id)

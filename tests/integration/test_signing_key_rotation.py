@@ -13,13 +13,15 @@ from jwt.algorithms import ECAlgorithm
 from litestar.testing import AsyncTestClient
 
 from adapters.clock import FixedClock
-from adapters.signing import KeyRing, RingEntry, load_or_create_key
+from adapters.signing import KeyRing, RingEntry, SigningKey, load_or_create_key
 from api.bootstrap import key_admin, open_ledger
 from api.settings import Settings
+from domain.admin_scopes import KEYS, Admin
 from tests.integration.helpers import basic, register, running
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ISSUER = "https://auth.example.test"
+OPERATOR = Admin("ops", frozenset({KEYS}))
 
 
 async def issue(http: AsyncTestClient[Any], client_id: str, secret: str) -> str:
@@ -72,7 +74,7 @@ async def test_a_whole_rotation_verifies_every_token_against_the_jwks_of_its_mom
 
         await step(1)
         rotated = key_admin(settings, runtime.ledger, clock).rotate(
-            delay=timedelta(minutes=10), actor="test", reason="walk"
+            delay=timedelta(minutes=10), by=OPERATOR, reason="walk"
         )
         runtime.key_keeper.catch_up()  # type: ignore[union-attr]
         jwks = await step(60)  # published, not signing yet
@@ -121,7 +123,7 @@ async def test_every_replica_signs_with_a_new_key_within_a_second_of_its_activat
         creds = await register(first)
         await asyncio.sleep(0.2)
         rotated = key_admin(shared, first.ledger, first.clock).rotate(
-            delay=timedelta(0), actor="test", reason="now"
+            delay=timedelta(0), by=OPERATOR, reason="now"
         )
         async with asyncio.timeout(1.0):
             while True:
@@ -160,7 +162,7 @@ def test_no_private_key_is_stored_in_the_clear(settings: Settings) -> None:
     try:
         admin = key_admin(settings, ledger, FixedClock(T0))
         admin.ensure(settings.keys_dir)
-        admin.rotate(delay=timedelta(0))
+        admin.rotate(delay=timedelta(0), by=OPERATOR)
         keys = ledger.get_signing_keys()
         assert keys is not None
         opened = admin.entries(keys)
@@ -169,6 +171,7 @@ def test_no_private_key_is_stored_in_the_clear(settings: Settings) -> None:
         ledger.close()
     assert len(opened) == 2
     for key in (e.key for e in opened):
+        assert isinstance(key, SigningKey)
         private = json.loads(ECAlgorithm.to_jwk(key.private_key))["d"]
         assert all(private.encode() not in state for state in stored)
         assert all(b"PRIVATE KEY" not in state for state in stored)

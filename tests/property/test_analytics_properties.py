@@ -18,6 +18,7 @@ from adapters.event_store import Ledger
 from api.usecases.analytics import analytics_follower, analytics_table
 from api.usecases.client_admin import ClientAdmin
 from api.usecases.projection_rebuild import copy_records, copy_until, rebuild
+from domain.admin_scopes import Admin
 from domain.client import ClientCommandRejected
 from domain.client_settings import ClientSettings
 from domain.token import token_id
@@ -59,7 +60,8 @@ def test_rebuilt_and_copied_analytics_equal_the_live_and_cut_folds(
             live = analytics_follower(ledger, 1.0)
             live.load()
             settings_ = ClientSettings.create(name="c", allowed_scopes=["a", "b"])
-            clients = [admin.register(settings_, actor="t").client_id]
+            t = Admin.installation("t")
+            clients = [admin.register(settings_, by=t).client_id]
             tokens: list[str] = []
             for i, (step, which, seconds, scopes) in enumerate(steps):
                 if i == rebuild_at:
@@ -67,7 +69,7 @@ def test_rebuilt_and_copied_analytics_equal_the_live_and_cut_folds(
                 clock.advance(seconds)
                 now, client_id = clock.now(), clients[which % len(clients)]
                 if step == "register":
-                    clients.append(admin.register(settings_, actor="t").client_id)
+                    clients.append(admin.register(settings_, by=t).client_id)
                 elif step == "issue":
                     jti = str(uuid.uuid4())
                     ledger.append([issued_event(client_id, now, scopes, jti)])
@@ -77,12 +79,10 @@ def test_rebuilt_and_copied_analytics_equal_the_live_and_cut_folds(
                     if token.revoke(now=now, actor="t", reason=None):
                         ledger.save(token)
                 elif step == "rotate":
-                    admin.rotate_secret(client_id, grace=timedelta(0), actor="t")
+                    admin.rotate_secret(client_id, grace=timedelta(0), by=t)
                 elif step == "suspend":
                     with contextlib.suppress(ClientCommandRejected):  # already suspended
-                        admin.change(
-                            client_id, lambda c, at: c.suspend(now=at, actor="t", reason="r")
-                        )
+                        admin.suspend(client_id, by=t, reason="r")
                 live.catch_up()
             live.catch_up()
 

@@ -22,6 +22,8 @@ from litestar.testing import TestClient
 from api.bootstrap import Runtime, build
 from api.http.app import create_app
 from api.settings import Settings
+from domain.admin_scopes import Admin
+from domain.client import PRIVATE_KEY_JWT
 from domain.client_settings import ClientSettings
 from tests.assertions import (
     ISSUER,
@@ -55,9 +57,13 @@ def app() -> Iterator[tuple[TestClient[Any], Runtime, list[Keyed]]]:
         for alg in ("ES256", "RS256", "EdDSA"):
             key = client_key(alg)
             settings_ = ClientSettings.create(name=f"signer-{alg}", allowed_scopes=["a"])
-            keyed.append(
-                (key, runtime.admin.register_with_keys(settings_, jwks_of(key), actor="t"))
+            registered = runtime.admin.register(
+                settings_,
+                by=Admin.installation("t"),
+                auth_method=PRIVATE_KEY_JWT,
+                jwks=jwks_of(key),
             )
+            keyed.append((key, registered.client_id))
         with TestClient(app=create_app(runtime=runtime)) as http:
             runtime.follower.catch_up()
             yield http, runtime, keyed

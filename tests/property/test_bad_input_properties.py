@@ -18,7 +18,7 @@ from adapters.clock import SystemClock
 from api.bootstrap import Runtime, build
 from api.http.app import create_app
 from api.settings import Settings
-from api.usecases.client_admin import ADMIN_SCOPE, ClientAdmin, NewCredentials
+from api.usecases.client_admin import ADMIN_SCOPE, NewCredentials, register_client
 from domain.client_settings import ClientSettings
 
 OAUTH_ERRORS = {
@@ -42,13 +42,21 @@ def app() -> Iterator[tuple[TestClient[Any], Runtime, NewCredentials, NewCredent
                 issuer="https://auth.example",
                 kafka_bootstrap="off",
                 follow_interval=0.01,
+                abuse_failure_burst=0,  # every failure here is deliberate: no throttling
             )
         )
-        admin = ClientAdmin(runtime.ledger, runtime.hasher, SystemClock())
-        client = admin.register(
-            ClientSettings.create(name="c", allowed_scopes=["a", "b"]), actor="t"
+        clock = SystemClock()
+        client = register_client(
+            runtime.ledger,
+            runtime.hasher,
+            clock,
+            ClientSettings.create(name="c", allowed_scopes=["a", "b"]),
+            actor="t",
         )
-        rs = admin.register(
+        rs = register_client(
+            runtime.ledger,
+            runtime.hasher,
+            clock,
             ClientSettings.create(name="rs", allowed_scopes=["keyledger:introspect", ADMIN_SCOPE]),
             actor="t",
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,14 +24,16 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precon
 from adapters.clock import FixedClock
 from api.bootstrap import build
 from api.settings import Settings
-from api.usecases.client_admin import ClientAdmin
+from api.usecases.client_admin import ClientAdmin, ClientChanges
 from api.usecases.credentials import Credentials
+from domain.admin_scopes import Admin
 from domain.client import ClientCommandRejected
 from domain.client_settings import ClientSettings
 from domain.oauth_errors import OAuthError
 from domain.policy import TokenRequest
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+T = Admin.installation("t")
 SCOPES = ["a", "b", "c", "d"]
 scope_sets = st.lists(st.sampled_from(SCOPES), min_size=1, max_size=4, unique=True)
 
@@ -91,10 +94,12 @@ class ClientLifecycle(RuleBasedStateMachine):
         history.append((self.clock.now(), model))
         self.runtime.follower.catch_up()
 
-    def _command(self, cid: str, expected: Model | None, method: str, **kwargs: object) -> None:
+    def _command(
+        self, cid: str, expected: Model | None, method: str, run: Callable[[], object]
+    ) -> None:
         """Run a command; `expected` None means the model says it must be rejected."""
         try:
-            self.admin.change(cid, lambda c, now: getattr(c, method)(now=now, actor="t", **kwargs))
+            run()
         except ClientCommandRejected:
             assert expected is None, f"{method} was rejected but the model allows it"
             return
@@ -107,7 +112,8 @@ class ClientLifecycle(RuleBasedStateMachine):
         settings_ = ClientSettings.create(
             name="c", allowed_scopes=allowed, default_scopes=defaults, token_ttl=ttl
         )
-        created = self.admin.register(settings_, actor="t")
+        created = self.admin.register(settings_, by=T)
+        assert created.client_secret is not None
         self._record(
             created.client_id,
             Model(
@@ -124,7 +130,7 @@ class ClientLifecycle(RuleBasedStateMachine):
     def rotate(self, cid: str, grace: int) -> None:
         m = self.model[cid]
         try:
-            new = self.admin.rotate_secret(cid, grace=timedelta(seconds=grace), actor="t")
+            new = self.admin.rotate_secret(cid, grace=timedelta(seconds=grace), by=T)
         except ClientCommandRejected:
             assert m.status == "deleted"
             return
@@ -149,7 +155,7 @@ class ClientLifecycle(RuleBasedStateMachine):
             cid,
             replace(m, secrets=m.secrets[:1]) if ok else None,
             "revoke_previous_secret",
-            reason=None,
+            lambda: self.admin.revoke_previous_secret(cid, by=T, reason=None),
         )
 
     @rule(cid=clients)
@@ -159,7 +165,7 @@ class ClientLifecycle(RuleBasedStateMachine):
             cid,
             replace(m, status="suspended") if m.status == "active" else None,
             "suspend",
-            reason="r",
+            lambda: self.admin.suspend(cid, by=T, reason="r"),
         )
 
     @rule(cid=clients)
@@ -169,7 +175,7 @@ class ClientLifecycle(RuleBasedStateMachine):
             cid,
             replace(m, status="active") if m.status == "suspended" else None,
             "reactivate",
-            reason=None,
+            lambda: self.admin.reactivate(cid, by=T, reason=None),
         )
 
     @rule(cid=clients, allowed=scope_sets)
@@ -180,9 +186,9 @@ class ClientLifecycle(RuleBasedStateMachine):
             cid,
             None if m.status == "deleted" else new,
             "change_scopes",
-            allowed_scopes=allowed,
-            default_scopes=None,
-            reason=None,
+            lambda: self.admin.update(
+                cid, ClientChanges(allowed_scopes=allowed, default_scopes=None), by=T, reason=None
+            ),
         )
 
     @rule(cid=clients, ttl=st.integers(60, 86_400))
@@ -192,8 +198,7 @@ class ClientLifecycle(RuleBasedStateMachine):
             cid,
             None if m.status == "deleted" else replace(m, ttl=ttl),
             "change_token_lifetime",
-            token_ttl=ttl,
-            reason=None,
+            lambda: self.admin.update(cid, ClientChanges(token_ttl=ttl), by=T, reason=None),
         )
 
     @rule(cid=clients)
@@ -202,7 +207,12 @@ class ClientLifecycle(RuleBasedStateMachine):
         gone = replace(
             m, status="deleted", secrets=(), retired=m.retired + tuple(s.value for s in m.secrets)
         )
-        self._command(cid, None if m.status == "deleted" else gone, "delete", reason=None)
+        self._command(
+            cid,
+            None if m.status == "deleted" else gone,
+            "delete",
+            lambda: self.admin.delete(cid, by=T, reason=None),
+        )
 
     @rule(seconds=st.integers(1, 7200))
     def advance_clock(self, seconds: int) -> None:
@@ -253,7 +263,7 @@ class ClientLifecycle(RuleBasedStateMachine):
     def the_past_rebuilt_from_events_is_what_the_model_recorded(self) -> None:
         for cid, history in self.snapshots.items():
             for at, m in history:
-                then = self.admin.state_at(cid, at)
+                then = self.admin.state_at(cid, at, by=T)
                 assert (then.status, then.allowed_scopes, then.default_scopes, then.token_ttl) == (
                     m.status,
                     m.allowed,

@@ -19,9 +19,10 @@ from api.bootstrap import Runtime, build
 from api.settings import Settings
 from api.usecases.access_tokens import AccessTokenValidator
 from api.usecases.admin_access import BearerError
-from api.usecases.client_admin import ClientAdmin, NewCredentials
+from api.usecases.client_admin import ClientAdmin, NewCredentials, register_client
 from api.usecases.credentials import Credentials
 from api.usecases.introspection import TokenIntrospector
+from domain.admin_scopes import Admin
 from domain.client import ClientCommandRejected
 from domain.client_settings import ClientSettings
 from domain.policy import TokenRequest
@@ -29,6 +30,7 @@ from projections.clients import ClientsFollower, ClientsView
 from projections.tokens import RevokedTokensFollower, RevokedTokensView, revoked_tokens_table
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+T = Admin.installation("t")
 OPS = st.lists(
     st.tuples(
         st.sampled_from(
@@ -108,7 +110,12 @@ def test_active_matches_the_model_for_every_token_and_after_a_rebuild(
         try:
             admin = ClientAdmin(runtime.ledger, runtime.hasher, clock)
             settings_ = ClientSettings.create(name="c", allowed_scopes=["a"])
-            clients = [ModelClient(admin.register(settings_, actor="t")) for _ in range(3)]
+            clients = [
+                ModelClient(
+                    register_client(runtime.ledger, runtime.hasher, clock, settings_, actor="t")
+                )
+                for _ in range(3)
+            ]
             tokens: list[ModelToken] = []
 
             def settle() -> None:
@@ -137,29 +144,18 @@ def test_active_matches_the_model_for_every_token_and_after_a_rebuild(
                         runtime.revoker.revoke_presented(owner, t.token)
                         t.revoked = t.revoked or now.timestamp() < t.exp
                     elif op == "revoke_all":
-                        admin.change(
-                            cid,
-                            lambda cl, at: cl.revoke_tokens(
-                                cutoff=at, secret_generation=None, now=at, actor="t", reason=None
-                            ),
+                        admin.revoke_tokens(
+                            cid, by=T, cutoff=now, secret_generation=None, reason=None
                         )
                         c.revoked_before = now.timestamp()
                     elif op == "revoke_generation":
-                        admin.change(
-                            cid,
-                            lambda cl, at: cl.revoke_tokens(
-                                cutoff=at, secret_generation=1, now=at, actor="t", reason=None
-                            ),
-                        )
+                        admin.revoke_tokens(cid, by=T, cutoff=now, secret_generation=1, reason=None)
                         c.generation_cutoffs[1] = now.timestamp()
                     elif op == "rotate":
-                        c.credentials = admin.rotate_secret(cid, actor="t")
+                        c.credentials = admin.rotate_secret(cid, by=T)
                         c.generation += 1
                     elif op in ("suspend", "reactivate", "delete"):
-                        admin.change(
-                            cid,
-                            lambda cl, at, op=op: getattr(cl, op)(now=at, actor="t", reason="r"),
-                        )
+                        getattr(admin, op)(cid, by=T, reason="r")
                         if op == "suspend":  # a suspension voids every token held before it
                             c.revoked_before = now.timestamp()
                         c.status = {

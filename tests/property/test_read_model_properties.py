@@ -14,8 +14,9 @@ from adapters.client_secrets import SecretHasher
 from adapters.clock import FixedClock
 from adapters.event_store import Ledger
 from adapters.projection_tables import clients_table
-from api.usecases.client_admin import ClientAdmin, register_client
-from domain.client import Client, ClientCommandRejected
+from api.usecases.client_admin import ClientAdmin, ClientChanges, register_client
+from domain.admin_scopes import Admin
+from domain.client import PRIVATE_KEY_JWT, ClientCommandRejected
 from domain.client_settings import ClientSettings, InvalidClientSettings
 from projections.clients import ClientsFollower, ClientsView
 from tests.assertions import client_key, jwks_of
@@ -51,51 +52,47 @@ COMMANDS = st.sampled_from(
     ]
 )
 KEYS = [jwks_of(client_key("ES256", kid=f"k{i}")) for i in range(2)]
+BY = Admin.installation("test")
 
 
 def _register(admin: ClientAdmin, settings: ClientSettings, command: str) -> str:
     """A secret client, or (`register_keyed`) a private_key_jwt one."""
     if command == "register_keyed":
-        return admin.register_with_keys(settings, KEYS[0], actor="test")
-    return admin.register(settings, actor="test").client_id
+        return admin.register(settings, by=BY, auth_method=PRIVATE_KEY_JWT, jwks=KEYS[0]).client_id
+    return admin.register(settings, by=BY).client_id
 
 
 def _apply(admin: ClientAdmin, clock: FixedClock, client_id: str, command: str) -> None:
     """One admin command; ones the client's state refuses are part of a random history too."""
-    who = {"actor": "test", "reason": None}
-    commands: dict[str, Callable[[Client, datetime], None]] = {
-        "revoke_previous": lambda c, now: c.revoke_previous_secret(now=now, **who),
-        "suspend": lambda c, now: c.suspend(now=now, actor="test", reason="r"),
-        "reactivate": lambda c, now: c.reactivate(now=now, **who),
-        "scopes": lambda c, now: c.change_scopes(
-            allowed_scopes=["x", "y"], default_scopes=None, now=now, **who
-        ),
-        "ttl": lambda c, now: c.change_token_lifetime(token_ttl=900, now=now, **who),
-        "audiences": lambda c, now: c.change_audiences(
-            audiences=["https://a.example"], now=now, **who
-        ),
-        "default_audience": lambda c, now: c.change_audiences(
+    changes = {
+        "scopes": ClientChanges(allowed_scopes=["x", "y"], default_scopes=None),
+        "ttl": ClientChanges(token_ttl=900),
+        "audiences": ClientChanges(audiences=["https://a.example"]),
+        "default_audience": ClientChanges(
             audiences=["https://a.example", "https://b.example"],
             default_audience="https://b.example",
-            now=now,
-            **who,
         ),
-        "rename": lambda c, now: c.rename(name="renamed", now=now, **who),
-        "revoke_tokens": lambda c, now: c.revoke_tokens(
-            cutoff=now, secret_generation=None, now=now, **who
+        "rename": ClientChanges(name="renamed"),
+    }
+    commands: dict[str, Callable[[], object]] = {
+        "rotate": lambda: admin.rotate_secret(client_id, grace=timedelta(seconds=90), by=BY),
+        "replace_keys": lambda: admin.replace_keys(client_id, KEYS[1], by=BY),
+        "revoke_previous": lambda: admin.revoke_previous_secret(client_id, by=BY, reason=None),
+        "suspend": lambda: admin.suspend(client_id, by=BY, reason="r"),
+        "reactivate": lambda: admin.reactivate(client_id, by=BY, reason=None),
+        "revoke_tokens": lambda: admin.revoke_tokens(
+            client_id, by=BY, cutoff=clock.now(), secret_generation=None, reason=None
         ),
-        "revoke_generation": lambda c, now: c.revoke_tokens(
-            cutoff=now, secret_generation=1, now=now, **who
+        "revoke_generation": lambda: admin.revoke_tokens(
+            client_id, by=BY, cutoff=clock.now(), secret_generation=1, reason=None
         ),
-        "delete": lambda c, now: c.delete(now=now, **who),
+        "delete": lambda: admin.delete(client_id, by=BY, reason=None),
     }
     try:
-        if command == "rotate":
-            admin.rotate_secret(client_id, grace=timedelta(seconds=90), actor="test")
-        elif command == "replace_keys":
-            admin.replace_keys(client_id, KEYS[1], actor="test")
+        if command in changes:
+            admin.update(client_id, changes[command], by=BY, reason=None)
         else:
-            admin.change(client_id, commands[command])
+            commands[command]()
     except (ClientCommandRejected, InvalidClientSettings):
         pass
 
@@ -117,7 +114,7 @@ def test_rebuilding_the_clients_model_gives_the_live_state(
             admin = ClientAdmin(ledger, SecretHasher(b"p" * 32), clock)
             live = ClientsFollower(ledger, clients_table(ledger.datastore), ClientsView())
             live.load()
-            ids = [admin.register(first, actor="test").client_id]
+            ids = [admin.register(first, by=BY).client_id]
             for i, (command, which, seconds) in enumerate(history):
                 clock.advance(seconds)
                 if command.startswith("register"):
@@ -135,7 +132,7 @@ def test_rebuilding_the_clients_model_gives_the_live_state(
             assert sorted(stored, key=lambda r: (r.registered_at, r.client_id)) == live.view.all()
             assert position == live.view.position == rebuilt.position
             for record in live.view.all():  # and each equals its own point-in-time fold
-                assert admin.state_at(record.client_id, clock.now()) == record
+                assert admin.state_at(record.client_id, clock.now(), by=BY) == record
         finally:
             ledger.close()
 

@@ -20,6 +20,7 @@ from api.usecases.projection_rebuild import copy_records, copy_until, rebuild
 from domain.client_settings import ClientSettings
 from projections.clients import ClientsFollower, ClientsView
 from tests.property.test_read_model_properties import (
+    BY,
     COMMANDS,
     _apply,
     _register,
@@ -54,7 +55,7 @@ def test_rebuilt_and_copied_clients_models_equal_the_live_and_cut_folds(
             admin = ClientAdmin(ledger, SecretHasher(b"p" * 32), clock)
             live = ClientsFollower(ledger, clients_table(ledger.datastore), ClientsView())
             live.load()
-            ids = [admin.register(first, actor="test").client_id]
+            ids = [admin.register(first, by=BY).client_id]
             for i, (command, which, seconds) in enumerate(history):
                 if i == rebuild_at:  # the live follower writes on into the swapped-in table
                     rebuild(ledger, "clients", no_progress)
@@ -79,7 +80,7 @@ def test_rebuilt_and_copied_clients_models_equal_the_live_and_cut_folds(
             expected = []
             for client_id in ids:
                 with contextlib.suppress(ClientNotFound):  # registered after the cut
-                    expected.append(admin.state_at(client_id, moment))
+                    expected.append(admin.state_at(client_id, moment, by=BY))
             assert by_id(copy_records(ledger, copy.copy, "clients")) == by_id(expected)
         finally:
             ledger.close()

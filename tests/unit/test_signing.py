@@ -1,12 +1,28 @@
 """Signing keys, kids (RFC 7638) and the JWK Set."""
 
+import json
 import stat
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
+from jwt.algorithms import ECAlgorithm
 
-from adapters.signing import JwtSigner, KeyRing, jwk_thumbprint
+from adapters.signing import (
+    ActiveKey,
+    JwtSigner,
+    JwtVerifier,
+    KeyRing,
+    NoSigningKey,
+    RingEntry,
+    UnsupportedAlgorithm,
+    VerificationKey,
+    generate_key,
+    jwk_thumbprint,
+)
 
 
 def test_rfc_7638_thumbprint_example() -> None:
@@ -72,3 +88,46 @@ def test_the_verifier_accepts_its_own_tokens_and_stays_within_its_cache_size(
         assert len(verifier._cache) <= 3
     with pytest.raises(TokenNotVerified):
         verifier.verify(JwtSigner(keys).sign({**claims, "iss": "https://other", "jti": "x"}))
+
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+T1 = T0 + timedelta(hours=1)
+
+
+def test_a_key_known_only_by_its_public_half_is_published_and_verifies_but_never_signs() -> None:
+    sealed_away, current = generate_key("ES256"), generate_key("ES256")
+    public_half = VerificationKey.from_jwk(sealed_away.public_jwk)
+    entries = [RingEntry(T0, T1, key=public_half), RingEntry(T1, key=current)]
+    assert [e.can_sign for e in entries] == [False, True]
+    ring = KeyRing(entries)
+    assert ring.active_at(T1).kid == current.kid
+    assert {k["kid"] for k in ring.jwks(T1)["keys"]} == {sealed_away.kid, current.kid}
+    claims = {"iss": "https://iss", "aud": "a", "sub": "s", "client_id": "s", "iat": 1, "exp": 2}
+    earlier = ActiveKey(sealed_away).sign({**claims, "jti": "1"})  # signed before it was lost
+    assert JwtVerifier(ring, "https://iss").verify(earlier)["jti"] == "1"
+    with pytest.raises(NoSigningKey, match=sealed_away.kid):  # its own turn: nothing signs
+        ring.active_at(T0)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda jwk: {**jwk, "kid": "another-kid"},  # not its thumbprint
+        lambda jwk: {**jwk, "x": jwk["y"]},  # a point off the curve
+        lambda jwk: {**jwk, "alg": "HS256"},
+        lambda jwk: {"kty": "EC"},
+    ],
+)
+def test_a_damaged_public_jwk_is_refused_rather_than_published(
+    damage: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    jwk = generate_key("ES256").public_jwk
+    with pytest.raises(UnsupportedAlgorithm, match=r"public signing key|thumbprint"):
+        VerificationKey.from_jwk(damage(jwk))
+
+
+def test_a_private_jwk_is_no_public_half() -> None:
+    key = generate_key("ES256")
+    private = {**json.loads(ECAlgorithm.to_jwk(key.private_key)), **key.public_jwk}
+    with pytest.raises(UnsupportedAlgorithm):
+        VerificationKey.from_jwk(private)

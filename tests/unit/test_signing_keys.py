@@ -10,7 +10,14 @@ import pytest
 from adapters.installation import InstallationSecretError, read_secrets
 from adapters.key_vault import KeyVault, KeyVaultError
 from adapters.signing import SigningKey, generate_key
-from domain.signing_keys import TOKEN_LIFETIME_BOUND, SigningKeyRejected, SigningKeys
+from api.settings import Settings, SettingsError
+from domain.signing_keys import (
+    MAX_PREPUBLICATION,
+    TOKEN_LIFETIME_BOUND,
+    InvalidKeyTurn,
+    SigningKeyRejected,
+    SigningKeys,
+)
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 LEAD = timedelta(minutes=10)
@@ -64,6 +71,13 @@ def test_a_key_cannot_start_signing_in_the_past_nor_repeat_a_kid() -> None:
         add(keys, "a", T0 + LEAD, T0)
 
 
+def test_a_new_key_cannot_be_set_to_sign_more_than_thirty_days_ahead() -> None:
+    keys = started()
+    with pytest.raises(InvalidKeyTurn, match="within 30 days"):
+        add(keys, "b", T0 + MAX_PREPUBLICATION + timedelta(seconds=1), T0)
+    add(keys, "b", T0 + MAX_PREPUBLICATION, T0)
+
+
 def test_rotation_is_due_the_lead_before_the_key_turns_the_rotation_age() -> None:
     keys = started()
     every = timedelta(days=90)
@@ -102,3 +116,9 @@ def test_a_key_encryption_key_that_is_not_32_base64_bytes_is_refused(
 ) -> None:
     with pytest.raises(InstallationSecretError, match="32 bytes"):
         read_secrets(tmp_path, configured, None, create=True)
+
+
+@pytest.mark.parametrize("seconds", ["-1", str(int(MAX_PREPUBLICATION.total_seconds()) + 1)])
+def test_a_configured_pre_publication_delay_is_zero_to_thirty_days(seconds: str) -> None:
+    with pytest.raises(SettingsError, match="KEYLEDGER_KEY_PREPUBLISH_SECONDS 0 to 2592000"):
+        Settings.from_env({"KEYLEDGER_KEY_PREPUBLISH_SECONDS": seconds})

@@ -1,7 +1,9 @@
 """The admin HTTP API under `/admin`: JSON over the same use cases as the CLI.
 
-Every request needs a bearer access token from this server with scope `keyledger:admin`; the
-token's client id is the actor recorded in every event. Writes run in a worker thread (the
+Every request needs a bearer access token from this server with an admin scope; which
+command each scope permits is the use case's rule (`domain.admin_scopes`), and the token's
+client id is the actor recorded in every event. Handlers receive the admin and the use
+cases by dependency injection (`api.http.admin.access`). Writes run in a worker thread (the
 event store has no async API) and then fold into this replica's clients model at once, so
 the answer, and the next token request here, already see the change.
 """
@@ -14,14 +16,15 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.connection import ASGIConnection
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.datastructures import CacheControlHeader
-from litestar.handlers import BaseRouteHandler
+from litestar.di import NamedDependency
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import Body as BodyParam
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 
+from api.bootstrap import Runtime
+from api.http.admin.access import ADMIN_DEPENDENCIES, require_admin
 from api.http.admin.openapi import (
     ADMIN,
     CHANGED,
@@ -45,20 +48,22 @@ from api.http.admin.openapi import (
     TopClients,
     ok,
 )
-from api.usecases.admin_access import BearerError
-from api.usecases.analytics import AnalyticsReports, AnalyticsRequestError
+from api.http.runtime import RuntimeDependency
+from api.usecases.alerts import AlertQueries
+from api.usecases.analytics import AnalyticsReports, report_window
 from api.usecases.client_admin import (
     ClientAdmin,
-    ClientNotFound,
     VersionMismatch,
     canonical_client_id,
     parse_duration,
 )
-from api.usecases.projection_rebuild import RebuildRefused, copy_records
+from api.usecases.client_admin import ClientChanges as Changes
+from api.usecases.client_admin import Quotas as QuotaChange
+from api.usecases.revocation import TokenRevoker
 from api.usecases.timestamps import parse_rfc3339
-from domain.anomaly_detection import RULES
-from domain.client import AUTH_METHODS, CLIENT_SECRET_BASIC, PRIVATE_KEY_JWT, Client
-from domain.client_settings import DEFAULT_TOKEN_TTL, ClientSettings, InvalidClientSettings
+from domain.admin_scopes import Admin
+from domain.client import CLIENT_SECRET_BASIC
+from domain.client_settings import DEFAULT_TOKEN_TTL, ClientSettings
 
 log = logging.getLogger("keyledger.admin")
 MAX_REASON = 1000  # characters: a sentence or a ticket reference, recorded in every event
@@ -72,7 +77,8 @@ COMPONENTS = Components(
             type="http",
             scheme="bearer",
             bearer_format="JWT",
-            description="an access token from /oauth2/token with scope keyledger:admin",
+            description="an access token from /oauth2/token with an admin scope "
+            "(keyledger:admin, or keyledger:admin:read, :clients, :tokens, :keys)",
         )
     }
 )
@@ -131,17 +137,6 @@ class TokenRevocation(msgspec.Struct, forbid_unknown_fields=True):
     reason: WhyText | None = None
 
 
-def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Guard: a valid admin access token, its claims kept on the request state."""
-    runtime = connection.app.state.runtime
-    claims = runtime.admin_verifier.verify(connection.headers.get("authorization"))
-    connection.state.admin_claims = claims  # the access log's client_id comes from here
-
-
-def _actor(request: Request[Any, Any, Any]) -> str:
-    return str(request.state.admin_claims["client_id"])
-
-
 _VERSION = re.compile(r'(W/)?"?([0-9]{1,9})"?', re.ASCII)
 
 
@@ -156,19 +151,13 @@ def _expected_version(request: Request[Any, Any, Any]) -> int | None:
     return int(match.group(2))
 
 
-def _admin(request: Request[Any, Any, Any]) -> ClientAdmin:
-    admin: ClientAdmin = request.app.state.runtime.admin
-    return admin
-
-
-def _view(request: Request[Any, Any, Any], client_id: str, version: int = 0) -> Body:
+def _view(runtime: Runtime, client_id: str, version: int = 0) -> Body:
     """The client as this replica sees it after folding the write just made (at `version`).
 
     Called after a commit, so it must not fail the request: an error would tell the caller
     the command failed when it did not (and hide a new secret). If this replica cannot fold
     the change now, the answer says what was committed and the follower catches up later.
     """
-    runtime = request.app.state.runtime
     try:
         runtime.follower.catch_up()
     except Exception:
@@ -180,10 +169,17 @@ def _view(request: Request[Any, Any, Any], client_id: str, version: int = 0) -> 
     return view
 
 
+def _quotas(quotas: Quotas | None) -> QuotaChange | None:
+    if quotas is None:
+        return None
+    return QuotaChange(quotas.tokens_per_minute, quotas.tokens_per_day)
+
+
 class AdminClientsController(Controller):
     path = "/admin/clients"
     tags = ["admin"]
     guards = [require_admin]
+    dependencies = ADMIN_DEPENDENCIES
     security = SECURITY
     cache_control = NO_STORE  # answers may hold a new secret, and always client state
 
@@ -199,7 +195,13 @@ class AdminClientsController(Controller):
             **INVALID,
         },
     )
-    def register(self, request: Request[Any, Any, Any], data: JSONBody[NewClient]) -> Body:
+    def register(
+        self,
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        runtime: RuntimeDependency,
+        data: JSONBody[NewClient],
+    ) -> Body:
         settings = ClientSettings.create(
             name=data.name,
             allowed_scopes=data.allowed_scopes,
@@ -208,20 +210,17 @@ class AdminClientsController(Controller):
             audiences=data.audiences,
             default_audience=data.default_audience,
         )
-        method = data.token_endpoint_auth_method
-        if method not in AUTH_METHODS:
-            raise InvalidClientSettings(
-                f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}"
-            )
-        if (method == PRIVATE_KEY_JWT) != (data.jwks is not None):
-            raise InvalidClientSettings("jwks goes with token_endpoint_auth_method=private_key_jwt")
-        if data.jwks is not None:
-            client_id = _admin(request).register_with_keys(
-                settings, data.jwks, actor=_actor(request), reason=data.reason
-            )
-            return _view(request, client_id, 1)
-        created = _admin(request).register(settings, actor=_actor(request), reason=data.reason)
-        return {**_view(request, created.client_id, 1), "client_secret": created.client_secret}
+        registered = clients.register(
+            settings,
+            by=admin,
+            reason=data.reason,
+            auth_method=data.token_endpoint_auth_method,
+            jwks=data.jwks,
+        )
+        view = _view(runtime, registered.client_id, 1)
+        if registered.client_secret is None:
+            return view
+        return {**view, "client_secret": registered.client_secret}
 
     @get(
         "/",
@@ -230,18 +229,15 @@ class AdminClientsController(Controller):
         responses={200: ok(list[ClientView], "Every client"), **ADMIN, **NOT_FOUND},
     )
     def list_clients(
-        self, request: Request[Any, Any, Any], as_of_copy: FromQuery[str | None] = None
+        self,
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        runtime: RuntimeDependency,
+        as_of_copy: FromQuery[str | None] = None,
     ) -> list[Body]:
-        runtime = request.app.state.runtime
         if as_of_copy is None:
-            return [r.public_view() for r in runtime.view.all()]
-        try:
-            copied = copy_records(runtime.ledger, as_of_copy, "clients")
-        except RebuildRefused as missing:
-            raise ClientNotFound(str(missing)) from None
-        return [
-            r.public_view() for r in sorted(copied, key=lambda r: (r.registered_at, r.client_id))
-        ]
+            return [r.public_view() for r in clients.listing(runtime.view, by=admin)]
+        return [r.public_view() for r in clients.listing_as_of(as_of_copy, by=admin)]
 
     @get(
         "/{client_id:str}",
@@ -256,14 +252,16 @@ class AdminClientsController(Controller):
     )
     def show(
         self,
-        request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        runtime: RuntimeDependency,
         client_id: FromPath[str],
         at: RFC3339Query = None,
     ) -> Body:
-        admin, client_id = _admin(request), canonical_client_id(client_id)
+        client_id = canonical_client_id(client_id)
         if at is not None:
-            return admin.state_at(client_id, parse_rfc3339(at)).public_view()
-        return _view(request, client_id, admin.load(client_id).version)  # 404 when unknown
+            return clients.state_at(client_id, parse_rfc3339(at), by=admin).public_view()
+        return _view(runtime, client_id, clients.show(client_id, by=admin).version)
 
     @patch(
         "/{client_id:str}",
@@ -274,52 +272,30 @@ class AdminClientsController(Controller):
     def update(
         self,
         request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        runtime: RuntimeDependency,
         client_id: FromPath[str],
         data: JSONBody[ClientChanges],
     ) -> Body:
-        actor, reason = _actor(request), data.reason
-
-        def apply(client: Client, now: Any) -> None:
-            if data.name is not None:
-                client.rename(name=data.name, now=now, actor=actor, reason=reason)
-            if data.allowed_scopes is not None or data.default_scopes is not None:
-                client.change_scopes(
-                    allowed_scopes=(
-                        client.allowed_scopes
-                        if data.allowed_scopes is None
-                        else data.allowed_scopes
-                    ),
-                    default_scopes=data.default_scopes,
-                    now=now,
-                    actor=actor,
-                    reason=reason,
-                )
-            if data.token_ttl is not None:
-                client.change_token_lifetime(
-                    token_ttl=data.token_ttl, now=now, actor=actor, reason=reason
-                )
-            if data.audiences is not None or data.default_audience is not None:
-                client.change_audiences(
-                    audiences=client.audiences if data.audiences is None else data.audiences,
-                    default_audience=data.default_audience,
-                    now=now,
-                    actor=actor,
-                    reason=reason,
-                )
-            if data.quotas is not None:
-                client.change_quotas(
-                    tokens_per_minute=data.quotas.tokens_per_minute,
-                    tokens_per_day=data.quotas.tokens_per_day,
-                    now=now,
-                    actor=actor,
-                    reason=reason,
-                )
-
-        client_id = canonical_client_id(client_id)
-        changed = _admin(request).change(
-            client_id, apply, expected_version=_expected_version(request)
+        changes = Changes(
+            name=data.name,
+            allowed_scopes=data.allowed_scopes,
+            default_scopes=data.default_scopes,
+            token_ttl=data.token_ttl,
+            audiences=data.audiences,
+            default_audience=data.default_audience,
+            quotas=_quotas(data.quotas),
         )
-        return _view(request, client_id, changed.version)
+        client_id = canonical_client_id(client_id)
+        changed = clients.update(
+            client_id,
+            changes,
+            by=admin,
+            reason=data.reason,
+            expected_version=_expected_version(request),
+        )
+        return _view(runtime, client_id, changed.version)
 
     @post(
         "/{client_id:str}/secret/rotate",
@@ -335,20 +311,22 @@ class AdminClientsController(Controller):
     def rotate(
         self,
         request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        runtime: RuntimeDependency,
         client_id: FromPath[str],
         data: Annotated[Rotation | None, BodyParam()] = None,
     ) -> Body:
         rotation, client_id = data or Rotation(), canonical_client_id(client_id)
-        grace = parse_duration(str(rotation.grace))
-        created = _admin(request).rotate_secret(
+        created = clients.rotate_secret(
             client_id,
-            grace=grace,
-            actor=_actor(request),
+            grace=parse_duration(str(rotation.grace)),
+            by=admin,
             reason=rotation.reason,
             expected_version=_expected_version(request),
         )
         return {
-            **_view(request, client_id),
+            **_view(runtime, client_id),
             "client_secret": created.client_secret,
             "secret_generation": created.generation,
         }
@@ -360,33 +338,23 @@ class AdminClientsController(Controller):
         responses={**CHANGED, **TOO_LARGE},
     )
     def replace_keys(
-        self, request: Request[Any, Any, Any], client_id: FromPath[str], data: JSONBody[NewKeys]
+        self,
+        request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        runtime: RuntimeDependency,
+        client_id: FromPath[str],
+        data: JSONBody[NewKeys],
     ) -> Body:
         client_id = canonical_client_id(client_id)
-        changed = _admin(request).replace_keys(
+        changed = clients.replace_keys(
             client_id,
             data.jwks,
-            actor=_actor(request),
+            by=admin,
             reason=data.reason,
             expected_version=_expected_version(request),
         )
-        return _view(request, client_id, changed.version)
-
-    def _command(
-        self,
-        request: Request[Any, Any, Any],
-        client_id: FromPath[str],
-        method: str,
-        reason: str | None,
-        **kw: Any,
-    ) -> Body:
-        actor, client_id = _actor(request), canonical_client_id(client_id)
-        changed = _admin(request).change(
-            client_id,
-            lambda c, now: getattr(c, method)(now=now, actor=actor, reason=reason, **kw),
-            expected_version=_expected_version(request),
-        )
-        return _view(request, client_id, changed.version)
+        return _view(runtime, client_id, changed.version)
 
     @post(
         "/{client_id:str}/secret/revoke-previous",
@@ -398,12 +366,20 @@ class AdminClientsController(Controller):
     def revoke_previous(
         self,
         request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        runtime: RuntimeDependency,
         client_id: FromPath[str],
         data: Annotated[Reason | None, BodyParam()] = None,
     ) -> Body:
-        return self._command(
-            request, client_id, "revoke_previous_secret", (data or Reason()).reason
+        client_id = canonical_client_id(client_id)
+        changed = clients.revoke_previous_secret(
+            client_id,
+            by=admin,
+            reason=(data or Reason()).reason,
+            expected_version=_expected_version(request),
         )
+        return _view(runtime, client_id, changed.version)
 
     @post(
         "/{client_id:str}/suspend",
@@ -413,9 +389,19 @@ class AdminClientsController(Controller):
         responses={**CHANGED, **TOO_LARGE},
     )
     def suspend(
-        self, request: Request[Any, Any, Any], client_id: FromPath[str], data: JSONBody[Reason]
+        self,
+        request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        runtime: RuntimeDependency,
+        client_id: FromPath[str],
+        data: JSONBody[Reason],
     ) -> Body:
-        return self._command(request, client_id, "suspend", data.reason)
+        client_id = canonical_client_id(client_id)
+        changed = clients.suspend(
+            client_id, by=admin, reason=data.reason, expected_version=_expected_version(request)
+        )
+        return _view(runtime, client_id, changed.version)
 
     @post(
         "/{client_id:str}/reactivate",
@@ -427,10 +413,20 @@ class AdminClientsController(Controller):
     def reactivate(
         self,
         request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        runtime: RuntimeDependency,
         client_id: FromPath[str],
         data: Annotated[Reason | None, BodyParam()] = None,
     ) -> Body:
-        return self._command(request, client_id, "reactivate", (data or Reason()).reason)
+        client_id = canonical_client_id(client_id)
+        changed = clients.reactivate(
+            client_id,
+            by=admin,
+            reason=(data or Reason()).reason,
+            expected_version=_expected_version(request),
+        )
+        return _view(runtime, client_id, changed.version)
 
     @post(
         "/{client_id:str}/tokens/revoke",
@@ -442,18 +438,22 @@ class AdminClientsController(Controller):
     def revoke_tokens(
         self,
         request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        runtime: RuntimeDependency,
         client_id: FromPath[str],
         data: Annotated[TokenRevocation | None, BodyParam()] = None,
     ) -> Body:
-        revocation = data or TokenRevocation()
-        return self._command(
-            request,
+        revocation, client_id = data or TokenRevocation(), canonical_client_id(client_id)
+        changed = clients.revoke_tokens(
             client_id,
-            "revoke_tokens",
-            revocation.reason,
+            by=admin,
             cutoff=parse_rfc3339(revocation.before) if revocation.before else None,
             secret_generation=revocation.secret_generation,
+            reason=revocation.reason,
+            expected_version=_expected_version(request),
         )
+        return _view(runtime, client_id, changed.version)
 
     @delete(
         "/{client_id:str}",
@@ -465,10 +465,17 @@ class AdminClientsController(Controller):
     def delete_client(
         self,
         request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        runtime: RuntimeDependency,
         client_id: FromPath[str],
         reason: Annotated[str | None, Parameter(max_length=MAX_REASON)] = None,
     ) -> Body:
-        return self._command(request, client_id, "delete", reason)
+        client_id = canonical_client_id(client_id)
+        changed = clients.delete(
+            client_id, by=admin, reason=reason, expected_version=_expected_version(request)
+        )
+        return _view(runtime, client_id, changed.version)
 
     @get(
         "/{client_id:str}/history",
@@ -476,24 +483,22 @@ class AdminClientsController(Controller):
         summary="Every change: when, who, what, why",
         responses={200: ok(list[HistoryEntry], "Oldest first"), **ADMIN, **NOT_FOUND},
     )
-    def history(self, request: Request[Any, Any, Any], client_id: FromPath[str]) -> list[Body]:
-        return _admin(request).history(client_id)
-
-
-def bearer_error_response(request: Request[Any, Any, Any], exc: BearerError) -> Response[Any]:
-    scope = request.app.state.runtime.admin_verifier.scope
-    body = {"error": exc.error or "unauthorized", "error_description": exc.description}
-    return Response(
-        body, status_code=exc.status_code, headers={"WWW-Authenticate": exc.challenge(scope)}
-    )
+    def history(
+        self,
+        admin: NamedDependency[Admin],
+        clients: NamedDependency[ClientAdmin],
+        client_id: FromPath[str],
+    ) -> list[Body]:
+        return clients.history(client_id, by=admin)
 
 
 class AdminTokensController(Controller):
     path = "/admin/tokens"
     tags = ["admin"]
     guards = [require_admin]
+    dependencies = ADMIN_DEPENDENCIES
     security = SECURITY
-    cache_control = NO_STORE  # answers may hold a new secret, and always client state
+    cache_control = NO_STORE
 
     @get(
         "/{jti:str}",
@@ -501,9 +506,13 @@ class AdminTokensController(Controller):
         summary="A token's lineage, state and history",
         responses={200: ok(TokenView, "The token"), **ADMIN, **NOT_FOUND},
     )
-    def show(self, request: Request[Any, Any, Any], jti: FromPath[str]) -> Body:
-        history: Body = request.app.state.runtime.revoker.history(jti)
-        return history
+    def show(
+        self,
+        admin: NamedDependency[Admin],
+        tokens: NamedDependency[TokenRevoker],
+        jti: FromPath[str],
+    ) -> Body:
+        return tokens.history(jti, by=admin)
 
     @post(
         "/{jti:str}/revoke",
@@ -519,19 +528,20 @@ class AdminTokensController(Controller):
     )
     def revoke(
         self,
-        request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        tokens: NamedDependency[TokenRevoker],
         jti: FromPath[str],
         data: Annotated[Reason | None, BodyParam()] = None,
     ) -> Body:
-        revoker = request.app.state.runtime.revoker
-        revoked = revoker.revoke_jti(jti, actor=_actor(request), reason=(data or Reason()).reason)
-        return {**revoker.history(jti), "revoked_now": revoked}
+        revoked = tokens.revoke_by_admin(jti, by=admin, reason=(data or Reason()).reason)
+        return {**tokens.history(jti, by=admin), "revoked_now": revoked}
 
 
 class AdminAlertsController(Controller):
     path = "/admin/alerts"
     tags = ["admin"]
     guards = [require_admin]
+    dependencies = ADMIN_DEPENDENCIES
     security = SECURITY
     cache_control = NO_STORE
 
@@ -543,34 +553,27 @@ class AdminAlertsController(Controller):
     )
     def list_alerts(
         self,
-        request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        alerts: NamedDependency[AlertQueries],
         since: RFC3339Query = None,
         rule: FromQuery[str | None] = None,
         limit: FromQuery[int] = 100,
     ) -> Body:
-        if rule is not None and rule not in RULES:
-            raise InvalidClientSettings(f"unknown rule {rule!r}: one of {', '.join(RULES)}")
-        if not 1 <= limit <= 1000:
-            raise InvalidClientSettings("limit must be 1 to 1000")
-        store = request.app.state.runtime.alerts
-        alerts = store.alerts(since=parse_rfc3339(since) if since else None, rule=rule, limit=limit)
-        return {"alerts": [a.to_dict() for a in alerts]}
+        found = alerts.recent(
+            by=admin, since=parse_rfc3339(since) if since else None, rule=rule, limit=limit
+        )
+        return {"alerts": [a.to_dict() for a in found]}
 
 
-def _window(
-    since: str | None, until: str | None, default: timedelta, now: datetime
-) -> tuple[datetime, datetime]:
-    end = parse_rfc3339(until) if until else now
-    try:
-        return (parse_rfc3339(since) if since else end - default), end
-    except OverflowError:
-        raise AnalyticsRequestError("until is too early to count back from") from None
+def _time(text: str | None) -> datetime | None:
+    return parse_rfc3339(text) if text else None
 
 
 class AdminAnalyticsController(Controller):
     path = "/admin/analytics"
     tags = ["admin"]
     guards = [require_admin]
+    dependencies = ADMIN_DEPENDENCIES
     security = SECURITY
     cache_control = NO_STORE
 
@@ -582,16 +585,17 @@ class AdminAnalyticsController(Controller):
     )
     def issuance(
         self,
-        request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        reports: NamedDependency[AnalyticsReports],
+        runtime: RuntimeDependency,
         granularity: FromQuery[str] = "hour",
         since: RFC3339Query = None,
         until: RFC3339Query = None,
         client_id: FromQuery[str | None] = None,
     ) -> Body:
-        runtime = request.app.state.runtime
         default = timedelta(hours=24) if granularity == "hour" else timedelta(days=30)
-        start, end = _window(since, until, default, runtime.clock.now())
-        return AnalyticsReports(runtime.ledger).issuance(granularity, start, end, client_id)
+        start, end = report_window(_time(since), _time(until), default, runtime.clock.now())
+        return reports.issuance(granularity, start, end, client_id, by=admin)
 
     @get(
         "/top-clients",
@@ -601,14 +605,17 @@ class AdminAnalyticsController(Controller):
     )
     def top_clients(
         self,
-        request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        reports: NamedDependency[AnalyticsReports],
+        runtime: RuntimeDependency,
         since: RFC3339Query = None,
         until: RFC3339Query = None,
         limit: FromQuery[int] = 10,
     ) -> Body:
-        runtime = request.app.state.runtime
-        start, end = _window(since, until, timedelta(hours=24), runtime.clock.now())
-        return AnalyticsReports(runtime.ledger).top(start, end, limit)
+        start, end = report_window(
+            _time(since), _time(until), timedelta(hours=24), runtime.clock.now()
+        )
+        return reports.top(start, end, limit, by=admin)
 
     @get(
         "/clients",
@@ -618,14 +625,16 @@ class AdminAnalyticsController(Controller):
     )
     def clients(
         self,
-        request: Request[Any, Any, Any],
+        admin: NamedDependency[Admin],
+        reports: NamedDependency[AnalyticsReports],
+        runtime: RuntimeDependency,
         rotation_days: FromQuery[int | None] = None,
         dormant_days: FromQuery[int | None] = None,
     ) -> Body:
-        runtime = request.app.state.runtime
         settings = runtime.settings
-        return AnalyticsReports(runtime.ledger).clients(
+        return reports.clients(
             runtime.clock.now(),
             settings.rotation_policy_days if rotation_days is None else rotation_days,
             settings.dormant_days if dormant_days is None else dormant_days,
+            by=admin,
         )

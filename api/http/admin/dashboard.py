@@ -12,11 +12,13 @@ would (the same checks, throttle and security observations; the token is a recor
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from litestar import Request, Response, get, post
 from litestar.enums import MediaType, RequestEncodingType
@@ -27,12 +29,14 @@ from litestar.static_files import create_static_files_router
 
 from api.http.admin.openapi import ErrorBody
 from api.http.oauth2.security_observations import Observing
+from api.http.runtime import runtime_of
 from api.usecases.admin_access import BearerError
 from api.usecases.analytics import AnalyticsReports
-from api.usecases.client_admin import ADMIN_SCOPE
 from api.usecases.credentials import Credentials
+from api.usecases.issuance import SessionExpired
+from domain.admin_scopes import ADMIN_SCOPES, FULL, Admin
+from domain.client_record import ClientRecord
 from domain.oauth_errors import OAuthError
-from domain.policy import TokenRequest
 
 STATIC = Path(__file__).parent / "static"
 CHART_JS = "chart-4.6.1.umd.min.js"
@@ -41,6 +45,7 @@ PATH = "/admin/dashboard"
 TOP = 8
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
@@ -78,7 +83,7 @@ def login_page(error: str | None = None, status: int = 401) -> Response[str]:
     message = f"<p class='error'>{html.escape(error)}</p>" if error else ""
     form = (
         "<div class='login'><h1>keyledger dashboard</h1>"
-        "<p class='hint'>Sign in with an admin client (scope keyledger:admin), or paste an "
+        "<p class='hint'>Sign in with an admin client (a keyledger:admin scope), or paste an "
         "admin access token.</p>"
         f"{message}<form method='post' action='{PATH}/login'>"
         "<label>client id<input name='client_id' autocomplete='username'></label>"
@@ -96,6 +101,13 @@ def login_page(error: str | None = None, status: int = 401) -> Response[str]:
     )
 
 
+def admin_scopes_of(client: ClientRecord | None) -> str:
+    """The admin scopes a sign-in asks for: every one the client holds (none: the token
+    request is refused as `invalid_scope`, without saying whether the client exists)."""
+    held = [] if client is None else [s for s in ADMIN_SCOPES if s in client.allowed_scopes]
+    return " ".join(held) or FULL
+
+
 def _label(client_id: str, name: str | None) -> str:
     return f"{name or '?'} ({client_id[:8]})"
 
@@ -106,12 +118,14 @@ def dashboard_data(
     now: datetime,
     rotation_days: int,
     dormant_days: int,
+    *,
+    by: Admin,
 ) -> dict[str, Any]:
     """What the charts draw: the last 24 hours by hour, top clients, alerts, secret ages."""
     since = now - timedelta(hours=23)
     hours = [(since + timedelta(hours=i)).strftime("%Y-%m-%dT%H") for i in range(24)]
-    buckets = reports.issuance("hour", since, now)["buckets"]
-    top = reports.top(since, now, TOP)["clients"]
+    buckets = reports.issuance("hour", since, now, by=by)["buckets"]
+    top = reports.top(since, now, TOP, by=by)["clients"]
     leaders = [c["client_id"] for c in top]
     series: dict[str, list[int]] = {cid: [0] * 24 for cid in leaders}
     other = [0] * 24
@@ -129,7 +143,7 @@ def dashboard_data(
         label = alert.last_seen.strftime("%Y-%m-%dT%H")
         if label in hours:
             by_severity.setdefault(alert.severity, [0] * 24)[hours.index(label)] += 1
-    clients = reports.clients(now, rotation_days, dormant_days)
+    clients = reports.clients(now, rotation_days, dormant_days, by=by)
     return {
         "hours": hours,
         "issuance": issuance,
@@ -200,23 +214,24 @@ def _authorization(request: Request[Any, Any, Any]) -> str | None:
     responses={401: _SIGN_IN},
 )
 def dashboard(request: Request[Any, Any, Any]) -> Response[str]:
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request.app.state)
     authorization = _authorization(request)
     if authorization is None:
         return login_page()
     try:
-        claims = runtime.admin_verifier.verify(authorization)
+        admin = runtime.admin_verifier.verify(authorization)
     except BearerError as refused:
         return login_page(f"Sign in again ({refused.description}).")
     settings, now = runtime.settings, runtime.clock.now()
     data = dashboard_data(
-        AnalyticsReports(runtime.ledger),
-        runtime.alerts.alerts(since=now - timedelta(hours=24), limit=1000),
+        runtime.reports,
+        runtime.alert_queries.recent(by=admin, since=now - timedelta(hours=24), limit=1000),
         now,
         settings.rotation_policy_days,
         settings.dormant_days,
+        by=admin,
     )
-    page = _charts_page(data, f"admin {claims['client_id']}")
+    page = _charts_page(data, f"admin {admin.actor}")
     return Response(page, media_type="text/html", headers=HEADERS)
 
 
@@ -231,8 +246,10 @@ async def login(
     request: Request[Any, Any, Any],
     data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Response[Any]:
-    runtime = request.app.state.runtime
-    token, lifetime = (data.get("token") or "").strip(), 300
+    runtime = runtime_of(request.app.state)
+    if _cross_site(request):
+        return login_page("Sign in from this server's own page.", status=403)
+    token, lifetime = (data.get("token") or "").strip(), 0
     if not token:
         client_id, secret = (data.get("client_id") or "").strip(), data.get("client_secret") or ""
         if not client_id or not secret:
@@ -241,8 +258,10 @@ async def login(
         try:
             with Observing(request.scope, f"{PATH}/login") as seen:
                 seen.credentials = Credentials(client_id, secret, "client_secret_post")
-                issued = await runtime.issuer.issue(
-                    seen.credentials, TokenRequest(scope=ADMIN_SCOPE), peer[0] if peer else None
+                issued = await runtime.issuer.sign_in(
+                    seen.credentials,
+                    admin_scopes_of(runtime.view.get(client_id)),
+                    peer[0] if peer else None,
                 )
         except OAuthError as refused:
             if refused.error == "too_many_requests":
@@ -250,15 +269,98 @@ async def login(
             return login_page("Those are not the credentials of an admin client.")
         token, lifetime = issued.access_token, issued.expires_in
     try:
-        runtime.admin_verifier.verify(f"Bearer {token}")
+        pasted = runtime.admin_verifier.active(f"Bearer {token}")
     except BearerError:
         return login_page("That token is not a valid admin token.")
-    secure = runtime.settings.issuer_url.startswith("https://")
+    # A pasted token keeps its own expiry (and, not being a sign-in, is never renewed).
+    lifetime = lifetime or max(int(pasted.claims["exp"] - runtime.clock.now().timestamp()), 1)
     redirect = Redirect(PATH, status_code=303, headers={"Cache-Control": "no-store"})
-    redirect.set_cookie(
-        COOKIE, token, max_age=lifetime, path=PATH, httponly=True, samesite="strict", secure=secure
-    )
+    _set_session(redirect, runtime.settings.issuer_url, token, lifetime)
     return redirect
+
+
+@post(
+    f"{PATH}/session",
+    status_code=200,
+    tags=["dashboard"],
+    summary="Keep a signed-in dashboard alive: a fresh cookie while the client stays allowed",
+    description=(
+        "The page calls this every minute. Past half its lifetime, the session's token is "
+        "replaced by a new one for the scopes its client still holds (recorded as a token "
+        "with auth_method session_renewal); a revoked token, a suspended client or a session "
+        "older than 12 hours gets 401 and the page asks to sign in again."
+    ),
+    responses={401: ResponseSpec(ErrorBody, description="Sign in again")},
+)
+async def keep_session(request: Request[Any, Any, Any]) -> Response[Any]:
+    runtime = runtime_of(request.app.state)
+    cookie = request.cookies.get(COOKIE)
+    try:
+        session = runtime.admin_verifier.active(f"Bearer {cookie}" if cookie else None)
+    except BearerError as refused:
+        return _sign_in_again(refused.description)
+    remaining = int(session.claims["exp"]) - runtime.clock.now().timestamp()
+    lifetime = int(session.claims["exp"]) - int(session.claims["iat"])
+    body = {"renewed": False, "expires_in": max(int(remaining), 0)}
+    if remaining > lifetime / 2:
+        return Response(body, headers={"Cache-Control": "no-store"})
+    peer = request.scope.get("client")
+    try:
+        renewed = await runtime.issuer.renew_session(session, peer[0] if peer else None)
+    except SessionExpired as expired:
+        return _sign_in_again(str(expired))
+    # One session, one live token: the one replaced is revoked, so a copy of it cannot
+    # branch into a second session.
+    await asyncio.to_thread(
+        runtime.revoker.retire_replaced, str(session.claims["jti"]), admin=session.client.client_id
+    )
+    response = Response(
+        {"renewed": True, "expires_in": renewed.expires_in}, headers={"Cache-Control": "no-store"}
+    )
+    _set_session(response, runtime.settings.issuer_url, renewed.access_token, renewed.expires_in)
+    return response
+
+
+def _cross_site(request: Request[Any, Any, Any]) -> bool:
+    """A form posted from another site (login CSRF): refused by the browser's own headers,
+    `Sec-Fetch-Site` or, from older browsers, an `Origin` that is not this server's."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin == "null"
+    own = runtime_of(request.app.state).settings.issuer_url
+    return origin.rstrip("/") != _origin_of(own) and origin.rstrip("/") != _origin_of(
+        str(request.base_url)
+    )
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _sign_in_again(description: str) -> Response[Any]:
+    response: Response[Any] = Response(
+        {"error": "invalid_token", "error_description": description},
+        status_code=401,
+        headers={"Cache-Control": "no-store"},
+    )
+    response.delete_cookie(COOKIE, path=PATH)
+    return response
+
+
+def _set_session(response: Response[Any], issuer_url: str, token: str, lifetime: int) -> None:
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=lifetime,
+        path=PATH,
+        httponly=True,
+        samesite="strict",
+        secure=issuer_url.startswith("https://"),
+    )
 
 
 @post(
@@ -268,7 +370,9 @@ async def login(
     summary="Sign out: drop the cookie",
     responses={303: _REDIRECT},
 )
-async def logout() -> Response[Any]:
+async def logout(request: Request[Any, Any, Any]) -> Response[Any]:
+    if _cross_site(request):
+        return login_page("Sign out from this server's own page.", status=403)
     redirect = Redirect(PATH, status_code=303)
     redirect.delete_cookie(COOKIE, path=PATH)
     return redirect

@@ -190,6 +190,26 @@ class ClientsReport(msgspec.Struct):
     clients: list[ClientActivity]
 
 
+class KeyView(msgspec.Struct):
+    """A signing key (`api.usecases.signing_keys.key_row`); never any private part."""
+
+    kid: str
+    alg: Literal["ES256", "RS256", "EdDSA"]
+    status: Literal["pending", "active", "retired", "unpublished"]
+    generated_at: str
+    activates_at: str
+    retires_at: str | None
+    unpublished_at: str | None
+
+
+class Keys(msgspec.Struct):
+    keys: list[KeyView]
+
+
+class RotatedKey(msgspec.Struct):
+    key: KeyView
+
+
 def ok(body: Any, description: str) -> ResponseSpec:
     return ResponseSpec(data_container=body, description=description, generate_examples=False)
 
@@ -222,4 +242,8 @@ COMMAND: Responses = {
 CHANGED: Responses = {
     200: ok(ClientView | PendingClient, "The client after the change"),
     **COMMAND,
+}
+# A signing-key rotation: the keys' own rule (one pending key at a time) and a racing writer.
+KEY_CONFLICT: Responses = {
+    409: _error("conflict: a new key is already waiting to sign, or the keys changed concurrently")
 }

@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request, get
 
+from api.http.runtime import runtime_of
 from api.settings import Settings
 from domain.client_keys import ASSERTION_ALGORITHMS
 
@@ -37,4 +38,4 @@ def metadata(settings: Settings) -> dict[str, Any]:
 
 @get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata", tags=["discovery"])
 async def authorization_server_metadata(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return metadata(request.app.state.runtime.settings)
+    return metadata(runtime_of(request.app.state).settings)

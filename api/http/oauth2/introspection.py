@@ -14,6 +14,7 @@ from litestar.types import Receive, Scope, Send
 
 from api.http.oauth2.security_observations import Observing
 from api.http.oauth2.token import credentials_of, peer_address, read_oauth_form, send_json
+from api.http.runtime import runtime_of
 from api.usecases.introspection import (
     TokenIntrospector,
 )
@@ -23,7 +24,7 @@ from domain.oauth_errors import InvalidRequest
 @asgi("/oauth2/introspect", copy_scope=False)
 async def introspection_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """POST /oauth2/introspect (RFC 7662 §2.1)."""
-    runtime = scope["app"].state.runtime
+    runtime = runtime_of(scope["app"].state)
     introspector: TokenIntrospector = runtime.introspector
     with Observing(scope, "/oauth2/introspect") as seen:
         headers, seen.params = await read_oauth_form(scope, receive)

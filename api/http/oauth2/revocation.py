@@ -15,6 +15,7 @@ from litestar.types import Receive, Scope, Send
 
 from api.http.oauth2.security_observations import Observing
 from api.http.oauth2.token import credentials_of, peer_address, read_oauth_form, send_json
+from api.http.runtime import runtime_of
 from api.usecases.revocation import TokenRevoker
 from domain.oauth_errors import InvalidRequest
 
@@ -22,7 +23,7 @@ from domain.oauth_errors import InvalidRequest
 @asgi("/oauth2/revoke", copy_scope=False)
 async def revocation_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     """POST /oauth2/revoke (RFC 7009 §2.1); `token_type_hint` is accepted and not needed."""
-    runtime = scope["app"].state.runtime
+    runtime = runtime_of(scope["app"].state)
     with Observing(scope, "/oauth2/revoke") as seen:
         headers, seen.params = await read_oauth_form(scope, receive)
         params = seen.params

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
 
 from litestar.types import Scope
 
 from adapters.metrics import AUTHENTICATION_FAILURES, OAUTH_ERRORS, UNREGISTERED
+from api.http.runtime import runtime_of
 from api.logs import bind_client
 from api.usecases.credentials import Credentials
 from domain.oauth_errors import OAuthError
@@ -56,7 +56,7 @@ class Observing:
             self._record(error)
 
     def _record(self, error: OAuthError) -> None:
-        runtime: Any = self._scope["app"].state.runtime
+        runtime = runtime_of(self._scope["app"].state)
         credentials = self.credentials
         presented = credentials.client_id if credentials else _first(self.params, "client_id")
         registered = presented is not None and runtime.view.get(presented) is not None

@@ -27,6 +27,7 @@ from api.http.oauth2.form import (
     single,
 )
 from api.http.oauth2.security_observations import Observing
+from api.http.runtime import runtime_of
 from api.logs import bind_client
 from api.usecases.credentials import Credentials
 from domain.oauth_errors import InvalidClient, InvalidRequest, UnsupportedGrantType
@@ -84,7 +85,7 @@ def credentials_of(
             single(params, "client_assertion"),
         )
     except InvalidClient:
-        scope["app"].state.runtime.authenticator.note_failure(peer_address(scope), None)
+        runtime_of(scope["app"].state).authenticator.note_failure(peer_address(scope), None)
         raise
 
 
@@ -116,7 +117,7 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         token_request = TokenRequest(
             scope=single(params, "scope"), resources=tuple(params.get("resource", ()))
         )
-        issuer = scope["app"].state.runtime.issuer
+        issuer = runtime_of(scope["app"].state).issuer
         issued = await issuer.issue(credentials, token_request, peer_address(scope))
     TOKENS_ISSUED.labels(credentials.client_id).inc()
     bind_client(credentials.client_id)
@@ -129,7 +130,7 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     tags=["oauth2"],
 )
 async def jwks(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request.app.state)
     return Response(
         runtime.keys.jwks(runtime.clock.now()), headers={"Cache-Control": "public, max-age=60"}
     )

@@ -8,6 +8,8 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.openapi import ResponseSpec
 
+from api.http.runtime import runtime_of
+
 
 @get("/healthz", summary="The process is alive", tags=["health"])
 async def healthz() -> dict[str, str]:
@@ -35,7 +37,7 @@ class Readiness(msgspec.Struct):
     },
 )
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request.app.state)
     ready, failing = runtime.ready, runtime.failing
     body = {
         "status": "ready" if ready else "failing" if failing else "starting",

@@ -10,6 +10,7 @@ from litestar.enums import MediaType
 
 from adapters.metrics import LagCollector, exposition
 from api.bootstrap import relay_name
+from api.http.runtime import runtime_of
 from api.usecases.projection_status import projection_status
 
 
@@ -21,7 +22,7 @@ from api.usecases.projection_status import projection_status
     media_type=MediaType.TEXT,
 )
 def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    runtime = request.app.state.runtime
+    runtime = runtime_of(request.app.state)
     lag = LagCollector(
         lambda: projection_status(runtime.ledger, relay_name(runtime.settings), datetime.now(UTC))
     )

@@ -1,5 +1,7 @@
 // keyledger's dashboard: draws the charts from the JSON the server embedded in the page.
-// No request leaves the page; Chart.js is served by keyledger itself.
+// Chart.js is served by keyledger itself. The only request the page makes is to keep its
+// session alive (POST session, every minute, same origin); when that is refused the page
+// reloads, and the server shows the sign-in form.
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("dashboard-data").textContent);
@@ -64,4 +66,13 @@
   });
 
   document.body.dataset.chartsRendered = String(rendered);
+
+  const keepAlive = function () {
+    fetch("/admin/dashboard/session", { method: "POST", credentials: "same-origin" })
+      .then(function (response) {
+        if (response.status === 401) { window.location.reload(); }
+      })
+      .catch(function () { /* offline for a moment: the next minute tries again */ });
+  };
+  window.setInterval(keepAlive, 60000);
 })();
