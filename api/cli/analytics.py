@@ -1,157 +1,147 @@
-"""`keyledger analytics issuance | top | clients`: the analytics reports on the command line."""
+"""`keyledger analytics issuance | top | clients` over the admin API; `analytics keep` local."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import signal
-import threading
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+import click
 
-from api.bootstrap import prepare
-from api.cli.projections import open_ledger_here
-from api.cli.services import configure_logging
-from api.settings import Settings
-from api.usecases.analytics import AnalyticsKeeper, AnalyticsReports, refresh
-from api.usecases.timestamps import parse_rfc3339
+from api.cli import options as o
+from api.cli.output import emit_ids, emit_json, table, text
+from api.cli.remote import AdminApi
 
-log = logging.getLogger("keyledger")
+REPORTS = "/admin/analytics"
 
 
-def _window(args: argparse.Namespace, default: timedelta) -> tuple[datetime, datetime]:
-    until = parse_rfc3339(args.until) if args.until else datetime.now(UTC)
-    return (parse_rfc3339(args.since) if args.since else until - default), until
+@click.group(help="Token issuance, secret age, dormant clients.")
+def analytics() -> None:
+    pass
 
 
-def _report(args: argparse.Namespace, make: Any) -> dict[str, Any]:
-    with open_ledger_here() as ledger:
-        refresh(ledger)  # up to date here, unless a running server keeps the table
-        report: dict[str, Any] = make(AnalyticsReports(ledger))
-    return report
+def _window(func: Any) -> Any:
+    func = click.option("--until", metavar="RFC3339", help="default: now")(func)
+    return click.option("--since", metavar="RFC3339", help="default: 24 h (30 d by day) ago")(func)
 
 
-def _print(
-    args: argparse.Namespace, report: dict[str, Any], table: Table, rows: list[list[str]]
-) -> int:
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    for row in rows:
-        table.add_row(*row)
-    Console(width=160).print(table)
-    return 0
+def _counts(counts: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in counts.items())
 
 
-def cmd_issuance(args: argparse.Namespace) -> int:
-    default = timedelta(hours=24) if args.granularity == "hour" else timedelta(days=30)
-    since, until = _window(args, default)
-    report = _report(args, lambda r: r.issuance(args.granularity, since, until, args.client))
-    rows = [
-        [
-            b["bucket"],
-            b["client_name"] or "?",
-            b["client_id"],
-            str(b["issued"]),
-            str(b["revoked"]),
-            " ".join(f"{k}={v}" for k, v in b["scopes"].items()),
-            " ".join(f"{k}={v}" for k, v in b["audiences"].items()),
+@analytics.command(
+    help=f"Tokens issued and revoked per client per hour or day. {o.REMOTE}",
+    epilog=o.example(
+        "keyledger analytics issuance",
+        "keyledger analytics issuance --granularity day --since 2026-11-01T00:00Z",
+    ),
+)
+@click.option("--granularity", type=click.Choice(["hour", "day"]), default="hour")
+@click.option("--client", metavar="CLIENT_ID", help="only this client")
+@_window
+@o.as_json
+@o.quiet
+@o.remote
+def issuance(
+    api: AdminApi,
+    granularity: str,
+    client: str | None,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    query = {"granularity": granularity, "client_id": client, "since": since, "until": until}
+    report = api.get(f"{REPORTS}/issuance", **query)
+    buckets = report["buckets"]
+    if as_json:
+        emit_json(report)
+    elif quiet:
+        emit_ids(dict.fromkeys(b["client_id"] for b in buckets))
+    else:
+        rows = [
+            [
+                b["bucket"],
+                b["client_name"],
+                b["client_id"],
+                b["issued"],
+                b["revoked"],
+                _counts(b["scopes"]),
+                _counts(b["audiences"]),
+            ]
+            for b in buckets
         ]
-        for b in report["buckets"]
-    ]
-    table = Table(
-        args.granularity,
-        "client",
-        "client_id",
-        "issued",
-        "revoked",
-        "scopes",
-        "audiences",
-        box=None,
-    )
-    return _print(args, report, table, rows)
+        headers = [granularity, "client", "client_id", "issued", "revoked", "scopes", "audiences"]
+        table(headers, rows, ids=[granularity, "client_id"])
 
 
-def cmd_top(args: argparse.Namespace) -> int:
-    since, until = _window(args, timedelta(hours=24))
-    report = _report(args, lambda r: r.top(since, until, args.limit))
-    rows = [[c["client_name"] or "?", c["client_id"], str(c["issued"])] for c in report["clients"]]
-    return _print(args, report, Table("client", "client_id", "issued", box=None), rows)
+@analytics.command(
+    help=f"The clients that got the most tokens. {o.REMOTE}",
+    epilog=o.example("keyledger analytics top --limit 5", "keyledger analytics top -q"),
+)
+@click.option("--limit", type=int, default=10, show_default=True)
+@_window
+@o.as_json
+@o.quiet
+@o.remote
+def top(
+    api: AdminApi, limit: int, since: str | None, until: str | None, as_json: bool, quiet: bool
+) -> None:
+    report = api.get(f"{REPORTS}/top-clients", limit=limit, since=since, until=until)
+    if as_json:
+        emit_json(report)
+    elif quiet:
+        emit_ids(c["client_id"] for c in report["clients"])
+    else:
+        rows = [[c["client_name"], c["client_id"], c["issued"]] for c in report["clients"]]
+        table(["client", "client_id", "issued"], rows, ids=["client_id"])
 
 
-def cmd_clients(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    rotation = args.rotation_days or settings.rotation_policy_days
-    dormant = args.dormant_days or settings.dormant_days
-    report = _report(args, lambda r: r.clients(datetime.now(UTC), rotation, dormant))
+@analytics.command(
+    "clients",
+    help=f"Clients by status; secret age against the rotation policy; dormant ones. {o.REMOTE}",
+    epilog=o.example("keyledger analytics clients", "keyledger analytics clients --dormant-days 7"),
+)
+@click.option("--rotation-days", type=int, help="default: the server's rotation policy")
+@click.option("--dormant-days", type=int, help="default: the server's KEYLEDGER_DORMANT_DAYS")
+@o.as_json
+@o.quiet
+@o.remote
+def clients_report(
+    api: AdminApi,
+    rotation_days: int | None,
+    dormant_days: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    query = {"rotation_days": rotation_days, "dormant_days": dormant_days}
+    report = api.get(f"{REPORTS}/clients", **query)
+    if as_json:
+        emit_json(report)
+        return
+    if quiet:
+        emit_ids(c["client_id"] for c in report["clients"])
+        return
     rows = [
         [
             c["name"],
             c["client_id"],
             c["status"],
             f"{c['secret_age_days']:.1f}" + (" ROTATE" if c["rotation_due"] else ""),
-            (c["last_token_at"] or "never") + (" DORMANT" if c["dormant"] else ""),
-            str(c["tokens_issued"]),
+            text(c["last_token_at"] or "never") + (" DORMANT" if c["dormant"] else ""),
+            c["tokens_issued"],
         ]
         for c in report["clients"]
     ]
     by_status = ", ".join(f"{k} {v}" for k, v in report["by_status"].items())
-    table = Table(
-        "client",
-        "client_id",
-        "status",
-        "secret age (days)",
-        "last token",
-        "issued",
-        box=None,
-        title=f"clients: {by_status}",
-    )
-    return _print(args, report, table, rows)
+    headers = ["client", "client_id", "status", "secret age (days)", "last token", "issued"]
+    table(headers, rows, ids=["client_id"], title=f"clients: {by_status}")
 
 
-def cmd_keep(args: argparse.Namespace) -> int:
-    """Keep the analytics table (when `serve` does not: KEYLEDGER_ANALYTICS_IN_SERVE=false)."""
-    settings = Settings.from_env()
-    configure_logging(settings)
-    prepare(settings)
-    stopped = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopped.set())
-    with open_ledger_here() as ledger:
-        keeper = AnalyticsKeeper(ledger, interval=settings.analytics_interval)
-        keeper.start()
-        log.info("keeping the analytics table (one keeper at a time; others stand by)")
-        stopped.wait()
-        keeper.stop()
-    return 0
+@analytics.command(
+    help="Follow the log into the analytics table as its own process, until SIGTERM (when "
+    f"`serve` does not: KEYLEDGER_ANALYTICS_IN_SERVE=false). {o.LOCAL}",
+    epilog=o.example("KEYLEDGER_ANALYTICS_IN_SERVE=false keyledger analytics keep"),
+)
+def keep() -> int:
+    from api.cli.services import keep_analytics
 
-
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    analytics = commands.add_parser("analytics", help="token issuance, secret age, dormant clients")
-    sub = analytics.add_subparsers(dest="analytics_command", required=True)
-    issuance = sub.add_parser(
-        "issuance", help="tokens issued and revoked per client per hour or day"
-    )
-    issuance.add_argument("--granularity", choices=["hour", "day"], default="hour")
-    issuance.add_argument("--client", metavar="CLIENT_ID")
-    top = sub.add_parser("top", help="the clients that got the most tokens")
-    top.add_argument("--limit", type=int, default=10)
-    for parser in (issuance, top):
-        parser.add_argument("--since", metavar="RFC3339", help="default: 24 h (30 d by day) ago")
-        parser.add_argument("--until", metavar="RFC3339", help="default: now")
-    clients = sub.add_parser(
-        "clients", help="clients by status; secret age against the rotation policy; dormant ones"
-    )
-    clients.add_argument("--rotation-days", type=int, help="default KEYLEDGER_ROTATION_POLICY_DAYS")
-    clients.add_argument("--dormant-days", type=int, help="default KEYLEDGER_DORMANT_DAYS")
-    for parser, func in ((issuance, cmd_issuance), (top, cmd_top), (clients, cmd_clients)):
-        parser.add_argument("--json", action="store_true")
-        parser.set_defaults(func=func)
-    keep = sub.add_parser(
-        "keep", help="follow the log into the analytics table, as its own process (until SIGTERM)"
-    )
-    keep.set_defaults(func=cmd_keep)
+    return keep_analytics()

@@ -1,331 +1,213 @@
-"""The `keyledger clients|tokens|admin` commands: each one line of intent over `ClientAdmin`."""
+"""`keyledger clients ...`: register, change and inspect clients through the admin API."""
 
 from __future__ import annotations
 
-import argparse
-import getpass
 import json
+import shlex
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+import click
 
-from adapters.client_secrets import SecretHasher
-from adapters.clock import SystemClock
-from adapters.signing import JwtVerifier
-from api.bootstrap import installation_secrets, key_keeper, open_ledger, prepare
-from api.settings import Settings
-from api.usecases.client_admin import (
-    ADMIN_SCOPE,
-    ClientAdmin,
-    NewCredentials,
-    canonical_client_id,
-    current_clients,
-    parse_duration,
-)
-from api.usecases.projection_rebuild import copy_records
-from api.usecases.revocation import TokenRevoker
-from api.usecases.timestamps import parse_rfc3339
-from domain.client import PRIVATE_KEY_JWT
-from domain.client_settings import ClientSettings
-from projections.tokens import RevokedTokensFollower, RevokedTokensView, revoked_tokens_table
+from api.cli import options as o
+from api.cli.output import CliError, emit, emit_ids, emit_json, record, table, text
+from api.cli.remote import AdminApi
+
+BASIC, KEY_JWT = "client_secret_basic", "private_key_jwt"
+PATH = "/admin/clients"
 
 
-class CliError(Exception):
-    """An error the CLI reports in one line with exit status 2."""
-
-
-def actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:
-        return "cli:unknown"
+@click.group(help=f"Register, change and inspect clients. {o.REMOTE}")
+def clients() -> None:
+    pass
 
 
 def scopes(value: str | None) -> list[str] | None:
     return None if value is None else [s for s in value.split(" ") if s]
 
 
-@contextmanager
-def admin() -> Iterator[ClientAdmin]:
-    """The client use cases on an existing installation, with its own pepper (checked)."""
-    settings = Settings.from_env()
-    ledger = open_ledger(settings)
-    try:
-        hasher = SecretHasher(installation_secrets(settings, ledger).pepper)
-        yield ClientAdmin(ledger, hasher, SystemClock())
-    finally:
-        ledger.close()
-
-
-def print_credentials(args: argparse.Namespace, created: NewCredentials) -> None:
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "client_id": created.client_id,
-                    "client_secret": created.client_secret,
-                    "secret_generation": created.generation,
-                }
-            )
-        )
-    elif getattr(args, "export", False):
-        prefix = getattr(args, "export_prefix", "CLIENT")
-        print(f"export {prefix}_ID={created.client_id} {prefix}_SECRET={created.client_secret}")
-    else:
-        print(f"client_id:     {created.client_id}")
-        print(f"client_secret: {created.client_secret}")
-        print("The secret is shown only this once: store it now.", file=sys.stderr)
-
-
-def print_record(args: argparse.Namespace, data: dict[str, Any]) -> None:
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return
-    table = Table("field", "value", show_header=False)
-    for key, value in data.items():
-        if key == "secrets":
-            text = ", ".join(
-                f"#{s['generation']} (expires {s['expires_at'] or 'never'})" for s in value
-            )
-        elif isinstance(value, list):
-            text = " ".join(map(str, value))
-        else:
-            text = str(value)
-        table.add_row(key, text)
-    Console().print(table)
-
-
 def read_jwks(path: str) -> Any:
     """A JWK Set from a JSON file (`-`: standard input)."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-        return json.loads(text)
+        content = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        return json.loads(content)
     except (OSError, UnicodeDecodeError) as exc:
         raise CliError(f"cannot read the JWK Set {path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise CliError(f"{path} is not JSON: {exc}") from None
 
 
-def cmd_register(args: argparse.Namespace) -> int:
-    settings = ClientSettings.create(
-        name=args.name,
-        allowed_scopes=scopes(args.scope) or [],
-        default_scopes=scopes(args.default_scope),
-        token_ttl=args.token_ttl,
-        audiences=args.audience or [],
-        default_audience=args.default_audience,
-    )
-    if (args.auth_method == PRIVATE_KEY_JWT) != (args.jwks_file is not None):
-        raise CliError("--jwks-file goes with --auth-method private_key_jwt, and only with it")
-    with admin() as a:
-        if args.jwks_file is None:
-            print_credentials(args, a.register(settings, actor=actor(), reason=args.reason))
-            return 0
-        jwks = read_jwks(args.jwks_file)
-        client_id = a.register_with_keys(settings, jwks, actor=actor(), reason=args.reason)
-    if args.json:
-        print(json.dumps({"client_id": client_id, "token_endpoint_auth_method": PRIVATE_KEY_JWT}))
-    elif args.export:
-        print(f"export {getattr(args, 'export_prefix', 'CLIENT')}_ID={client_id}")
+def secrets_text(secrets: list[dict[str, Any]]) -> str:
+    return ", ".join(f"#{s['generation']} (expires {s['expires_at'] or 'never'})" for s in secrets)
+
+
+def keys_text(jwks: dict[str, Any] | None) -> str:
+    keys = (jwks or {}).get("keys", [])
+    return ", ".join(f"{k.get('kid') or '(no kid)'} ({k.get('kty')})" for k in keys) or "-"
+
+
+def show_client(view: dict[str, Any], as_json: bool = False, quiet: bool = False) -> None:
+    """A client as fields (or its JSON, or only its id)."""
+    if as_json:
+        emit_json(view)
+    elif quiet:
+        emit_ids([view["client_id"]])
     else:
-        print(f"client_id:     {client_id}")
-        print("It authenticates with private_key_jwt: no secret.", file=sys.stderr)
-    return 0
+        special = {"secrets": secrets_text(view.get("secrets") or [])}
+        if "jwks" in view:
+            special["jwks"] = keys_text(view["jwks"])
+        record(view, special)
 
 
-def cmd_replace_keys(args: argparse.Namespace) -> int:
-    jwks = read_jwks(args.jwks_file)
-    with admin() as a:
-        changed = a.replace_keys(args.client_id, jwks, actor=actor(), reason=args.reason)
-        record = current_clients(a.ledger).get(changed.client_id)
-    assert record is not None
-    print_record(args, record.public_view())
-    return 0
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    with admin() as a:
-        if args.as_of_copy:
-            copied = copy_records(a.ledger, args.as_of_copy, "clients")
-            ordered = sorted(copied, key=lambda r: (r.registered_at, r.client_id))
-            records = [r.public_view() for r in ordered]
-        else:
-            records = [r.public_view() for r in current_clients(a.ledger).all()]
-    if args.json:
-        print(json.dumps(records, indent=2))
-        return 0
-    table = Table("client_id", "name", "status", "scopes", "ttl", "registered")
-    for r in records:
-        table.add_row(
-            r["client_id"],
-            r["name"],
-            r["status"],
-            " ".join(r["allowed_scopes"]),
-            str(r["token_ttl"]),
-            r["registered_at"],
-        )
-    Console().print(table)
-    return 0
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    with admin() as a:
-        found = (
-            a.state_at(args.client_id, parse_rfc3339(args.at))
-            if args.at
-            else current_clients(a.ledger).get(canonical_client_id(args.client_id))
-        )
-    if found is None:
-        raise CliError(f"no client with id {args.client_id}")
-    print_record(args, found.public_view())
-    return 0
-
-
-def cmd_history(args: argparse.Namespace) -> int:
-    with admin() as a:
-        entries = a.history(args.client_id)
-    if args.json:
-        print(json.dumps(entries, indent=2))
-        return 0
-    table = Table("time", "actor", "event", "what changed", "reason")
-    for e in entries:
-        changes = ", ".join(f"{k}={v}" for k, v in e["changes"].items())
-        table.add_row(e["at"], e["actor"], e["event"], changes, e["reason"] or "")
-    Console().print(table)
-    return 0
-
-
-def cmd_rotate(args: argparse.Namespace) -> int:
-    with admin() as a:
-        created = a.rotate_secret(
-            args.client_id, grace=parse_duration(args.grace), actor=actor(), reason=args.reason
-        )
-    print_credentials(args, created)
-    return 0
-
-
-def _change(args: argparse.Namespace, method: str, **kwargs: Any) -> int:
-    """Run one client command and print the client's new state."""
-    with admin() as a:
-        client = a.change(
-            args.client_id,
-            lambda c, now: getattr(c, method)(now=now, actor=actor(), reason=args.reason, **kwargs),
-        )
-        record = current_clients(a.ledger).get(client.client_id)
-    assert record is not None
-    print_record(args, record.public_view())
-    return 0
-
-
-def cmd_revoke_previous(args: argparse.Namespace) -> int:
-    return _change(args, "revoke_previous_secret")
-
-
-def cmd_suspend(args: argparse.Namespace) -> int:
-    return _change(args, "suspend")
-
-
-def cmd_reactivate(args: argparse.Namespace) -> int:
-    return _change(args, "reactivate")
-
-
-def cmd_set_scopes(args: argparse.Namespace) -> int:
-    return _change(
-        args,
-        "change_scopes",
-        allowed_scopes=scopes(args.scope) or [],
-        default_scopes=scopes(args.default_scope),
-    )
-
-
-def cmd_set_token_ttl(args: argparse.Namespace) -> int:
-    return _change(args, "change_token_lifetime", token_ttl=args.seconds)
-
-
-def cmd_set_quota(args: argparse.Namespace) -> int:
-    return _change(
-        args, "change_quotas", tokens_per_minute=args.per_minute, tokens_per_day=args.per_day
-    )
-
-
-def cmd_set_audiences(args: argparse.Namespace) -> int:
-    return _change(
-        args, "change_audiences", audiences=args.audiences, default_audience=args.default
-    )
-
-
-def cmd_delete(args: argparse.Namespace) -> int:
-    return _change(args, "delete")
-
-
-@contextmanager
-def revoker() -> Iterator[TokenRevoker]:
-    """The revocation use case on the database, outside any server."""
-    settings = Settings.from_env()
-    ledger = open_ledger(settings)
-    try:
-        keys = key_keeper(settings, ledger, SystemClock()).ring
-        view = current_clients(ledger)
-        follower = RevokedTokensFollower(
-            ledger, revoked_tokens_table(ledger.datastore), RevokedTokensView()
-        )
-        verifier = JwtVerifier(keys, settings.issuer_url)
-        yield TokenRevoker(ledger, verifier, view, SystemClock(), follower)
-    finally:
-        ledger.close()
-
-
-def cmd_show_token(args: argparse.Namespace) -> int:
-    with revoker() as r:
-        print_record(args, r.history(args.jti))
-    return 0
-
-
-def cmd_revoke_tokens(args: argparse.Namespace) -> int:
-    if args.jti:
-        if args.client or args.before or args.secret_generation:
-            raise CliError("give a JTI, or --client with --before/--secret-generation, not both")
-        with revoker() as r:
-            revoked = r.revoke_jti(args.jti, actor=actor(), reason=args.reason)
-            state = {**r.history(args.jti), "revoked_now": revoked}
-        print_record(args, state)
-        return 0
-    if not args.client:
-        raise CliError("give a token's JTI, or --client CLIENT_ID")
-    with admin() as a:
-        before = parse_rfc3339(args.before) if args.before else None
-        client = a.change(
-            args.client,
-            lambda c, now: c.revoke_tokens(
-                cutoff=before,
-                secret_generation=args.secret_generation,
-                now=now,
-                actor=actor(),
-                reason=args.reason,
-            ),
-        )
-        entry = a.history(client.client_id)[-1]
-    if args.json:
-        print(json.dumps(entry))
+def show_credentials(answer: dict[str, Any], as_json: bool, export: bool) -> None:
+    """A new client id with its secret: printed once, never stored here."""
+    if as_json and export:
+        raise click.UsageError("--json and --export are alternatives")
+    client_id, secret = answer["client_id"], answer.get("client_secret")
+    if as_json:
+        emit_json(answer)
+    elif export:
+        line = f"export CLIENT_ID={shlex.quote(client_id)}"
+        emit(line + (f" CLIENT_SECRET={shlex.quote(secret)}" if secret else ""))
     else:
-        print(f"revoked tokens of {client.client_id}: {entry['changes']}")
-    return 0
-
-
-def cmd_bootstrap(args: argparse.Namespace) -> int:
-    prepare(Settings.from_env(), create=True)  # the one client command that may set one up
-    with admin() as a:
-        existing = a.admin_clients(current_clients(a.ledger))
-        if existing and not args.force:
-            ids = ", ".join(r.client_id for r in existing)
-            raise CliError(f"an admin client already exists ({ids}); use --force to add another")
-        settings = ClientSettings.create(name=args.name, allowed_scopes=[ADMIN_SCOPE])
-        print_credentials(
-            args, a.register(settings, actor=actor(), reason=args.reason or "bootstrap")
+        emit(f"client_id:     {client_id}")
+        if secret:
+            emit(f"client_secret: {secret}")
+    if not as_json and not export:
+        note = "The secret is shown only this once: store it now."
+        click.echo(
+            note if secret else "It authenticates with private_key_jwt: no secret.", err=True
         )
-    return 0
+
+
+@clients.command(
+    help="Register a client; its secret is printed once.",
+    epilog=o.example(
+        'keyledger clients register --name billing-job --scope "invoices:read invoices:write"',
+        'eval "$(keyledger clients register --name job --scope jobs:run --export)"',
+        "keyledger clients register --name payments --scope pay --jwks-file jwks.json",
+    ),
+)
+@click.option("--name", required=True, help="a name people recognise")
+@click.option("--scope", required=True, help='allowed scopes, space-separated: "a b"')
+@click.option("--default-scope", help="scopes granted when a request names none (default: all)")
+@click.option("--token-ttl", type=int, metavar="SECONDS", help="60 to 86400 (default 300)")
+@click.option("--audience", multiple=True, metavar="URL", help="an allowed audience (repeatable)")
+@click.option("--default-audience", metavar="URL", help="the aud when a request names none")
+@click.option(
+    "--auth-method",
+    type=click.Choice([BASIC, KEY_JWT]),
+    help="client_secret_basic (a generated secret; the default) or private_key_jwt "
+    "(RFC 7523: signed assertions, keys from --jwks-file)",
+)
+@click.option("--jwks-file", metavar="FILE", help="the client's public keys (JWK Set; - : stdin)")
+@o.reason
+@o.as_json
+@click.option(
+    "--export", is_flag=True, help="print a shell line: export CLIENT_ID=… CLIENT_SECRET=…"
+)
+@o.remote
+def register(
+    api: AdminApi,
+    name: str,
+    scope: str,
+    default_scope: str | None,
+    token_ttl: int | None,
+    audience: tuple[str, ...],
+    default_audience: str | None,
+    auth_method: str | None,
+    jwks_file: str | None,
+    reason: str | None,
+    as_json: bool,
+    export: bool,
+) -> None:
+    method = auth_method or (KEY_JWT if jwks_file else BASIC)
+    if (method == KEY_JWT) != (jwks_file is not None):
+        raise click.UsageError(
+            "--jwks-file goes with --auth-method private_key_jwt, and only with it"
+        )
+    body = {
+        "name": name,
+        "allowed_scopes": scopes(scope),
+        "default_scopes": scopes(default_scope),
+        "token_ttl": token_ttl,
+        "audiences": list(audience),
+        "default_audience": default_audience,
+        "token_endpoint_auth_method": method,
+        "jwks": read_jwks(jwks_file) if jwks_file else None,
+        "reason": reason,
+    }
+    show_credentials(api.call("POST", PATH, body=body), as_json, export)
+
+
+@clients.command(
+    "list",
+    help="List clients, now or from a point-in-time copy.",
+    epilog=o.example(
+        "keyledger clients list",
+        "keyledger clients list -q | head -1",
+        "keyledger clients list --as-of-copy clients@20261120T100000Z --json",
+    ),
+)
+@click.option(
+    "--as-of-copy", metavar="COPY", help="a copy made by `keyledger projections rebuild --until`"
+)
+@o.as_json
+@o.quiet
+@o.remote
+def list_clients(api: AdminApi, as_of_copy: str | None, as_json: bool, quiet: bool) -> None:
+    views: list[dict[str, Any]] = api.get(PATH, as_of_copy=as_of_copy)
+    if as_json:
+        emit_json(views)
+    elif quiet:
+        emit_ids(v["client_id"] for v in views)
+    else:
+        rows = [
+            [
+                v["client_id"],
+                v["name"],
+                v["status"],
+                v["allowed_scopes"],
+                v["token_ttl"],
+                v["registered_at"],
+            ]
+            for v in views
+        ]
+        headers = ["client_id", "name", "status", "scopes", "ttl", "registered"]
+        table(headers, rows, ids=["client_id", "registered"])
+
+
+@clients.command(
+    help="Show one client, now or as it was at --at.",
+    epilog=o.example(
+        "keyledger clients show 3f0c1e9a-5b8d-4c2e-9a51-0d6f1b2c3d4e",
+        "keyledger clients show 3f0c1e9a-5b8d-4c2e-9a51-0d6f1b2c3d4e --at 2026-11-20T10:00Z",
+    ),
+)
+@click.argument("client_id")
+@click.option("--at", metavar="RFC3339", help="a past moment, e.g. 2026-11-20T10:00Z")
+@o.as_json
+@o.quiet
+@o.remote
+def show(api: AdminApi, client_id: str, at: str | None, as_json: bool, quiet: bool) -> None:
+    show_client(api.get(f"{PATH}/{client_id}", at=at), as_json, quiet)
+
+
+@clients.command(
+    help="Every change to a client: time, actor, event, what changed, reason.",
+    epilog=o.example("keyledger clients history 3f0c1e9a-5b8d-4c2e-9a51-0d6f1b2c3d4e"),
+)
+@click.argument("client_id")
+@o.as_json
+@o.remote
+def history(api: AdminApi, client_id: str, as_json: bool) -> None:
+    entries: list[dict[str, Any]] = api.get(f"{PATH}/{client_id}/history")
+    if as_json:
+        emit_json(entries)
+        return
+    rows = [
+        [e["version"], e["at"], e["actor"], e["event"], text(e["changes"]), e["reason"]]
+        for e in entries
+    ]
+    table(["version", "time", "actor", "event", "what changed", "reason"], rows, ids=["time"])

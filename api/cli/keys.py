@@ -1,81 +1,71 @@
-"""The `keyledger keys` commands: the server's signing keys, listed and rotated."""
+"""`keyledger keys list | rotate`: the server's signing keys, through the admin API."""
 
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+import click
 
-from adapters.clock import SystemClock
-from api.bootstrap import key_admin, open_ledger
-from api.cli.clients import actor
-from api.settings import Settings
-from api.usecases.client_admin import parse_duration
+from api.cli import options as o
+from api.cli.output import emit_ids, emit_json, table
+from api.cli.remote import AdminApi
 
-
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    keys = commands.add_parser("keys", help="the signing keys: list and rotate")
-    sub = keys.add_subparsers(dest="keys_command", required=True)
-    list_ = sub.add_parser("list", help="every signing key, its status and its turn")
-    list_.add_argument("--json", action="store_true")
-    list_.set_defaults(func=cmd_list)
-    rotate = sub.add_parser(
-        "rotate", help="a new key, in the JWKS now, signing after --delay; the old one retires"
-    )
-    rotate.add_argument(
-        "--delay",
-        help="pre-publication delay before it signs (default KEYLEDGER_KEY_PREPUBLISH_SECONDS)",
-    )
-    rotate.add_argument("--reason", help="why (recorded in the key's event)")
-    rotate.add_argument("--json", action="store_true")
-    rotate.set_defaults(func=cmd_rotate)
+HEADERS = ["kid", "alg", "status", "signs from", "retires", "leaves the JWKS"]
 
 
-def _print(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
-    if args.json:
-        print(json.dumps(rows, indent=2))
+@click.group(help=f"The signing keys: list and rotate. {o.REMOTE}")
+def keys() -> None:
+    pass
+
+
+def show_keys(rows: list[dict[str, Any]], quiet: bool) -> None:
+    if quiet:
+        emit_ids(r["kid"] for r in rows)
         return
-    table = Table("kid", "alg", "status", "signs from", "retires", "leaves the JWKS")
-    for r in rows:
-        table.add_row(
-            r["kid"],
-            r["alg"],
-            r["status"],
-            r["activates_at"],
-            r["retires_at"] or "",
-            r["unpublished_at"] or "",
-        )
-    Console().print(table)
+    cells = [
+        [r["kid"], r["alg"], r["status"], r["activates_at"], r["retires_at"], r["unpublished_at"]]
+        for r in rows
+    ]
+    table(HEADERS, cells, ids=["kid"])
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    ledger = open_ledger(settings)
-    try:
-        admin = key_admin(settings, ledger, SystemClock())
-        admin.ensure(settings.keys_dir)
-        _print(args, admin.listing())
-    finally:
-        ledger.close()
-    return 0
+@keys.command(
+    "list",
+    help="Every signing key: its status, when it signs, retires and leaves the JWKS.",
+    epilog=o.example("keyledger keys list", "keyledger keys list --json"),
+)
+@o.as_json
+@o.quiet
+@o.remote
+def list_keys(api: AdminApi, as_json: bool, quiet: bool) -> None:
+    answer = api.get("/admin/keys")
+    if as_json:
+        emit_json(answer)
+    else:
+        show_keys(answer["keys"], quiet)
 
 
-def cmd_rotate(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    delay = (
-        parse_duration(args.delay)
-        if args.delay is not None
-        else parse_duration(str(settings.key_prepublish_seconds))
-    )
-    ledger = open_ledger(settings)
-    try:
-        admin = key_admin(settings, ledger, SystemClock())
-        admin.ensure(settings.keys_dir)
-        added = admin.rotate(delay=delay, actor=actor(), reason=args.reason)
-        _print(args, [row for row in admin.listing() if row["kid"] == added.kid])
-    finally:
-        ledger.close()
-    return 0
+@keys.command(
+    help="A new key, in the JWKS now and signing after --delay; the current one retires then.",
+    epilog=o.example(
+        'keyledger keys rotate --reason "quarterly"',
+        'keyledger keys rotate --delay 0s --reason "key leaked"',
+    ),
+)
+@click.option(
+    "--delay",
+    metavar="DURATION",
+    help="before it signs: 0s, 10m, 24h (default: the server's KEYLEDGER_KEY_PREPUBLISH_SECONDS)",
+)
+@o.reason
+@o.as_json
+@o.quiet
+@o.remote
+def rotate(
+    api: AdminApi, delay: str | None, reason: str | None, as_json: bool, quiet: bool
+) -> None:
+    answer = api.call("POST", "/admin/keys/rotate", body={"delay": delay, "reason": reason})
+    if as_json:
+        emit_json(answer)
+    else:
+        show_keys([answer["key"]], quiet)

@@ -1,14 +1,16 @@
-"""`keyledger projections rebuild | copies | drop-copy`: replays of the read models."""
+"""`keyledger projections status | rebuild | copies | drop-copy`: the read models, on the
+installation itself (the event store is read and written directly)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+import click
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -18,28 +20,28 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
-from adapters.event_store import Ledger
-from api.bootstrap import open_ledger, prepare
-from api.settings import Settings
-from api.usecases.projection_rebuild import (
-    Progress as ProgressCallback,
-)
-from api.usecases.projection_rebuild import (
-    RebuildReport,
-    copies,
-    copy_until,
-    drop_copy,
-    rebuild,
-)
-from api.usecases.timestamps import parse_rfc3339
+from api.cli import options as o
+from api.cli.output import confirm, emit, emit_ids, emit_json, table
+from api.cli.services import local, settings_here
+
+if TYPE_CHECKING:
+    from adapters.event_store import Ledger
+    from api.usecases.projection_rebuild import Progress as ProgressCallback
+    from api.usecases.projection_rebuild import RebuildReport
+
+
+@click.group(help=f"The read models: their lag, rebuilds and point-in-time copies. {o.LOCAL}")
+def projections() -> None:
+    pass
 
 
 @contextmanager
 def open_ledger_here() -> Iterator[Ledger]:
     """The event store named by the environment, for one command."""
-    settings = Settings.from_env()
+    from api.bootstrap import open_ledger, prepare
+
+    settings = settings_here()
     prepare(settings)
     ledger = open_ledger(settings)
     try:
@@ -79,76 +81,113 @@ def progress_bar(description: str) -> Iterator[ProgressCallback]:
             bar.stop()
 
 
-def _say(args: argparse.Namespace, report: RebuildReport) -> None:
-    if args.json:
-        print(json.dumps(report.to_dict() | {"events_per_second": round(report.rate)}))
+@projections.command(
+    help="Each projection's position, the log's head, and the lag in events and seconds. "
+    + o.LOCAL,
+    epilog=o.example("keyledger projections status", "keyledger projections status --json"),
+)
+@o.as_json
+@o.quiet
+@local
+def status(as_json: bool, quiet: bool) -> None:
+    from api.bootstrap import relay_name
+    from api.usecases.projection_status import projection_status
+
+    with open_ledger_here() as ledger:
+        rows = projection_status(ledger, relay_name(settings_here()), datetime.now(UTC))
+    if as_json:
+        emit_json(rows)
+    elif quiet:
+        emit_ids(r["name"] for r in rows)
+    else:
+        cells = [
+            [r["name"], r["position"], r["head"], r["lag_events"], f"{r['lag_seconds']:.1f}"]
+            for r in rows
+        ]
+        table(["projection", "position", "head", "lag (events)", "lag (s)"], cells)
+
+
+def _say(report: RebuildReport, as_json: bool) -> None:
+    if as_json:
+        emit(json.dumps(report.to_dict() | {"events_per_second": round(report.rate)}))
         return
     folded = (
         f"{report.events:,} events folded into {report.records:,} records in "
         f"{report.seconds:.2f} s ({report.rate:,.0f} events/s)"
     )
     if report.copy:
-        print(f"copy {report.copy}: {report.projection} as of {report.until}, {folded}")
-        print(f"table {report.table}; list it: keyledger clients list --as-of-copy {report.copy}")
+        emit(f"copy {report.copy}: {report.projection} as of {report.until}, {folded}")
+        emit(f"table {report.table}; list it: keyledger clients list --as-of-copy {report.copy}")
     else:
-        print(f"rebuilt {report.projection}: {folded}")
-        print(f"swapped in as {report.table}, at position {report.position:,}")
+        emit(f"rebuilt {report.projection}: {folded}")
+        emit(f"swapped in as {report.table}, at position {report.position:,}")
 
 
-def cmd_rebuild(args: argparse.Namespace) -> int:
-    until = parse_rfc3339(args.until) if args.until else None
+@projections.command(
+    help="Replay a read model (clients, revoked-tokens or analytics) from the first event into "
+    "fresh tables and swap them in; with --until, build a named copy as of that moment instead. "
+    + o.LOCAL,
+    epilog=o.example(
+        "keyledger projections rebuild clients",
+        "keyledger projections rebuild clients --until 2026-11-20T10:00Z",
+    ),
+)
+@click.argument("name")
+@click.option("--until", metavar="RFC3339", help="a point-in-time copy, e.g. 2026-11-20T10:00Z")
+@o.as_json
+@local
+def rebuild(name: str, until: str | None, as_json: bool) -> None:
+    from api.usecases.projection_rebuild import copy_until
+    from api.usecases.projection_rebuild import rebuild as replay
+    from api.usecases.timestamps import parse_rfc3339
+
+    moment = parse_rfc3339(until) if until else None
     with open_ledger_here() as ledger:
-        if until is None:
-            with progress_bar(f"rebuilding {args.name}") as progress:
-                report = rebuild(ledger, args.name, progress)
+        if moment is None:
+            with progress_bar(f"rebuilding {name}") as progress:
+                report = replay(ledger, name, progress)
         else:
-            with progress_bar(f"copying {args.name} as of {until.isoformat()}") as progress:
-                report = copy_until(ledger, args.name, until, datetime.now(UTC), progress)
-    _say(args, report)
-    return 0
+            with progress_bar(f"copying {name} as of {moment.isoformat()}") as progress:
+                report = copy_until(ledger, name, moment, datetime.now(UTC), progress)
+    _say(report, as_json)
 
 
-def cmd_copies(args: argparse.Namespace) -> int:
+@projections.command(
+    help=f"The point-in-time copies. {o.LOCAL}",
+    epilog=o.example("keyledger projections copies", "keyledger projections copies -q"),
+)
+@o.as_json
+@o.quiet
+@local
+def copies(as_json: bool, quiet: bool) -> None:
+    from api.usecases.projection_rebuild import copies as made
+
     with open_ledger_here() as ledger:
-        rows = copies(ledger)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    table = Table("copy", "projection", "as of", "records", "table", box=None)
-    for row in rows:
-        table.add_row(
-            row["name"],
-            row["projection"],
-            row["until_time"],
-            str(row["records"]),
-            row["table_name"],
-        )
-    Console(width=160).print(table)
-    return 0
+        rows = made(ledger)
+    if as_json:
+        emit_json(rows)
+    elif quiet:
+        emit_ids(r["name"] for r in rows)
+    else:
+        cells = [
+            [r["name"], r["projection"], r["until_time"], r["records"], r["table_name"]]
+            for r in rows
+        ]
+        table(["copy", "projection", "as of", "records", "table"], cells, ids=["copy", "table"])
 
 
-def cmd_drop_copy(args: argparse.Namespace) -> int:
+@projections.command(
+    "drop-copy",
+    help=f"Delete a point-in-time copy (irreversible: asks first). {o.LOCAL}",
+    epilog=o.example("keyledger projections drop-copy clients@20261120T100000Z --yes"),
+)
+@click.argument("name")
+@o.yes
+@local
+def drop_copy(name: str, yes: bool) -> None:
+    from api.usecases.projection_rebuild import drop_copy as drop
+
+    confirm(f"drop the copy {name}", yes=yes)
     with open_ledger_here() as ledger:
-        drop_copy(ledger, args.name)
-    print(f"dropped {args.name}")
-    return 0
-
-
-def add_commands(projections_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    rebuild_ = projections_sub.add_parser(
-        "rebuild",
-        help="replay a read model from the first event into fresh tables and swap them in; "
-        "with --until, build a named copy as of that moment instead",
-    )
-    rebuild_.add_argument("name", help="clients or revoked-tokens")
-    rebuild_.add_argument(
-        "--until", metavar="RFC3339", help="a point-in-time copy, e.g. 2026-11-20T10:00Z"
-    )
-    rebuild_.add_argument("--json", action="store_true")
-    rebuild_.set_defaults(func=cmd_rebuild)
-    copies_ = projections_sub.add_parser("copies", help="the point-in-time copies")
-    copies_.add_argument("--json", action="store_true")
-    copies_.set_defaults(func=cmd_copies)
-    drop = projections_sub.add_parser("drop-copy", help="delete a point-in-time copy")
-    drop.add_argument("name")
-    drop.set_defaults(func=cmd_drop_copy)
+        drop(ledger, name)
+    emit(f"dropped {name}")

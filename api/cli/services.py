@@ -1,35 +1,80 @@
-"""The Kafka side of the command line: the embedded broker for `serve`, and `keyledger relay`."""
+"""The commands that run the installation's processes: `serve`, `relay`, `detect`, and the
+analytics keeper. They need the installation's database and secrets, so they run beside it.
+
+The composition root and the settings are imported when a command runs, not when the CLI
+starts: the admin API commands never load them.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import functools
 import json
 import logging
+import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from rich.console import Console
-from rich.table import Table
+import click
 
-from adapters.alert_store import AlertStore
-from adapters.event_store import Ledger
-from adapters.kafka import EmbeddedBroker, port_open
-from adapters.relay_store import LostLock, relay_status, reset_position
-from api import logs
-from api.bootstrap import build_detector, build_relay, open_ledger, prepare, relay_name
-from api.settings import Settings
-from api.usecases.projection_status import projection_status
-from api.usecases.timestamps import parse_rfc3339
-from domain.anomaly_detection import RULES
+from api.cli import options as o
+from api.cli.output import CliError, emit
+
+if TYPE_CHECKING:
+    from adapters.event_store import Ledger
+    from api.settings import Settings
 
 log = logging.getLogger("keyledger")
+T = TypeVar("T")
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """The installation's refusals (no installation, wrong secrets, bad settings) as one line."""
+    from adapters.event_store import NotInstalled
+    from api.settings import SettingsError
+    from api.usecases.client_admin import ClientNotFound
+    from api.usecases.projection_rebuild import RebuildRefused
+    from domain.client_settings import InvalidClientSettings
+    from domain.installation import WrongInstallationSecret
+
+    try:
+        yield
+    except (
+        NotInstalled,
+        SettingsError,
+        WrongInstallationSecret,
+        RebuildRefused,
+        InvalidClientSettings,
+        ClientNotFound,
+        ValueError,
+    ) as exc:
+        raise CliError(str(exc)) from None
+
+
+def local(command: Callable[..., T]) -> Callable[..., T]:
+    """A command on the installation itself: its refusals are one-line errors."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> T:
+        with refusals():
+            return command(*args, **kwargs)
+
+    return run
+
+
+def settings_here() -> Settings:
+    from api.settings import Settings
+
+    return Settings.from_env()
 
 
 def configure_logging(settings: Settings) -> None:
+    from api import logs
+
     logs.configure_logging(settings.log_level, json_lines=settings.log_format == "json")
 
 
@@ -40,6 +85,10 @@ def embedded_broker(settings: Settings) -> Iterator[None]:
     The broker keeps messages in memory only, so a new one starts empty: the relay's position
     is reset and every stored event is published to it again.
     """
+    from adapters.kafka import EmbeddedBroker, port_open
+    from adapters.relay_store import LostLock, reset_position
+    from api.bootstrap import open_ledger, relay_name
+
     if not settings.embedded_broker:
         yield
         return
@@ -63,24 +112,27 @@ def embedded_broker(settings: Settings) -> Iterator[None]:
         broker.stop()
 
 
-def cmd_relay_status(args: argparse.Namespace) -> int:
-    """Print the relay's position and lag; exit 1 when the lag exceeds `--max-lag`."""
-    settings = Settings.from_env()
-    prepare(settings)
-    ledger = open_ledger(settings)
-    try:
-        status = relay_status(ledger, relay_name(settings))
-    finally:
-        ledger.close()
-    if args.json:
-        print(json.dumps(status))
-    else:
-        running = "a relay is publishing" if status["relay_running"] else "no relay is running"
-        print(
-            f"{status['name']}: position {status['position']} of {status['head']}, "
-            f"{status['lag_events']} events behind; {running}"
-        )
-    return 1 if args.max_lag is not None and status["lag_events"] > args.max_lag else 0
+@click.command(
+    help=f"Run the HTTP server; its first start sets up a new installation. {o.LOCAL}",
+    epilog=o.example("keyledger serve", "keyledger serve --host 0.0.0.0 --port 8000 --workers 2"),
+)
+@click.option("--host", help="the address to bind (KEYLEDGER_HOST)")
+@click.option("--port", type=int, help="the port to bind (KEYLEDGER_PORT)")
+@click.option("--workers", type=int, help="server processes (KEYLEDGER_WORKERS, default 1)")
+@local
+def serve(host: str | None, port: int | None, workers: int | None) -> int:
+    from api.bootstrap import prepare
+    from api.bootstrap import serve as run_server
+
+    for name, value in (("host", host), ("port", port), ("workers", workers)):
+        if value is not None:
+            os.environ[f"KEYLEDGER_{name.upper()}"] = str(value)
+    settings = settings_here()
+    configure_logging(settings)
+    prepare(settings, create=True)
+    with embedded_broker(settings):
+        run_server(settings)
+    return 0
 
 
 class _Service(Protocol):
@@ -93,7 +145,9 @@ def _run_service(
     without_kafka: str, build: Callable[[Settings, Ledger], _Service], started: str
 ) -> int:
     """Run a Kafka service of this store until SIGTERM or Ctrl-C."""
-    settings = Settings.from_env()
+    from api.bootstrap import open_ledger, prepare
+
+    settings = settings_here()
     configure_logging(settings)
     if not settings.kafka_enabled:
         log.error("KEYLEDGER_KAFKA_BOOTSTRAP=off: %s", without_kafka)
@@ -116,10 +170,19 @@ def _run_service(
     return 0
 
 
-def cmd_relay(args: argparse.Namespace) -> int:
-    """Run the audit relay alone (standby while another is active)."""
-    if getattr(args, "relay_command", None) == "status":
-        return cmd_relay_status(args)
+@click.group(
+    invoke_without_command=True,
+    help="Publish the event log to the Kafka audit topic (one relay active, others stand by). "
+    + o.LOCAL,
+    epilog=o.example("keyledger relay", "keyledger relay status --max-lag 1000"),
+)
+@click.pass_context
+@local
+def relay(ctx: click.Context) -> int:
+    from api.bootstrap import build_relay
+
+    if ctx.invoked_subcommand is not None:
+        return 0
     return _run_service(
         "there is no broker to relay to",
         build_relay,
@@ -128,8 +191,43 @@ def cmd_relay(args: argparse.Namespace) -> int:
     )
 
 
-def cmd_detect(args: argparse.Namespace) -> int:
-    """Run the anomaly detector."""
+@relay.command(
+    help=f"The relay's position and lag behind the log; exit 1 past --max-lag. {o.LOCAL}",
+    epilog=o.example("keyledger relay status", "keyledger relay status --json --max-lag 100000"),
+)
+@o.as_json
+@click.option("--max-lag", type=int, metavar="EVENTS", help="exit 1 when further behind")
+@local
+def status(as_json: bool, max_lag: int | None) -> int:
+    from adapters.relay_store import relay_status
+    from api.bootstrap import open_ledger, prepare, relay_name
+
+    settings = settings_here()
+    prepare(settings)
+    ledger = open_ledger(settings)
+    try:
+        found = relay_status(ledger, relay_name(settings))
+    finally:
+        ledger.close()
+    if as_json:
+        emit(json.dumps(found))
+    else:
+        running = "a relay is publishing" if found["relay_running"] else "no relay is running"
+        emit(
+            f"{found['name']}: position {found['position']} of {found['head']}, "
+            f"{found['lag_events']} events behind; {running}"
+        )
+    return 1 if max_lag is not None and found["lag_events"] > max_lag else 0
+
+
+@click.command(
+    help=f"Watch the audit topic for attacks and raise alerts (a consumer group). {o.LOCAL}",
+    epilog=o.example("keyledger detect"),
+)
+@local
+def detect() -> int:
+    from api.bootstrap import build_detector
+
     return _run_service(
         "there is no audit topic to watch",
         build_detector,
@@ -138,51 +236,25 @@ def cmd_detect(args: argparse.Namespace) -> int:
     )
 
 
-def cmd_alerts_list(args: argparse.Namespace) -> int:
-    """Stored alerts, newest first."""
-    settings = Settings.from_env()
-    prepare(settings)
-    since = parse_rfc3339(args.since) if args.since else None
-    if args.rule is not None and args.rule not in RULES:
-        raise ValueError(f"unknown rule {args.rule!r}: one of {', '.join(RULES)}")
-    alerts = AlertStore(settings.database_url).alerts(since=since, rule=args.rule, limit=args.limit)
-    if args.json:
-        print(json.dumps([a.to_dict() for a in alerts], indent=2))
-        return 0
-    table = Table("last seen", "severity", "rule", "subject", "count", "summary", box=None)
-    for a in alerts:
-        table.add_row(
-            a.last_seen.isoformat(timespec="seconds"),
-            a.severity,
-            a.rule,
-            a.subject,
-            str(a.count),
-            a.summary,
-        )
-    Console(width=200).print(table)
-    return 0
+@local
+def keep_analytics() -> int:
+    """Keep the analytics table (when `serve` does not: KEYLEDGER_ANALYTICS_IN_SERVE=false)."""
+    from api.bootstrap import open_ledger, prepare
+    from api.usecases.analytics import AnalyticsKeeper
 
-
-def cmd_projections_status(args: argparse.Namespace) -> int:
-    """Each projection's position, the head of the event store, and the lag."""
-    settings = Settings.from_env()
+    settings = settings_here()
+    configure_logging(settings)
     prepare(settings)
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
     ledger = open_ledger(settings)
     try:
-        rows = projection_status(ledger, relay_name(settings), datetime.now(UTC))
+        keeper = AnalyticsKeeper(ledger, interval=settings.analytics_interval)
+        keeper.start()
+        log.info("keeping the analytics table (one keeper at a time; others stand by)")
+        stopped.wait()
+        keeper.stop()
     finally:
         ledger.close()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    table = Table("projection", "position", "head", "lag (events)", "lag (s)", box=None)
-    for row in rows:
-        table.add_row(
-            row["name"],
-            str(row["position"]),
-            str(row["head"]),
-            str(row["lag_events"]),
-            f"{row['lag_seconds']:.1f}",
-        )
-    Console(width=120).print(table)
     return 0

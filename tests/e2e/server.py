@@ -1,4 +1,8 @@
-"""Run `keyledger serve` and the `keyledger` CLI as real subprocesses."""
+"""Run `keyledger serve` and the `keyledger` CLI as real subprocesses.
+
+A served environment also holds what an admin's machine holds: `KEYLEDGER_SERVER` and an
+admin client's credentials, so `cli(env, "clients", ...)` goes over the admin API.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,13 @@ from typing import Any
 
 import httpx
 
-from api.bootstrap import prepare
+from adapters.client_secrets import SecretHasher
+from adapters.clock import SystemClock
+from adapters.event_store import NotInstalled
+from api.bootstrap import installation_secrets, open_ledger, prepare
 from api.settings import Settings
+from api.usecases.client_admin import ADMIN_SCOPE, register_client
+from domain.client_settings import ClientSettings
 
 KEYLEDGER = str(Path(sys.executable).parent / "keyledger")
 
@@ -44,6 +53,8 @@ def environment(
             "KEYLEDGER_LOG_LEVEL": "warning",
             # Tests about the audit stream pass their own broker (or none: the embedded one).
             "KEYLEDGER_KAFKA_BOOTSTRAP": "off",
+            # The CLI's profile and token cache: this test's own, never the user's.
+            "XDG_CONFIG_HOME": str(keys_dir.parent / "cli-config"),
             **extra,
         }
     )
@@ -64,10 +75,37 @@ def cli_json(env: dict[str, str], *args: str) -> Any:
     return json.loads(done.stdout)
 
 
+def register_admin(env: dict[str, str]) -> dict[str, str] | None:
+    """An admin client of the installation (as `admin bootstrap --force` makes one), as the
+    CLI's variables; None while there is no installation yet (the first `serve` makes it)."""
+    settings = Settings.from_env(env)
+    try:
+        ledger = open_ledger(settings)
+    except NotInstalled:
+        return None
+    try:
+        hasher = SecretHasher(installation_secrets(settings, ledger).pepper)
+        admin = ClientSettings.create(name="cli-admin", allowed_scopes=[ADMIN_SCOPE])
+        created = register_client(ledger, hasher, SystemClock(), admin, actor="tests")
+    finally:
+        ledger.close()
+    return {
+        "KEYLEDGER_ADMIN_CLIENT_ID": created.client_id,
+        "KEYLEDGER_ADMIN_CLIENT_SECRET": created.client_secret,
+    }
+
+
 @contextmanager
-def serve(env: dict[str, str], *args: str, log: Path) -> Iterator[str]:
-    """A running server; yields its base URL once /readyz answers 200; stopped afterwards."""
+def serve(env: dict[str, str], *args: str, log: Path, admin: bool = True) -> Iterator[str]:
+    """A running server; yields its base URL once /readyz answers 200; stopped afterwards.
+    With `admin` (and no admin in `env` yet), `env` gains an admin client's CLI variables."""
     port = env["KEYLEDGER_PORT"]
+    # Registered before the server starts, it is in the clients model the server loads: no
+    # token request has to wait for it (a refused one would spend the address's budget).
+    admin_now = admin and "KEYLEDGER_ADMIN_CLIENT_ID" not in env
+    if admin_now and (credentials := register_admin(env)) is not None:
+        env.update(credentials)
+        admin_now = False
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [KEYLEDGER, "serve", *args], env=env, stdout=out, stderr=subprocess.STDOUT
@@ -86,6 +124,10 @@ def serve(env: dict[str, str], *args: str, log: Path) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"server not ready: {log.read_text()}")
                 time.sleep(0.1)
+            env["KEYLEDGER_SERVER"] = base
+            if admin_now and (credentials := register_admin(env)) is not None:
+                env.update(credentials)
+                time.sleep(1.2)  # DESIGN.md invariant 2: every replica knows it within 1 s
             yield base
         finally:
             stop(proc)

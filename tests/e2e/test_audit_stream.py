@@ -62,8 +62,8 @@ def test_the_whole_topic_validates_and_carries_no_secret(tmp_path: Path) -> None
         token = httpx.post(f"{base}/oauth2/token", data=token_form(cid, second_secret))
         assert token.status_code == 200
         access_token = token.json()["access_token"]
-        assert cli(env, "clients", "revoke-previous-secret", cid).returncode == 0
-        done = cli(env, "tokens", "revoke", "--client", cid)
+        assert cli(env, "clients", "revoke-previous-secret", cid, "--yes").returncode == 0
+        done = cli(env, "clients", "revoke-tokens", cid, "--yes")
         assert done.returncode == 0, done.stderr
         assert cli(env, "clients", "suspend", cid, "--reason", "test").returncode == 0
         for secret in (first_secret, "kl_secret_guess", second_secret):
@@ -79,7 +79,7 @@ def test_the_whole_topic_validates_and_carries_no_secret(tmp_path: Path) -> None
         )
     types = Counter(r.type for r in records)
     assert types["keyledger.security.authentication_failed.v1"] == 3
-    assert types["keyledger.token.issued.v1"] == 1
+    assert types["keyledger.token.issued.v1"] == 2  # the job's, and the CLI admin's
     reasons = {
         r.message["data"]["reason"]
         for r in records
@@ -127,14 +127,15 @@ def test_a_broker_outage_blocks_no_token_and_loses_no_event(
 
         assert Counter(asyncio.run(issue_all())) == {200: 1000}
         expected = stored_ids(postgres_url)
-        # The installation and its first signing key (3), clients, tokens.
-        assert len(expected) == 3 + 4 + 1000
+        # The installation and its first signing key (3), the CLI's admin client and its
+        # token (2), clients, tokens.
+        assert len(expected) == 3 + 2 + 4 + 1000
         with EmbeddedBroker("127.0.0.1", broker_port) as broker:
             records = read_topic(broker.bootstrap, "keyledger.audit.v1", set(expected))
     stored = [r for r in records if "sequence" in r.message]
     assert distinct_ids(stored) == set(expected)
     issued = [r for r in stored if r.type == "keyledger.token.issued.v1"]
-    assert len(distinct_ids(issued)) == 1000
+    assert len(distinct_ids(issued)) == 1000 + 1  # and the CLI admin's own token
     assert in_order_per_key(stored)
     assert "retrying" in (tmp_path / "serve.log").read_text()  # it did back off and retry
 

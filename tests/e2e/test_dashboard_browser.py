@@ -33,7 +33,7 @@ def test_chromium_signs_in_and_renders_every_chart(tmp_path: Path) -> None:
         KEYLEDGER_ANALYTICS_INTERVAL="0.1",
     )
     with serve(env, log=tmp_path / "serve.log") as base:
-        admin = cli_json(env, "admin", "bootstrap")
+        admin = cli_json(env, "admin", "bootstrap", "--force")
         jobs = [
             cli_json(env, "clients", "register", "--name", f"job-{i}", "--scope", "a")
             for i in range(3)

@@ -119,7 +119,7 @@ def test_a_deleted_device_gives_up_with_invalid_client(tmp_path: Path) -> None:
     env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", free_port())
     with serve(env, log=tmp_path / "keyledger.log") as base:
         credentials = run_setup(FOLDER, env)
-        assert cli(env, "clients", "delete", credentials["CLIENT_ID"]).returncode == 0
+        assert cli(env, "clients", "delete", credentials["CLIENT_ID"], "--yes").returncode == 0
         time.sleep(1.2)
         run_env = {**env, **credentials, "KEYLEDGER_URL": base}
         with program(

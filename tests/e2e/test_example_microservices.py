@@ -179,7 +179,7 @@ def test_orders_replaces_a_token_the_stock_api_stopped_accepting(deployment: Dep
     ):
         assert [r.status_code for r in asyncio.run(place_orders(orders_port, 3))] == [201] * 3
         time.sleep(1.1)  # tokens issued within the cut-off's second count as before it
-        assert cli(deployment.env, "tokens", "revoke", "--client", client_id).returncode == 0
+        assert cli(deployment.env, "clients", "revoke-tokens", client_id, "--yes").returncode == 0
         time.sleep(1.5)  # every replica (and the stock API's cache) has seen it
         after = asyncio.run(place_orders(orders_port, 3))
     assert [r.status_code for r in after] == [201] * 3

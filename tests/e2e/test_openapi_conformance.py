@@ -23,7 +23,7 @@ from adapters.clock import SystemClock
 from api.bootstrap import build
 from api.http.app import create_app
 from api.settings import Settings
-from api.usecases.client_admin import ADMIN_SCOPE, ClientAdmin, NewCredentials
+from api.usecases.client_admin import ADMIN_SCOPE, NewCredentials, register_client
 from api.usecases.introspection import INTROSPECT_SCOPE
 from domain.client_settings import ClientSettings
 from tests.integration.helpers import basic
@@ -67,11 +67,14 @@ class Served:
         self.schema = schemathesis.openapi.from_asgi(
             "/schema/openapi.json", self.app, config=schemathesis.Config.from_dict(config)
         )  # starts the app's lifespan
-        admin = ClientAdmin(self.runtime.ledger, self.runtime.hasher, SystemClock())
 
         def register(name: str, *scopes: str) -> NewCredentials:
-            return admin.register(
-                ClientSettings.create(name=name, allowed_scopes=list(scopes)), actor="test"
+            return register_client(
+                self.runtime.ledger,
+                self.runtime.hasher,
+                SystemClock(),
+                ClientSettings.create(name=name, allowed_scopes=list(scopes)),
+                actor="test",
             )
 
         self.admin = register("ops", ADMIN_SCOPE)

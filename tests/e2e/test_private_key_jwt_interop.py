@@ -62,8 +62,8 @@ def test_authlib_private_key_jwt_gets_tokens_with_rsa_ec_and_ed25519_keys(
     port = free_port()
     env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", port)
     keys = [client_key(alg) for alg in ("RS256", "PS256", "ES256", "EdDSA")]
-    clients = {key.alg: register(env, tmp_path, key) for key in keys}
     with serve(env, log=tmp_path / "serve.log") as base:
+        clients = {key.alg: register(env, tmp_path, key) for key in keys}
         token_url = f"{base}/oauth2/token"
         jwks = httpx.get(f"{base}/oauth2/jwks").json()
         for key in keys:
@@ -96,18 +96,20 @@ def test_authlib_private_key_jwt_gets_tokens_with_rsa_ec_and_ed25519_keys(
 def test_registering_a_private_key_from_the_cli_fails_with_a_clear_message(
     tmp_path: Path,
 ) -> None:
-    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys")
+    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", free_port())
     key = client_key("ES256")
     private = ECKey.import_key(pem(key)).as_dict(private=True)
     jwks_file = tmp_path / "private.json"
     jwks_file.write_text(json.dumps({"keys": [private]}))
     args = ["clients", "register", "--name", "x", "--scope", "a", "--auth-method"]
-    done = cli(env, *args, "private_key_jwt", "--jwks-file", str(jwks_file))
-    assert done.returncode == 2
+    with serve(env, log=tmp_path / "serve.log"):
+        done = cli(env, *args, "private_key_jwt", "--jwks-file", str(jwks_file))
+        listed = json.loads(cli(env, "clients", "list", "--json").stdout)
+        no_file = cli(env, *args, "private_key_jwt", "--jwks-file", str(tmp_path / "none.json"))
+        no_keys = cli(env, *args, "private_key_jwt")
+    assert done.returncode == 1
     assert "private key material" in done.stderr
-    assert json.loads(cli(env, "clients", "list", "--json").stdout) == []
-    no_file = cli(env, *args, "private_key_jwt", "--jwks-file", str(tmp_path / "none.json"))
-    assert no_file.returncode == 2
+    assert [c["name"] for c in listed] == ["cli-admin"]
+    assert no_file.returncode == 1
     assert "cannot read the JWK Set" in no_file.stderr
-    no_keys = cli(env, *args, "private_key_jwt")
-    assert no_keys.returncode == 2
+    assert no_keys.returncode == 2  # a usage error: --jwks-file is missing

@@ -40,7 +40,7 @@ def test_a_rebuild_beside_a_serving_server_shows_progress_and_swaps_in(
     assert (report["projection"], report["table"], report["records"]) == (
         "clients",
         "keyledger_clients_v4",
-        1,
+        2,  # the CLI's admin client and the job
     )
     assert "rebuilding clients" in err
     assert "events/s" in err
@@ -48,7 +48,12 @@ def test_a_rebuild_beside_a_serving_server_shows_progress_and_swaps_in(
 
 
 def test_a_copy_as_of_a_moment_is_listed_and_queried_then_dropped(tmp_path: Path) -> None:
-    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys")
+    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", free_port())
+    with serve(env, log=tmp_path / "serve.log"):
+        _copy_query_and_drop(env)
+
+
+def _copy_query_and_drop(env: dict[str, str]) -> None:
     first = cli_json(env, "clients", "register", "--name", "first", "--scope", "a")
     time.sleep(0.05)
     moment = datetime.now(UTC)
@@ -63,30 +68,38 @@ def test_a_copy_as_of_a_moment_is_listed_and_queried_then_dropped(tmp_path: Path
     assert f"keyledger clients list --as-of-copy {name}" in made.stdout
 
     listed = cli_json(env, "projections", "copies")
-    assert [(c["name"], c["records"]) for c in listed] == [(name, 1)]
+    assert [(c["name"], c["records"]) for c in listed] == [(name, 2)]  # the admin and first
     then = cli_json(env, "clients", "list", "--as-of-copy", name)
-    assert [(c["name"], c["status"]) for c in then] == [("first", "active")]
+    assert [(c["name"], c["status"]) for c in then][1:] == [("first", "active")]
     now = cli_json(env, "clients", "list")
-    assert [(c["name"], c["status"]) for c in now] == [("first", "suspended"), ("second", "active")]
+    assert [(c["name"], c["status"]) for c in now][1:] == [
+        ("first", "suspended"),
+        ("second", "active"),
+    ]
 
-    assert cli(env, "projections", "drop-copy", name).returncode == 0
+    assert cli(env, "projections", "drop-copy", name, "--yes").returncode == 0
     assert cli_json(env, "projections", "copies") == []
 
 
-def test_bad_rebuild_requests_exit_2_with_one_line_and_change_nothing(tmp_path: Path) -> None:
-    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys")
+def test_bad_rebuild_requests_exit_1_with_one_line_and_change_nothing(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", free_port())
+    with serve(env, log=tmp_path / "serve.log"):
+        _bad_rebuild_requests(env)
+
+
+def _bad_rebuild_requests(env: dict[str, str]) -> None:
     cli_json(env, "clients", "register", "--name", "first", "--scope", "a")
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     cases = {
         ("projections", "rebuild", "tokens"): "no projection named 'tokens'",
         ("projections", "rebuild", "clients", "--until", "yesterday"): "RFC 3339",
         ("projections", "rebuild", "clients", "--until", future): "in the future",
-        ("projections", "drop-copy", "clients@20200101T000000Z"): "no copy named",
+        ("projections", "drop-copy", "clients@20200101T000000Z", "-y"): "no copy named",
         ("clients", "list", "--as-of-copy", "nope"): "no copy named 'nope'",
     }
     for args, message in cases.items():
         done = cli(env, *args)
-        assert done.returncode == 2, args
+        assert done.returncode == 1, args
         assert message in done.stderr, (args, done.stderr)
         assert done.stderr.count("\n") == 1, done.stderr
     assert cli_json(env, "projections", "copies") == []

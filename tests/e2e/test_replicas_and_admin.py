@@ -47,7 +47,7 @@ def two_replicas(postgres_url: str, tmp_path: Path) -> Iterator[tuple[dict[str, 
 
 
 def _admin_token(base: str, env: dict[str, str]) -> str:
-    admin = cli_json(env, "admin", "bootstrap")
+    admin = cli_json(env, "admin", "bootstrap", "--force")
     _within(1.0, lambda: _status(base, admin["client_id"], admin["client_secret"]) == 200)
     response = httpx.post(
         f"{base}/oauth2/token",
@@ -90,7 +90,7 @@ def test_a_revoked_secret_stops_working_on_the_other_replica_within_a_second(
             lambda: _status(b, cid, rotated["client_secret"]) == 200,
         )
         assert _status(b, cid, old) == 200  # still in its grace period
-        cli_json(env, "clients", "revoke-previous-secret", cid, "--reason", "leaked")
+        cli_json(env, "clients", "revoke-previous", cid, "--reason", "leaked", "--yes")
         _within(1.0, lambda: _status(b, cid, old) == 401)
         assert _status(a, cid, old) == 401
         assert _status(b, cid, rotated["client_secret"]) == 200
@@ -99,20 +99,35 @@ def test_a_revoked_secret_stops_working_on_the_other_replica_within_a_second(
 def test_admin_bootstrap_creates_one_admin_client_and_refuses_a_second(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    env = environment(sqlite_url, tmp_path / "keys")
+    env = environment(sqlite_url, tmp_path / "keys", free_port())
     first = cli_json(env, "admin", "bootstrap")
     assert first["client_secret"].startswith("kl_secret_")
     again = cli(env, "admin", "bootstrap")
-    assert again.returncode == 2
+    assert again.returncode == 1
     assert "already exists" in again.stderr
     forced = cli_json(env, "admin", "bootstrap", "--force")
     assert forced["client_id"] != first["client_id"]
-    shown = cli_json(env, "clients", "show", first["client_id"])
+    with serve(env, log=tmp_path / "serve.log", admin=False) as base:
+        env["KEYLEDGER_SERVER"] = base
+        env["KEYLEDGER_ADMIN_CLIENT_ID"] = first["client_id"]
+        env["KEYLEDGER_ADMIN_CLIENT_SECRET"] = first["client_secret"]
+        shown = cli_json(env, "clients", "show", forced["client_id"])
     assert shown["allowed_scopes"] == ["keyledger:admin"]
 
 
+@contextmanager
+def served(sqlite_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = environment(sqlite_url, tmp_path / "keys", free_port())
+    with serve(env, log=tmp_path / "serve.log"):
+        yield env
+
+
 def test_the_cli_walks_a_client_through_its_lifecycle(sqlite_url: str, tmp_path: Path) -> None:
-    env = environment(sqlite_url, tmp_path / "keys")
+    with served(sqlite_url, tmp_path) as env:
+        _walk_through_the_lifecycle(env)
+
+
+def _walk_through_the_lifecycle(env: dict[str, str]) -> None:
     cid = cli_json(env, "clients", "register", "--name", "job", "--scope", "a b")["client_id"]
     assert (
         cli_json(env, "clients", "rotate-secret", cid, "--grace", "15m")["secret_generation"] == 2
@@ -126,13 +141,14 @@ def test_the_cli_walks_a_client_through_its_lifecycle(sqlite_url: str, tmp_path:
         "https://api.example"
     ]
     assert cli_json(env, "clients", "suspend", cid, "--reason", "leak")["status"] == "suspended"
-    assert cli(env, "clients", "suspend", cid, "--reason", "again").returncode == 2
+    assert cli(env, "clients", "suspend", cid, "--reason", "again").returncode == 1
     assert cli_json(env, "clients", "reactivate", cid)["status"] == "active"
-    revoked = cli_json(env, "tokens", "revoke", "--client", cid, "--secret-generation", "1")
-    assert revoked["event"] == "tokens_revoked"
-    assert cli_json(env, "clients", "delete", cid, "--reason", "gone")["status"] == "deleted"
+    revoked = cli_json(env, "clients", "revoke-tokens", cid, "--secret-generation", "1", "--yes")
+    assert revoked["secret_generation_cutoffs"].keys() == {"1"}
+    deleted = cli_json(env, "clients", "delete", cid, "--reason", "gone", "--yes")
+    assert deleted["status"] == "deleted"
     conflict = cli(env, "clients", "rotate-secret", cid)
-    assert (conflict.returncode, "deleted" in conflict.stderr) == (2, True)
+    assert (conflict.returncode, "deleted" in conflict.stderr) == (1, True)
     history = cli_json(env, "clients", "history", cid)
     assert [h["event"] for h in history][-2:] == ["tokens_revoked", "deleted"]
     assert "hmac-sha256" not in json.dumps(history)
@@ -142,17 +158,21 @@ def test_the_cli_walks_a_client_through_its_lifecycle(sqlite_url: str, tmp_path:
 
 
 def test_cli_duration_and_time_errors_are_one_line(sqlite_url: str, tmp_path: Path) -> None:
-    env = environment(sqlite_url, tmp_path / "keys")
+    with served(sqlite_url, tmp_path) as env:
+        _duration_and_time_errors(env)
+
+
+def _duration_and_time_errors(env: dict[str, str]) -> None:
     cid = cli_json(env, "clients", "register", "--name", "job", "--scope", "a")["client_id"]
     for args, message in [
         (["clients", "rotate-secret", cid, "--grace", "31d"], "grace"),
         (["clients", "rotate-secret", cid, "--grace", "soon"], "duration"),
         (["clients", "show", cid, "--at", "yesterday"], "RFC 3339"),
         (["clients", "show", cid, "--at", "2099-01-01T00:00Z"], "future"),
-        (["tokens", "revoke", "--client", cid, "--secret-generation", "5"], "generation 5"),
+        (["clients", "revoke-tokens", cid, "--secret-generation", "5", "-y"], "generation 5"),
     ]:
         done = cli(env, *args)
-        assert done.returncode == 2, args
+        assert done.returncode == 1, args
         assert message in done.stderr, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1
 
@@ -204,6 +224,7 @@ def test_the_cli_shows_and_revokes_one_token(sqlite_url: str, tmp_path: Path) ->
 
         jti = jwt.decode(token, options={"verify_signature": False})["jti"]
         assert cli_json(env, "tokens", "show", jti)["revoked_at"] is None
-        assert cli_json(env, "tokens", "revoke", jti, "--reason", "leaked")["revoked_now"] is True
-        assert cli_json(env, "tokens", "revoke", jti)["revoked_now"] is False
-        assert cli(env, "tokens", "show", "nope").returncode == 2
+        revoked = cli_json(env, "tokens", "revoke", jti, "--reason", "leaked", "--yes")
+        assert revoked["revoked_now"] is True
+        assert cli_json(env, "tokens", "revoke", jti, "--yes")["revoked_now"] is False
+        assert cli(env, "tokens", "show", "nope").returncode == 1

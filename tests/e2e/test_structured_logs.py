@@ -32,8 +32,9 @@ def test_an_end_to_end_run_logs_json_lines_with_request_ids_and_no_secrets(tmp_p
     tokens: list[str] = []
     outputs: list[str] = []
     with serve(env, log=tmp_path / "serve.log") as base:
-        admin = cli_json(env, "admin", "bootstrap")
+        admin = cli_json(env, "admin", "bootstrap", "--force")  # besides the CLI's own admin
         secrets.append(admin["client_secret"])
+        secrets.append(env["KEYLEDGER_ADMIN_CLIENT_SECRET"])
         time.sleep(1.2)
         bearer = {
             "Authorization": f"Bearer {token(base, admin['client_id'], admin['client_secret'])}"

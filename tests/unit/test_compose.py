@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from api.cli.main import build_parser
 from api.settings import Settings
+from tests.cli_parsing import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
@@ -68,10 +68,10 @@ def test_keyledger_services_set_only_settings_the_code_reads(name: str) -> None:
 def test_keyledger_commands_parse_with_the_real_cli(name: str) -> None:
     command = KEYLEDGER[name]["command"]
     assert command[0] == "keyledger"
-    build_parser().parse_args(command[1:])
+    parse(command[1:])
     health = KEYLEDGER[name]["healthcheck"]["test"]
     if health[1] == "keyledger":
-        build_parser().parse_args(health[2:])
+        parse(health[2:])
 
 
 @pytest.mark.parametrize("name", sorted(KEYLEDGER))
@@ -105,8 +105,7 @@ def test_published_ports_reach_the_port_each_server_listens_on() -> None:
     for service in KEYLEDGER.values():
         if service["command"][1] != "serve":
             continue
-        args = build_parser().parse_args(service["command"][1:])
-        listening = args.port or Settings().port
+        listening = parse(service["command"][1:]).params["port"] or Settings().port
         for mapping in service["ports"]:
             assert int(mapping.split(":")[-1]) == listening
         health = " ".join(shlex.quote(p) for p in service["healthcheck"]["test"])
