@@ -71,7 +71,7 @@ def keyledger_commands(document: Path) -> list[str]:
         for line in block.replace("\\\n", " ").splitlines():
             line = re.sub(r"\s#.*$", "", line)
             for match in re.finditer(r"(?:^|[\s(])(?:\.venv/bin/)?keyledger\s+([^)\n;&|]*)", line):
-                text = match.group(1).strip()
+                text = re.split(r"\s(?:<<<|<|>|2>)", match.group(1))[0].strip()  # redirections
                 if "[" not in text and "..." not in text and "…" not in text:
                     commands.append(text)
     return commands
