@@ -23,8 +23,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict --ignore-missing-imports examples/*/*.py
 
+# Debian packages the suite drives: Chromium (the dashboard) and kcat (the README's audit blocks).
 browser:
-	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	command -v chromium >/dev/null && command -v kcat >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium kcat)
 
 test: lint browser
 	$(BIN)/pytest -n auto --dist worksteal

@@ -29,6 +29,7 @@ def _secret(from_stdin: bool) -> str:
 
 
 @click.command(
+    short_help="Sign in as an admin client of a server.",
     help="Sign the CLI in as an admin client of a server: the credentials are checked by "
     "getting a token, then saved in $XDG_CONFIG_HOME/keyledger/profile.json (mode 0600). "
     "The secret is asked for without echo, or read from standard input.",
@@ -66,6 +67,7 @@ def login(
 
 
 @click.command(
+    short_help="Forget a profile and its cached token.",
     help="Forget a profile: its credentials and its cached token.",
     epilog=o.example("keyledger logout", "keyledger logout --profile staging"),
 )

@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
     except BrokenPipeError:
         return _closed_pipe()
-    except SystemExit as exit_:
+    except SystemExit:
         # click answers a closed stdout itself: it wraps the streams, then exits with 1.
         if type(sys.stdout).__name__ == "_PacifyFlushWrapper":
             return _closed_pipe()

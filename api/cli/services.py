@@ -113,6 +113,7 @@ def embedded_broker(settings: Settings) -> Iterator[None]:
 
 
 @click.command(
+    short_help="Run the HTTP server (on the installation).",
     help=f"Run the HTTP server; its first start sets up a new installation. {o.LOCAL}",
     epilog=o.example("keyledger serve", "keyledger serve --host 0.0.0.0 --port 8000 --workers 2"),
 )
@@ -171,6 +172,7 @@ def _run_service(
 
 
 @click.group(
+    short_help="Publish the log to the audit topic (on the installation).",
     invoke_without_command=True,
     help="Publish the event log to the Kafka audit topic (one relay active, others stand by). "
     + o.LOCAL,
@@ -192,6 +194,7 @@ def relay(ctx: click.Context) -> int:
 
 
 @relay.command(
+    short_help="The relay's position and lag (on the installation).",
     help=f"The relay's position and lag behind the log; exit 1 past --max-lag. {o.LOCAL}",
     epilog=o.example("keyledger relay status", "keyledger relay status --json --max-lag 100000"),
 )
@@ -221,6 +224,7 @@ def status(as_json: bool, max_lag: int | None) -> int:
 
 
 @click.command(
+    short_help="Raise alerts from the audit topic (on the installation).",
     help=f"Watch the audit topic for attacks and raise alerts (a consumer group). {o.LOCAL}",
     epilog=o.example("keyledger detect"),
 )
