@@ -97,6 +97,7 @@ def top(
 
 @analytics.command(
     "clients",
+    short_help="Clients by status, secret age, dormancy.",
     help=f"Clients by status; secret age against the rotation policy; dormant ones. {o.REMOTE}",
     epilog=o.example("keyledger analytics clients", "keyledger analytics clients --dormant-days 7"),
 )
@@ -137,6 +138,7 @@ def clients_report(
 
 
 @analytics.command(
+    short_help="Keep the analytics table (on the installation).",
     help="Follow the log into the analytics table as its own process, until SIGTERM (when "
     f"`serve` does not: KEYLEDGER_ANALYTICS_IN_SERVE=false). {o.LOCAL}",
     epilog=o.example("KEYLEDGER_ANALYTICS_IN_SERVE=false keyledger analytics keep"),

@@ -55,6 +55,7 @@ def _update(api: AdminApi, client_id: str, fields: dict[str, Any], **out: Any) -
 
 
 @clients.command(
+    short_help="Change name, scopes, lifetime, audiences, quotas.",
     help="Change a client's name, scopes, token lifetime, audiences or quotas, atomically.",
     epilog=o.example(
         f'keyledger clients update {ID} --scope "orders:read" --token-ttl 900 --reason narrow',
@@ -113,6 +114,7 @@ def update(
 
 @clients.command(
     "set-scopes",
+    short_help="Replace the allowed (and default) scopes.",
     help="Replace the allowed (and default) scopes: `update --scope` in short.",
     epilog=o.example(f'keyledger clients set-scopes {ID} --scope "a c" --default-scope a'),
 )
@@ -134,6 +136,7 @@ def set_scopes(
 
 @clients.command(
     "set-token-ttl",
+    short_help="Set the token lifetime in seconds.",
     help="Set the token lifetime, 60 to 86400 seconds: `update --token-ttl` in short.",
     epilog=o.example(f"keyledger clients set-token-ttl {ID} 600"),
 )
@@ -192,6 +195,7 @@ def set_quota(
 
 @clients.command(
     "rotate-secret",
+    short_help="A new secret; the previous one works for --grace.",
     help="A new secret, printed once; the previous one keeps working for --grace.",
     epilog=o.example(
         f"keyledger clients rotate-secret {ID} --grace 24h --reason quarterly",
@@ -223,6 +227,7 @@ def rotate_secret(
 
 @clients.command(
     "revoke-previous",
+    short_help="End the previous secret's grace now (asks first).",
     help="End the previous secret's grace period now (irreversible: asks first).",
     epilog=o.example(f"keyledger clients revoke-previous {ID} --reason leaked --yes"),
 )
@@ -242,6 +247,7 @@ clients.add_command(old_name, "revoke-previous-secret")
 
 
 @clients.command(
+    short_help="Refuse the client everywhere within a second.",
     help="Refuse the client everywhere within a second, and void its tokens.",
     epilog=o.example(f'keyledger clients suspend {ID} --reason "leaked secret"'),
 )
@@ -256,6 +262,7 @@ def suspend(api: AdminApi, client_id: str, reason: str, **out: Any) -> None:
 
 
 @clients.command(
+    short_help="Let a suspended client authenticate again.",
     help="Let a suspended client authenticate again (its earlier tokens stay void).",
     epilog=o.example(f"keyledger clients reactivate {ID} --reason resolved"),
 )
@@ -266,6 +273,7 @@ def reactivate(api: AdminApi, client_id: str, reason: str | None, **out: Any) ->
 
 
 @clients.command(
+    short_help="Decommission a client for good (asks first).",
     help="Decommission a client: it never authenticates again; its history stays (asks first).",
     epilog=o.example(f"keyledger clients delete {ID} --reason decommissioned --yes"),
 )
@@ -301,6 +309,7 @@ def replace_keys(
 
 @clients.command(
     "revoke-tokens",
+    short_help="Void the client's tokens (asks first).",
     help="Void the client's tokens issued before a time (default now), or those of one "
     "secret generation (irreversible: asks first).",
     epilog=o.example(

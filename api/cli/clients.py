@@ -195,6 +195,7 @@ def show(api: AdminApi, client_id: str, at: str | None, as_json: bool, quiet: bo
 
 
 @clients.command(
+    short_help="Every change: time, actor, event, what, why.",
     help="Every change to a client: time, actor, event, what changed, reason.",
     epilog=o.example("keyledger clients history 3f0c1e9a-5b8d-4c2e-9a51-0d6f1b2c3d4e"),
 )

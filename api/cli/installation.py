@@ -29,6 +29,7 @@ def actor() -> str:
 
 
 @admin.command(
+    short_help="Create the first admin client (on the installation).",
     help="Create the first admin client (scope keyledger:admin) and print its secret once; "
     f"sets up a new installation when there is none. {o.LOCAL}",
     epilog=o.example(

@@ -31,6 +31,7 @@ def show_keys(rows: list[dict[str, Any]], quiet: bool) -> None:
 
 @keys.command(
     "list",
+    short_help="Every signing key and its turn.",
     help="Every signing key: its status, when it signs, retires and leaves the JWKS.",
     epilog=o.example("keyledger keys list", "keyledger keys list --json"),
 )
@@ -46,6 +47,7 @@ def list_keys(api: AdminApi, as_json: bool, quiet: bool) -> None:
 
 
 @keys.command(
+    short_help="A new key, signing after --delay.",
     help="A new key, in the JWKS now and signing after --delay; the current one retires then.",
     epilog=o.example(
         'keyledger keys rotate --reason "quarterly"',

@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from api.usecases.projection_rebuild import RebuildReport
 
 
-@click.group(help=f"The read models: their lag, rebuilds and point-in-time copies. {o.LOCAL}")
+@click.group(
+    short_help="Read models: lag, rebuilds, copies (on the installation).",
+    help=f"The read models: their lag, rebuilds and point-in-time copies. {o.LOCAL}",
+)
 def projections() -> None:
     pass
 
@@ -82,6 +85,7 @@ def progress_bar(description: str) -> Iterator[ProgressCallback]:
 
 
 @projections.command(
+    short_help="Each projection's position and lag.",
     help="Each projection's position, the log's head, and the lag in events and seconds. "
     + o.LOCAL,
     epilog=o.example("keyledger projections status", "keyledger projections status --json"),
@@ -124,6 +128,7 @@ def _say(report: RebuildReport, as_json: bool) -> None:
 
 
 @projections.command(
+    short_help="Replay a read model, or copy it as of a moment.",
     help="Replay a read model (clients, revoked-tokens or analytics) from the first event into "
     "fresh tables and swap them in; with --until, build a named copy as of that moment instead. "
     + o.LOCAL,
@@ -153,6 +158,7 @@ def rebuild(name: str, until: str | None, as_json: bool) -> None:
 
 
 @projections.command(
+    short_help="The point-in-time copies.",
     help=f"The point-in-time copies. {o.LOCAL}",
     epilog=o.example("keyledger projections copies", "keyledger projections copies -q"),
 )
@@ -178,6 +184,7 @@ def copies(as_json: bool, quiet: bool) -> None:
 
 @projections.command(
     "drop-copy",
+    short_help="Delete a point-in-time copy (asks first).",
     help=f"Delete a point-in-time copy (irreversible: asks first). {o.LOCAL}",
     epilog=o.example("keyledger projections drop-copy clients@20261120T100000Z --yes"),
 )

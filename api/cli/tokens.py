@@ -36,6 +36,7 @@ def show_token(view: dict[str, Any], as_json: bool, quiet: bool) -> None:
 
 
 @tokens.command(
+    short_help="A token's lineage, state and history.",
     help="A token's lineage (client, secret generation, client version, key), state and history.",
     epilog=o.example(f"keyledger tokens show {JTI}", f"keyledger tokens show {JTI} --json"),
 )
@@ -48,6 +49,7 @@ def show(api: AdminApi, jti: str, as_json: bool, quiet: bool) -> None:
 
 
 @tokens.command(
+    short_help="Revoke one token (asks first).",
     help="Revoke one token (irreversible: asks first); a second revocation changes nothing.",
     epilog=o.example(f"keyledger tokens revoke {JTI} --reason leaked --yes"),
 )

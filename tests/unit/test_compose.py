@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from api.cli.options import LOCAL
 from api.settings import Settings
 from tests.cli_parsing import parse
 
@@ -72,6 +73,15 @@ def test_keyledger_commands_parse_with_the_real_cli(name: str) -> None:
     health = KEYLEDGER[name]["healthcheck"]["test"]
     if health[1] == "keyledger":
         parse(health[2:])
+
+
+@pytest.mark.parametrize("name", sorted(KEYLEDGER))
+def test_health_checks_are_installation_commands_needing_no_admin_credentials(name: str) -> None:
+    health = KEYLEDGER[name]["healthcheck"]["test"]
+    if health[1] != "keyledger":
+        return
+    command = parse(health[2:]).command
+    assert LOCAL in (command.help or ""), health
 
 
 @pytest.mark.parametrize("name", sorted(KEYLEDGER))
