@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint bench install clean schemas browser mutation
+.PHONY: run test lint bench install clean schemas packages mutation
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict --ignore-missing-imports examples/*/*.py
 
-# Debian packages the suite drives: Chromium (the dashboard) and kcat (the README's audit blocks).
-browser:
-	command -v chromium >/dev/null && command -v kcat >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium kcat)
+# Debian packages the suite drives as real components: Chromium (the dashboard), kcat (the
+# README's audit blocks), nginx (a reverse proxy in front of serve), stunnel (TLS in front of
+# the embedded broker), promtool (the shipped alerting rules).
+PACKAGES := chromium:chromium kcat:kcat nginx:nginx stunnel4:stunnel promtool:prometheus
+packages:
+	@missing="$(foreach p,$(PACKAGES),$$(command -v $(word 1,$(subst :, ,$(p))) >/dev/null || echo $(word 2,$(subst :, ,$(p)))))"; \
+	missing=$$(echo $$missing); \
+	test -z "$$missing" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null)
 
-test: lint browser
+test: lint packages
 	$(BIN)/pytest -n auto --dist worksteal
 
 bench: $(STAMP)
