@@ -39,17 +39,24 @@ class KeyVault:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        nonce = os.urandom(_NONCE)
-        sealed = nonce + self._aead.encrypt(nonce, der, kid.encode())
-        return base64.urlsafe_b64encode(sealed).decode()
+        return self.seal_bytes(kid, der)
 
     def open(self, kid: str, sealed: str) -> PrivateKey:
+        der = self.open_bytes(kid, sealed)
+        return parse_private_key(serialization.load_der_private_key(der, password=None))
+
+    def seal_bytes(self, label: str, secret: bytes) -> str:
+        """Any key material, bound to `label` (a kid, a ledger key's name and ID)."""
+        nonce = os.urandom(_NONCE)
+        sealed = nonce + self._aead.encrypt(nonce, secret, label.encode())
+        return base64.urlsafe_b64encode(sealed).decode()
+
+    def open_bytes(self, label: str, sealed: str) -> bytes:
         try:
             raw = base64.urlsafe_b64decode(sealed)
-            der = self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], kid.encode())
+            return self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], label.encode())
         except (InvalidTag, binascii.Error, ValueError):
             raise KeyVaultError(
-                f"signing key {kid} cannot be opened: a different key-encryption key sealed "
+                f"signing key {label} cannot be opened: a different key-encryption key sealed "
                 "it, or its sealed copy is damaged"
             ) from None
-        return parse_private_key(serialization.load_der_private_key(der, password=None))

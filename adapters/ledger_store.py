@@ -1,0 +1,205 @@
+"""Where the ledger's tree lives: its right edge, its tiles and its checkpoints, beside the events.
+
+The builder's write is one transaction: the touched tiles and the new right edge, the edge
+with a compare-and-set on the position it started from, so a second builder (another replica
+that also thought it was the one) fails instead of interleaving leaves. Rows are the same on
+SQLite and PostgreSQL; only the placeholder and the blob type differ.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from domain.ledger import TILE_WIDTH, TileWrite
+from domain.merkle_tree import HASH_SIZE
+
+_TREE = "ledger"
+
+
+class LedgerMoved(Exception):
+    """Another builder advanced the tree since this one read it."""
+
+
+@dataclass(frozen=True)
+class TreeState:
+    """The tree's right edge: the last notification id folded in, the size and the peaks."""
+
+    position: int
+    size: int
+    peaks: list[bytes]
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str
+    position: int
+    signed_at: str
+
+
+def _ddl(blob: str) -> list[str]:
+    return [
+        "CREATE TABLE IF NOT EXISTS keyledger_ledger_tree (name text PRIMARY KEY, "
+        f"position bigint NOT NULL, size bigint NOT NULL, peaks {blob} NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS keyledger_ledger_tiles (level smallint NOT NULL, "
+        f"idx bigint NOT NULL, hashes {blob} NOT NULL, positions {blob} NOT NULL, "
+        "first_position bigint, PRIMARY KEY (level, idx))",
+        "CREATE INDEX IF NOT EXISTS keyledger_ledger_tiles_first "
+        "ON keyledger_ledger_tiles (first_position) WHERE level = 0",
+        "CREATE TABLE IF NOT EXISTS keyledger_ledger_checkpoints (size bigint PRIMARY KEY, "
+        f"root {blob} NOT NULL, note text NOT NULL, position bigint NOT NULL, "
+        "signed_at text NOT NULL)",
+    ]
+
+
+class LedgerTables:
+    """The ledger's rows, through the event store's own connection pool (`Ledger.datastore`)."""
+
+    def __init__(self, datastore: Any, *, postgres: bool) -> None:
+        self._datastore = datastore
+        self._postgres = postgres
+        self._blob = "bytea" if postgres else "BLOB"
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", "%s") if self._postgres else text
+
+    def create(self) -> None:
+        with self._datastore.transaction(commit=True) as curs:
+            for statement in _ddl(self._blob):
+                curs.execute(statement)
+            curs.execute(
+                self._sql(
+                    "INSERT INTO keyledger_ledger_tree (name, position, size, peaks) "
+                    "VALUES (?, 0, 0, ?) ON CONFLICT (name) DO NOTHING"
+                ),
+                (_TREE, b""),
+            )
+
+    def tree(self) -> TreeState:
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(
+                self._sql("SELECT position, size, peaks FROM keyledger_ledger_tree WHERE name = ?"),
+                (_TREE,),
+            )
+            row = curs.fetchone()
+        if row is None:
+            return TreeState(0, 0, [])
+        peaks = bytes(row["peaks"])
+        return TreeState(
+            int(row["position"]),
+            int(row["size"]),
+            [peaks[i : i + HASH_SIZE] for i in range(0, len(peaks), HASH_SIZE)],
+        )
+
+    def tiles(self, keys: Iterable[tuple[int, int]]) -> list[TileWrite]:
+        found = []
+        with self._datastore.transaction(commit=False) as curs:
+            for level, index in keys:
+                curs.execute(
+                    self._sql(
+                        "SELECT hashes, positions FROM keyledger_ledger_tiles "
+                        "WHERE level = ? AND idx = ?"
+                    ),
+                    (level, index),
+                )
+                row = curs.fetchone()
+                if row is not None:
+                    found.append(
+                        TileWrite(level, index, bytes(row["hashes"]), bytes(row["positions"]))
+                    )
+        return found
+
+    def tile(self, level: int, index: int) -> bytes:
+        tiles = self.tiles([(level, index)])
+        return tiles[0].hashes if tiles else b""
+
+    def advance(
+        self,
+        old: TreeState,
+        new: TreeState,
+        writes: Sequence[TileWrite],
+        checkpoints: Sequence[StoredCheckpoint] = (),
+    ) -> None:
+        """Store the tiles and the new edge at once, if the edge is still `old`."""
+        with self._datastore.transaction(commit=True) as curs:
+            curs.execute(
+                self._sql(
+                    "UPDATE keyledger_ledger_tree SET position = ?, size = ?, peaks = ? "
+                    "WHERE name = ? AND position = ? AND size = ?"
+                ),
+                (new.position, new.size, b"".join(new.peaks), _TREE, old.position, old.size),
+            )
+            if getattr(curs, "sqlite_cursor", curs).rowcount != 1:
+                raise LedgerMoved(f"the ledger moved on from position {old.position}")
+            curs.executemany(
+                self._sql(
+                    "INSERT INTO keyledger_ledger_tiles "
+                    "(level, idx, hashes, positions, first_position) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (level, idx) DO UPDATE SET hashes = excluded.hashes, "
+                    "positions = excluded.positions, first_position = excluded.first_position"
+                ),
+                [(w.level, w.index, w.hashes, w.positions, w.first_position) for w in writes],
+            )
+            if checkpoints:
+                curs.executemany(
+                    self._sql(
+                        "INSERT INTO keyledger_ledger_checkpoints "
+                        "(size, root, note, position, signed_at) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (size) DO NOTHING"
+                    ),
+                    [(c.size, c.root, c.note, c.position, c.signed_at) for c in checkpoints],
+                )
+
+    def leaf_index(self, position: int) -> int | None:
+        """The leaf index of the event with notification id `position`, if the tree has it."""
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(
+                self._sql(
+                    "SELECT idx, positions FROM keyledger_ledger_tiles WHERE level = 0 "
+                    "AND first_position <= ? ORDER BY first_position DESC LIMIT 1"
+                ),
+                (position,),
+            )
+            row = curs.fetchone()
+        if row is None:
+            return None
+        raw = bytes(row["positions"])
+        positions = [int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8)]
+        offset = bisect.bisect_left(positions, position)
+        if offset == len(positions) or positions[offset] != position:
+            return None
+        return int(row["idx"]) * TILE_WIDTH + offset
+
+    def checkpoints(self, *, after_size: int = -1, limit: int = 100) -> list[StoredCheckpoint]:
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(
+                self._sql(
+                    "SELECT size, root, note, position, signed_at FROM "
+                    "keyledger_ledger_checkpoints WHERE size > ? ORDER BY size LIMIT ?"
+                ),
+                (after_size, limit),
+            )
+            rows = curs.fetchall()
+        return [
+            StoredCheckpoint(
+                int(r["size"]), bytes(r["root"]), r["note"], int(r["position"]), r["signed_at"]
+            )
+            for r in rows
+        ]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT size, root, note, position, signed_at FROM keyledger_ledger_checkpoints "
+                "ORDER BY size DESC LIMIT 1"
+            )
+            r = curs.fetchone()
+        if r is None:
+            return None
+        return StoredCheckpoint(
+            int(r["size"]), bytes(r["root"]), r["note"], int(r["position"]), r["signed_at"]
+        )
