@@ -16,7 +16,7 @@ from adapters.ledger_signer import ed25519_verify, note_key
 from adapters.ledger_store import LedgerTables
 from domain.checkpoint import open_checkpoint
 from domain.ledger import node_from_tiles
-from domain.ledger_keys import LEDGER_KEYS_ID, CheckpointRequest, LedgerKeys
+from domain.ledger_keys import LEDGER_KEYS_ID, CheckpointRequest, LedgerCheckpoint, LedgerKeys
 from domain.merkle_tree import (
     inclusion_proof,
     leaf_hash,
@@ -61,7 +61,7 @@ def leaves(ledger: Ledger) -> list[bytes]:
 
 
 def the_key(ledger: Ledger) -> object:
-    keys = ledger.repository.get(LEDGER_KEYS_ID)
+    keys: object = ledger.repository.get(LEDGER_KEYS_ID)
     assert isinstance(keys, LedgerKeys)
     assert keys.current is not None
     return note_key(keys.current)
@@ -99,7 +99,7 @@ def test_each_checkpoint_carries_a_consistency_proof_from_the_one_before(
     second = ledger_service.step(force=True)
     assert second is not None
     events = [ledger.mapper.to_domain_event(n) for n in ledger.read(0, 10_000)]
-    signed = [e for e in events if type(e).__name__ == "Signed" and hasattr(e, "consistency")]
+    signed = [e for e in events if isinstance(e, LedgerCheckpoint.Signed)]
     first_event, second_event = signed
     assert second_event.previous_size == first_event.size
     assert verify_consistency(
