@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.ledger import TILE_WIDTH, TileWrite
+from domain.ledger_audit import Recorded, recorded_from_tiles
 from domain.merkle_tree import HASH_SIZE
 
 _TREE = "ledger"
@@ -203,3 +204,13 @@ class LedgerTables:
         return StoredCheckpoint(
             int(r["size"]), bytes(r["root"]), r["note"], int(r["position"]), r["signed_at"]
         )
+
+    def recorded(self) -> Recorded:
+        """The leaves as the tree recorded them, from its leaf tiles."""
+        size = self.tree().size
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(
+                "SELECT hashes, positions FROM keyledger_ledger_tiles WHERE level = 0 ORDER BY idx"
+            )
+            tiles = [(bytes(r["hashes"]), bytes(r["positions"])) for r in curs.fetchall()]
+        return recorded_from_tiles(tiles, size)

@@ -84,7 +84,7 @@ class NoteKey:
 
     @classmethod
     def decode(cls, text: str) -> NoteKey:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # the base64 key itself may hold a "+"
         if len(parts) != 3:
             raise CheckpointError("a verifier key reads name+keyid+base64key")
         name, key_id, encoded = parts

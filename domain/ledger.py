@@ -57,6 +57,17 @@ class LedgerEntry:
         return cls(position, originator_id, version, topic, hashlib.sha256(state).digest())
 
     @classmethod
+    def of_row(
+        cls, position: int, originator_id: object, version: int, topic: object, state: object
+    ) -> LedgerEntry:
+        """From a stored row as the database returns it, however it was edited underneath:
+        a text or NULL state, a text id (SQLite) are hashed as they are, never refused."""
+        if not isinstance(state, bytes | bytearray | memoryview):
+            state = b"" if state is None else str(state).encode()
+        identity = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+        return cls.of(position, identity, int(version), str(topic), bytes(state))
+
+    @classmethod
     def decode(cls, data: bytes) -> LedgerEntry:
         position, originator, version, length = _HEADER.unpack_from(data)
         end = _HEADER.size + length

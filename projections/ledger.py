@@ -26,9 +26,9 @@ class EventLog(Protocol):
 
 
 def entry_of(notification: Notification) -> LedgerEntry:
-    return LedgerEntry.of(
+    return LedgerEntry.of_row(
         notification.id,
-        notification.originator_id,  # type: ignore[arg-type]
+        notification.originator_id,
         notification.originator_version,
         notification.topic,
         notification.state,

@@ -18,6 +18,7 @@ from api.cli.analytics import analytics
 from api.cli.clients import clients
 from api.cli.installation import admin
 from api.cli.keys import keys
+from api.cli.ledger import ledger
 from api.cli.login import login, logout
 from api.cli.output import CliError
 from api.cli.projections import projections
@@ -61,7 +62,7 @@ def completion(shell: str) -> None:
     click.echo(completer(cli, {}, PROG, "_KEYLEDGER_COMPLETE").source())
 
 
-for command in (serve, relay, detect, projections, analytics, admin):
+for command in (serve, relay, detect, projections, analytics, admin, ledger):
     cli.add_command(command)
 for command in (login, logout, clients, tokens, keys, alerts):
     cli.add_command(command)

@@ -128,3 +128,9 @@ def test_control_characters_and_missing_signature_blocks_are_refused() -> None:
         sign_note("origin\n1\x07\n", key, private.sign)
     with pytest.raises(CheckpointError):
         open_note("origin\n1\nAAAA\n", key, ed25519_verify)
+
+
+def test_a_verifier_key_whose_base64_holds_a_plus_sign_decodes() -> None:
+    # From the tests of transparency-dev/formats (note/note_cosigv1_test.go).
+    text = "TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6"
+    assert NoteKey.decode(text).encoded() == text
