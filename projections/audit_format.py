@@ -10,6 +10,7 @@ secret hash. Every type has a JSON Schema under `schemas/`, generated from the e
 from __future__ import annotations
 
 import dataclasses
+from base64 import b64encode
 from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
@@ -18,6 +19,7 @@ import msgspec
 
 from domain.client import Client, event_time
 from domain.installation import Installation
+from domain.ledger_keys import CheckpointRequest, LedgerCheckpoint, LedgerKeys
 from domain.observations import (
     AUTHENTICATION_FAILED,
     AUTHENTICATION_FAILURE_REASONS,
@@ -63,6 +65,10 @@ AUDIT_TYPES: dict[type[Any], str] = {
     SigningKeys.KeyGenerated: "keyledger.signing_keys.key_generated.v1",
     SigningKeys.KeyRetired: "keyledger.signing_keys.key_retired.v1",
     Installation.Initialised: "keyledger.installation.initialised.v1",
+    LedgerKeys.Started: "keyledger.ledger.keys_started.v1",
+    LedgerKeys.KeyGenerated: "keyledger.ledger.key_generated.v1",
+    LedgerCheckpoint.Signed: "keyledger.ledger.checkpoint_signed.v1",
+    CheckpointRequest.Requested: "keyledger.ledger.checkpoint_requested.v1",
 }
 
 
@@ -97,15 +103,26 @@ def _subject_and_time(event: Any) -> tuple[str, datetime]:
         SigningKeys.Started
         | SigningKeys.KeyGenerated
         | SigningKeys.KeyRetired
-        | Installation.Initialised,
+        | Installation.Initialised
+        | LedgerKeys.Started
+        | LedgerKeys.KeyGenerated
+        | LedgerCheckpoint.Signed
+        | CheckpointRequest.Requested,
     ):
         return str(event.originator_id), event.at
     return str(event.originator_id), event_time(event)
 
 
-def cloud_event(event: Any, sequence: int, source: str) -> dict[str, Any]:
-    """The CloudEvents 1.0 structured-mode JSON object for one stored domain event."""
+def cloud_event(
+    event: Any, sequence: int, source: str, ledger_entry: bytes | None = None
+) -> dict[str, Any]:
+    """The CloudEvents 1.0 structured-mode JSON object for one stored domain event.
+
+    `ledgerentry` (an extension attribute) is the event's leaf in the ledger's Merkle tree,
+    base64: with it, a consumer of the topic can recompute the tree and check checkpoints.
+    """
     subject, time = _subject_and_time(event)
+    extension = {} if ledger_entry is None else {"ledgerentry": b64encode(ledger_entry).decode()}
     return {
         "specversion": SPEC_VERSION,
         "id": audit_event_id(event),
@@ -116,6 +133,7 @@ def cloud_event(event: Any, sequence: int, source: str) -> dict[str, Any]:
         "sequence": str(sequence),
         "datacontenttype": "application/json",
         "data": audit_data(event),
+        **extension,
     }
 
 
@@ -169,6 +187,7 @@ def cloud_event_schema(
             "subject": subject,
             "time": {"type": "string", "format": "date-time"},
             **({"sequence": {"type": "string", "pattern": "^[0-9]+$"}} if sequence else {}),
+            **({"ledgerentry": _LEDGER_ENTRY} if sequence else {}),
             "datacontenttype": {"const": "application/json"},
             "data": {
                 "type": "object",
@@ -178,6 +197,14 @@ def cloud_event_schema(
             },
         },
     }
+
+
+_LEDGER_ENTRY = {
+    "type": "string",
+    "contentEncoding": "base64",
+    "description": "the event's leaf in the ledger's Merkle tree (RFC 9162 leaf input): "
+    "position, originator id, version, topic and the SHA-256 of the stored state",
+}
 
 
 def schema_for(event_class: type[Any]) -> dict[str, Any]:
@@ -319,7 +346,9 @@ def security_message(observation: SecurityObservation, source: str) -> tuple[byt
     return key.encode(), msgspec.json.encode(message)
 
 
-def audit_message(event: Any, notification_id: int, source: str) -> tuple[bytes, bytes]:
+def audit_message(
+    event: Any, notification_id: int, source: str, ledger_entry: bytes | None = None
+) -> tuple[bytes, bytes]:
     """The Kafka key (the client id) and value (the CloudEvents JSON) of one stored event."""
-    message = cloud_event(event, notification_id, source)
+    message = cloud_event(event, notification_id, source, ledger_entry)
     return message["subject"].encode(), msgspec.json.encode(message)

@@ -25,9 +25,16 @@ from aiokafka.errors import KafkaError
 
 from adapters.metrics import RELAY_PUBLISH_ERRORS, RELAY_PUBLISHED
 from adapters.relay_store import RelayStore
+from domain.ledger import LedgerEntry
 from projections.audit_format import audit_message
 
 log = logging.getLogger(__name__)
+
+
+def _entry(n: Any) -> bytes:
+    return LedgerEntry.of_row(
+        n.id, n.originator_id, n.originator_version, n.topic, n.state
+    ).encoded()
 
 
 class Producer(Protocol):
@@ -125,7 +132,12 @@ class AuditRelay:
     def _read(self) -> list[tuple[int, bytes, bytes]]:
         notifications = self._positions.read(self.position, self.config.batch_max)
         return [
-            (n.id, *audit_message(self._mapper.to_domain_event(n), n.id, self.config.source))
+            (
+                n.id,
+                *audit_message(
+                    self._mapper.to_domain_event(n), n.id, self.config.source, _entry(n)
+                ),
+            )
             for n in notifications
         ]
 

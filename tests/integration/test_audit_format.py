@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from base64 import b64decode
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,14 @@ from adapters.client_secrets import SecretHasher
 from adapters.clock import FixedClock
 from adapters.event_store import Ledger
 from adapters.key_vault import KeyVault
+from adapters.ledger_store import LedgerTables
 from api.usecases.client_admin import ClientAdmin, ClientChanges, Quotas
 from api.usecases.signing_keys import SigningKeyAdmin
 from domain.admin_scopes import Admin
 from domain.client import PRIVATE_KEY_JWT, Client
 from domain.client_settings import ClientSettings
 from domain.installation import Installation
+from domain.ledger_keys import CheckpointRequest, LedgerCheckpoint, LedgerKeys
 from domain.oauth_errors import InvalidClient, InvalidRequest, InvalidScope, InvalidTarget
 from domain.observations import AUTHENTICATION_FAILURE_REASONS, SecurityObservation
 from domain.signing_keys import SigningKeys
@@ -35,8 +38,11 @@ from projections.audit_format import (
     cloud_event,
     security_event,
 )
+from projections.ledger import LedgerBuilder, entry_of
+from projections.ledger_service import LedgerConfig, LedgerKeyring, LedgerService
 from projections.topics import AUDIT_TOPIC, asyncapi_document
 from tests.assertions import client_key, jwks_of
+from tests.integration.test_ledger_checkpoints import always_held
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 SOURCE = "https://auth.example.test"
@@ -62,6 +68,9 @@ def test_every_stored_event_type_has_an_audit_type() -> None:
         | _event_classes(IssuedToken)
         | _event_classes(SigningKeys)
         | _event_classes(Installation)
+        | _event_classes(LedgerKeys)
+        | _event_classes(LedgerCheckpoint)
+        | _event_classes(CheckpointRequest)
     )
     assert stored == set(AUDIT_TYPES)
 
@@ -211,6 +220,18 @@ def _lifecycle(sqlite_url: str) -> tuple[Ledger, list[str]]:
     keys = SigningKeyAdmin(ledger, KeyVault(b"k" * 32), clock, "ES256")
     keys.ensure(Path(sqlite_url.removeprefix("sqlite:///")).parent / "no-key-files")
     keys.rotate(delay=timedelta(minutes=10), by=Admin.installation("cli:ops"), reason="quarterly")
+    # The ledger: an administrator asks for a checkpoint; the first one makes the ledger key.
+    ledger.save(CheckpointRequest(at=clock.now(), actor="cli:ops", reason="audit"))
+    tables = LedgerTables(ledger.datastore, postgres=False)
+    tables.create()
+    LedgerService(
+        LedgerBuilder(ledger, tables),
+        tables,
+        LedgerKeyring(ledger, KeyVault(b"k" * 32), clock.now),
+        ledger.mapper.to_domain_event,
+        LedgerConfig(origin="auth.example.test/ledger"),
+        always_held,
+    ).step()
     return ledger, [created.client_secret, rotated.client_secret]
 
 
@@ -240,11 +261,16 @@ def test_every_event_of_a_real_history_validates_and_carries_no_secret(sqlite_ur
     try:
         notifications = list(ledger.read(0, 1000))
         messages = [
-            cloud_event(ledger.mapper.to_domain_event(n), n.id, SOURCE) for n in notifications
+            cloud_event(ledger.mapper.to_domain_event(n), n.id, SOURCE, entry_of(n).encoded())
+            for n in notifications
         ]
     finally:
         ledger.close()
     assert {m["type"] for m in messages} == set(AUDIT_TYPES.values())
+    assert all(
+        b64decode(m["ledgerentry"]) == entry_of(n).encoded()
+        for m, n in zip(messages, notifications, strict=True)
+    )
     checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
     for message, notification in zip(messages, notifications, strict=True):
         schema = json.loads((SCHEMAS / f"{message['type']}.json").read_text())
