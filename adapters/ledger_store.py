@@ -12,6 +12,7 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from domain.ledger import TILE_WIDTH, TileWrite
 from domain.ledger_audit import Recorded, recorded_from_tiles
@@ -60,10 +61,11 @@ def _ddl(blob: str) -> list[str]:
 class LedgerTables:
     """The ledger's rows, through the event store's own connection pool (`Ledger.datastore`)."""
 
-    def __init__(self, datastore: Any, *, postgres: bool) -> None:
+    def __init__(self, datastore: Any, *, postgres: bool, events_table: str | None = None) -> None:
         self._datastore = datastore
         self._postgres = postgres
         self._blob = "bytea" if postgres else "BLOB"
+        self._events = events_table or ("keyledger_events" if postgres else "stored_events")
 
     def _sql(self, text: str) -> str:
         return text.replace("?", "%s") if self._postgres else text
@@ -174,6 +176,21 @@ class LedgerTables:
         if offset == len(positions) or positions[offset] != position:
             return None
         return int(row["idx"]) * TILE_WIDTH + offset
+
+    def position_of(self, originator_id: UUID, version: int) -> int | None:
+        """The notification id of one stored event, by its aggregate id and version."""
+        column = "notification_id" if self._postgres else "rowid"
+        statement = (
+            f"SELECT {column} AS position FROM {self._events} "  # noqa: S608 - not user input
+            "WHERE originator_id = ? AND originator_version = ?"
+        )
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(
+                self._sql(statement),
+                (originator_id if self._postgres else str(originator_id), version),
+            )
+            row = curs.fetchone()
+        return None if row is None else int(row["position"])
 
     def checkpoints(self, *, after_size: int = -1, limit: int = 100) -> list[StoredCheckpoint]:
         with self._datastore.transaction(commit=False) as curs:

@@ -23,6 +23,8 @@ from adapters.group_commit import GroupCommitter
 from adapters.installation import InstallationSecrets, read_secrets
 from adapters.kafka import KafkaConfig, ensure_topic, start_producer
 from adapters.key_vault import KeyVault
+from adapters.ledger_store import LedgerTables
+from adapters.named_lock import exclusive, sqlite_path
 from adapters.observation_buffer import ObservationBuffer
 from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
@@ -38,6 +40,7 @@ from api.usecases.client_admin import ClientAdmin
 from api.usecases.client_authentication import ClientAuthenticator
 from api.usecases.introspection import TokenIntrospector
 from api.usecases.issuance import TokenIssuer
+from api.usecases.ledger_proofs import LedgerAdmin, LedgerQueries
 from api.usecases.ports import Clock
 from api.usecases.revocation import TokenRevoker
 from api.usecases.signing_keys import SigningKeyAdmin, SigningKeysKeeper
@@ -52,6 +55,8 @@ from projections.audit_format import security_message
 from projections.audit_relay import AuditRelay, RelayConfig
 from projections.clients import ClientsFollower, ClientsView
 from projections.detector_service import DetectorConfig, DetectorService
+from projections.ledger import LedgerBuilder
+from projections.ledger_service import LedgerConfig, LedgerKeyring, LedgerService
 from projections.tokens import RevokedTokensFollower, RevokedTokensView, revoked_tokens_table
 
 log = logging.getLogger("keyledger")
@@ -140,6 +145,33 @@ def build_relay(settings: Settings, ledger: Ledger) -> AuditRelay:
             interval=settings.follow_interval,
             backoff_max=settings.relay_backoff_max,
         ),
+    )
+
+
+def build_ledger_service(
+    settings: Settings, ledger: Ledger, clock: Clock, secrets: InstallationSecrets
+) -> LedgerService:
+    """The ledger's builder and checkpoint signer; one is active across every process."""
+    tables = ledger_tables(ledger)
+    return LedgerService(
+        LedgerBuilder(ledger, tables),
+        tables,
+        LedgerKeyring(ledger, KeyVault(secrets.kek), clock.now),
+        ledger.mapper.to_domain_event,
+        LedgerConfig(
+            origin=settings.ledger_name,
+            checkpoint_interval=settings.ledger_checkpoint_interval,
+            interval=max(settings.follow_interval, 0.5),
+        ),
+        lambda: exclusive(settings.database_url, "ledger-builder"),
+    )
+
+
+def ledger_tables(ledger: Ledger) -> LedgerTables:
+    return LedgerTables(
+        ledger.datastore,
+        postgres=sqlite_path(ledger.database_url) is None,
+        events_table=getattr(ledger.recorder, "events_table_name", None),
     )
 
 
@@ -240,6 +272,7 @@ def prepare(settings: Settings, *, create: bool = False) -> None:
     try:
         clients_table(ledger.datastore)
         revoked_tokens_table(ledger.datastore)
+        ledger_tables(ledger).create()
         used_assertions(settings, ledger)
         AlertStore(settings.database_url)  # its tables, before any worker races for them
         if create:
@@ -325,12 +358,16 @@ class Runtime:
     authenticator: ClientAuthenticator
     analytics: AnalyticsKeeper | None = None
     key_keeper: SigningKeysKeeper | None = None
+    ledger_service: LedgerService | None = None
+    ledger_admin: LedgerAdmin | None = None
     reports: AnalyticsReports = field(init=False)
+    ledger_queries: LedgerQueries = field(init=False)
     alert_queries: AlertQueries = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.reports = AnalyticsReports(self.ledger)
+        self.ledger_queries = LedgerQueries(self.ledger, ledger_tables(self.ledger))
         self.alert_queries = AlertQueries(self.alerts)
 
     async def start(self) -> None:
@@ -352,6 +389,8 @@ class Runtime:
             await self.committer.start()
         else:
             self.committer.start()
+        if self.ledger_service is not None:
+            self._tasks.append(asyncio.create_task(self.ledger_service.run(), name="ledger"))
         if not self.settings.kafka_enabled:
             log.warning(
                 "KEYLEDGER_KAFKA_BOOTSTRAP=off: the audit stream is disabled; no events or "
@@ -365,8 +404,10 @@ class Runtime:
     async def stop(self) -> None:
         if self.relay is not None:
             self.relay.stop()
+        if self.ledger_service is not None:
+            self.ledger_service.stop()
         for task in self._tasks:
-            if task.get_name() != "audit-relay":
+            if task.get_name() not in ("audit-relay", "ledger"):
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if isinstance(self.committer, AsyncPostgresGroupCommitter):
@@ -421,6 +462,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         secrets = installation_secrets(settings, ledger)
         keeper = key_keeper(settings, ledger, clock, secrets)
         record_installation(ledger, secrets, clock)
+        ledger_tables(ledger).create()
     except Exception:
         ledger.close()  # a refused start leaves no connection pool behind
         raise
@@ -493,6 +535,14 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         ),
         key_keeper=keeper,
         authenticator=authenticator,
+        ledger_service=(
+            build_ledger_service(settings, ledger, clock, secrets)
+            if settings.ledger_in_serve
+            else None
+        ),
+        ledger_admin=LedgerAdmin(
+            ledger, ledger_tables(ledger), KeyVault(secrets.kek), clock, settings.ledger_name
+        ),
     )
 
 

@@ -79,6 +79,9 @@ class Settings:
     key_encryption_key: str | None = None
     key_rotation_days: int = 90
     key_prepublish_seconds: int = 600
+    ledger_in_serve: bool = True
+    ledger_origin: str | None = None
+    ledger_checkpoint_interval: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +155,17 @@ class Settings:
                 "KEYLEDGER_KEY_PREPUBLISH_SECONDS 0 to "
                 f"{int(MAX_PREPUBLICATION.total_seconds())} ({MAX_PREPUBLICATION.days} days)"
             )
+        if self.ledger_checkpoint_interval <= 0:
+            raise SettingsError("KEYLEDGER_LEDGER_CHECKPOINT_INTERVAL must be positive (seconds)")
+        if self.ledger_origin is not None and (
+            not self.ledger_origin
+            or "+" in self.ledger_origin
+            or any(c.isspace() for c in self.ledger_origin)
+        ):
+            raise SettingsError(
+                "KEYLEDGER_LEDGER_ORIGIN must be a name without spaces or '+' "
+                "(a schema-less URL such as auth.example.com/ledger)"
+            )
         if not 1 <= self.embedded_broker_port <= 65535:
             raise SettingsError("KEYLEDGER_EMBEDDED_BROKER_PORT must be a TCP port")
 
@@ -172,6 +186,13 @@ class Settings:
     def issuer_url(self) -> str:
         """`KEYLEDGER_ISSUER`, else the URL the server listens on."""
         return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def ledger_name(self) -> str:
+        """The checkpoints' origin and key name: KEYLEDGER_LEDGER_ORIGIN, else from the issuer."""
+        if self.ledger_origin:
+            return self.ledger_origin
+        return self.issuer_url.split("://", 1)[1].replace("+", "-") + "/ledger"
 
     @property
     def token_endpoint(self) -> str:

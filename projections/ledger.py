@@ -47,6 +47,7 @@ class LedgerBuilder:
 
     def load(self) -> TreeState:
         """Start from the stored edge and its open tiles (again after another builder ran)."""
+        self._tables.create()  # a store set up before the ledger existed has no tables yet
         self.state = self._tables.tree()
         open_tiles = self._tables.tiles(TreeGrowth.open_tiles(self.state.size))
         self._growth = TreeGrowth(self.state.size, self.state.peaks, open_tiles)

@@ -14,7 +14,7 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -180,29 +180,28 @@ class LedgerService:
     async def run(self) -> None:
         """Hold the builder's lock and keep the tree current; returns after `stop()`."""
         while not self._stopping.is_set():
-            with self._holding() as held:
-                if not held:
-                    await self._sleep(self.config.standby_interval)
-                    continue
-                await asyncio.to_thread(self.builder.load)
-                while not self._stopping.is_set():
-                    try:
-                        await asyncio.to_thread(self.step)
-                    except Exception as exc:
-                        self.health.failed(exc)
-                        await self._sleep(min(30.0, self.config.interval * 10))
-                        break  # reload from the store: what this process holds may be stale
-                    self.health.succeeded()
-                    await self._sleep(self.config.interval)
+            try:
+                await self._while_held()
+            except Exception as exc:  # the store or the lock's connection: start over
+                self.health.failed(exc)
+                await self._sleep(min(30.0, self.config.interval * 10))
 
-    @contextlib.contextmanager
-    def _holding(self) -> Iterator[bool]:
+    async def _while_held(self) -> None:
+        lock = self._lock()
+        held = await asyncio.to_thread(lock.__enter__)
         try:
-            with self._lock() as held:
-                self.active = held
-                yield held
+            self.active = held
+            if not held:
+                await self._sleep(self.config.standby_interval)
+                return
+            await asyncio.to_thread(self.builder.load)
+            while not self._stopping.is_set():
+                await asyncio.to_thread(self.step)
+                self.health.succeeded()
+                await self._sleep(self.config.interval)
         finally:
             self.active = False
+            await asyncio.to_thread(lock.__exit__, None, None, None)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -142,9 +142,9 @@ def verify(
 
 
 def _tables(store: Ledger) -> Any:
-    from adapters.ledger_store import LedgerTables
+    from api.bootstrap import ledger_tables
 
-    tables = LedgerTables(store.datastore, postgres=not store.database_url.startswith("sqlite"))
+    tables = ledger_tables(store)
     tables.create()
     return tables
 

@@ -23,6 +23,7 @@ from api.http.admin.dashboard import login as dashboard_login
 from api.http.admin.dashboard import logout as dashboard_logout
 from api.http.admin.dashboard import static_files as dashboard_static
 from api.http.admin.keys import AdminKeysController
+from api.http.admin.ledger import AdminLedgerController
 from api.http.errors import (
     conflict_response,
     http_error_response,
@@ -32,6 +33,7 @@ from api.http.errors import (
     unexpected_error_response,
     unprocessable_response,
 )
+from api.http.ledger.checkpoints import latest_checkpoint, ledger_keys, list_checkpoints
 from api.http.oauth2.discovery import authorization_server_metadata
 from api.http.oauth2.introspection import introspection_endpoint
 from api.http.oauth2.revocation import revocation_endpoint
@@ -82,6 +84,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             AdminAlertsController,
             AdminAnalyticsController,
             AdminKeysController,
+            AdminLedgerController,
+            latest_checkpoint,
+            list_checkpoints,
+            ledger_keys,
             metrics,
             dashboard,
             dashboard_login,

@@ -1,0 +1,128 @@
+"""The ledger through HTTP: public checkpoints and keys, admin proofs that verify against them."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+from typing import Any
+
+from adapters.ledger_signer import ed25519_verify
+from api.settings import Settings
+from domain.admin_scopes import KEYS, READ
+from domain.checkpoint import NoteKey, open_checkpoint
+from domain.merkle_tree import leaf_hash, verify_consistency, verify_inclusion
+from tests.integration.helpers import basic, running
+from tests.integration.test_signing_keys_admin_api import bearer, token_for
+
+
+def b64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def ledger_settings(settings: Settings) -> Settings:
+    return replace(
+        settings, ledger_origin="auth.example.test/ledger", ledger_checkpoint_interval=3600
+    )
+
+
+async def test_an_admin_checkpoint_is_published_and_an_events_inclusion_proof_verifies_against_it(
+    settings: Settings,
+) -> None:
+    async with running(ledger_settings(settings)) as (http, runtime):
+        assert (await http.get("/ledger/checkpoint")).status_code in (200, 404)
+        _, keys_token = await token_for(http, runtime, KEYS)
+        asked = await http.post(
+            "/admin/ledger/checkpoints", json={"reason": "audit"}, headers=bearer(keys_token)
+        )
+        assert asked.status_code == 201, asked.text
+        signed = asked.json()["checkpoint"]
+        [key] = (await http.get("/ledger/keys")).json()["keys"]
+        verifier = NoteKey.decode(key["verifier_key"])
+        public = await http.get("/ledger/checkpoint")
+        assert public.headers["content-type"].startswith("text/plain")
+        checkpoint = open_checkpoint(public.text, verifier, ed25519_verify)
+        assert (checkpoint.origin, checkpoint.size) == ("auth.example.test/ledger", signed["size"])
+
+        proof = await http.get(
+            "/admin/ledger/proofs/inclusion", params={"position": 3}, headers=bearer(keys_token)
+        )
+        assert proof.status_code == 200, proof.text
+        body = proof.json()
+        assert body["checkpoint"] == public.text
+        leaf = leaf_hash(b64(body["entry"]))
+        assert verify_inclusion(
+            leaf, body["index"], body["size"], [b64(p) for p in body["path"]], checkpoint.root
+        )
+
+
+async def test_two_checkpoints_are_proved_consistent_and_listed_in_order(
+    settings: Settings,
+) -> None:
+    async with running(ledger_settings(settings)) as (http, runtime):
+        client_id, token = await token_for(http, runtime, KEYS, READ)
+        first = (await http.post("/admin/ledger/checkpoints", headers=bearer(token))).json()
+        for _ in range(5):
+            await http.post(
+                "/oauth2/token",
+                content="grant_type=client_credentials",
+                headers=basic(client_id, "wrong"),
+            )
+        _, other = await token_for(http, runtime, READ)
+        second = (await http.post("/admin/ledger/checkpoints", headers=bearer(token))).json()
+        old, new = first["checkpoint"], second["checkpoint"]
+        listed = (await http.get("/ledger/checkpoints")).json()["checkpoints"]
+        assert [c["size"] for c in listed] == [old["size"], new["size"]]
+        proof = await http.get(
+            "/admin/ledger/proofs/consistency",
+            params={"from": old["size"], "to": new["size"]},
+            headers=bearer(other),
+        )
+        assert proof.status_code == 200, proof.text
+        assert verify_consistency(
+            old["size"],
+            new["size"],
+            b64(old["root"]),
+            b64(new["root"]),
+            [b64(p) for p in proof.json()["proof"]],
+        )
+
+
+async def test_asking_for_a_checkpoint_needs_the_keys_scope_and_bad_sizes_are_refused(
+    settings: Settings,
+) -> None:
+    async with running(ledger_settings(settings)) as (http, runtime):
+        _, reader = await token_for(http, runtime, READ)
+        refused = await http.post("/admin/ledger/checkpoints", headers=bearer(reader))
+        assert refused.status_code == 403
+        assert 'scope="keyledger:admin:keys"' in refused.headers["www-authenticate"]
+        bad = await http.get(
+            "/admin/ledger/proofs/consistency",
+            params={"from": 5, "to": 10**9},
+            headers=bearer(reader),
+        )
+        assert (bad.status_code, bad.json()["error"]) == (422, "invalid_request")
+        nothing = await http.get(
+            "/admin/ledger/proofs/inclusion", params={"position": 10**9}, headers=bearer(reader)
+        )
+        assert nothing.status_code == 422
+        assert (await http.get("/admin/ledger/proofs/inclusion")).status_code == 401
+
+
+async def test_a_rotated_ledger_key_signs_the_next_checkpoint_and_both_stay_published(
+    settings: Settings,
+) -> None:
+    async with running(ledger_settings(settings)) as (http, runtime):
+        _, token = await token_for(http, runtime, KEYS)
+        before = (await http.post("/admin/ledger/checkpoints", headers=bearer(token))).json()
+        rotated = await http.post(
+            "/admin/ledger/keys/rotate", json={"reason": "yearly"}, headers=bearer(token)
+        )
+        assert rotated.status_code == 201, rotated.text
+        new_key = NoteKey.decode(rotated.json()["key"]["verifier_key"])
+        after = (await http.post("/admin/ledger/checkpoints", headers=bearer(token))).json()
+        assert (
+            open_checkpoint(after["checkpoint"]["note"], new_key, ed25519_verify).size
+            > before["checkpoint"]["size"]
+        )
+        keys: list[dict[str, Any]] = (await http.get("/ledger/keys")).json()["keys"]
+        assert len(keys) == 2
