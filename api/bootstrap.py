@@ -23,6 +23,8 @@ from adapters.group_commit import GroupCommitter
 from adapters.installation import InstallationSecrets, read_secrets
 from adapters.kafka import KafkaConfig, ensure_topic, start_producer
 from adapters.key_vault import KeyVault
+from adapters.ledger_signer import ed25519_verify, note_key
+from adapters.ledger_sources import StoreEntries
 from adapters.ledger_store import LedgerTables
 from adapters.named_lock import exclusive, sqlite_path
 from adapters.observation_buffer import ObservationBuffer
@@ -41,6 +43,7 @@ from api.usecases.client_authentication import ClientAuthenticator
 from api.usecases.introspection import TokenIntrospector
 from api.usecases.issuance import TokenIssuer
 from api.usecases.ledger_proofs import LedgerAdmin, LedgerQueries
+from api.usecases.ledger_verification import found_tampering, tamper_alert, verify_ledger
 from api.usecases.ports import Clock
 from api.usecases.revocation import TokenRevoker
 from api.usecases.signing_keys import SigningKeyAdmin, SigningKeysKeeper
@@ -230,12 +233,35 @@ def build_detector(settings: Settings, ledger: Ledger) -> DetectorService:
             thresholds=thresholds(settings),
             backoff_max=settings.relay_backoff_max,
             session_timeout_ms=settings.detect_session_timeout_ms,
+            verify_note=ed25519_verify,
+            ledger_audit_interval=settings.detect_ledger_audit_interval,
         ),
         AlertStore(settings.database_url),
         lambda: topic_producer(settings, settings.alerts_topic),
         encode,
         respond,
+        ledger_audit=ledger_audit(settings, ledger),
     )
+
+
+def ledger_audit(settings: Settings, ledger: Ledger) -> Callable[[], list[Alert]]:
+    """The detector's periodic `ledger verify` of the store against its own checkpoints."""
+    tables = ledger_tables(ledger)
+
+    def audit() -> list[Alert]:
+        stored = tables.checkpoints(limit=1_000_000)
+        if not stored:
+            return []  # nothing signed yet: nothing to hold the store against
+        keys = [note_key(k) for k in LedgerQueries(ledger, tables).public_keys()]
+        notes = [(f"stored checkpoint {c.size}", c.note) for c in stored]
+        report = verify_ledger(StoreEntries(ledger), notes, keys, ed25519_verify, tables)
+        summary = found_tampering(report)
+        if summary is None:
+            return []
+        at = SystemClock().now()
+        return [tamper_alert(summary, settings.ledger_name, stored[-1].size, at)]
+
+    return audit
 
 
 def revoke_on_retired_secret(admin: ClientAdmin) -> Callable[[Alert], Awaitable[None]]:

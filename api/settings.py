@@ -70,6 +70,7 @@ class Settings:
     detect_network_learning: int = 86_400
     detect_revoke_on_retired_secret: bool = False
     detect_session_timeout_ms: int = 10_000
+    detect_ledger_audit_interval: int = 3600
     analytics_in_serve: bool = True
     analytics_interval: float = 1.0
     rotation_policy_days: int = 90

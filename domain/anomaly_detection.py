@@ -23,6 +23,10 @@ them all, so a message with count 50 counts as 50 failures.
 - inactive_client_use: requests from a suspended or deleted client (per client per window).
 - new_source_network: a client issued a token from a /24 (IPv4) or /64 (IPv6) network it never
   used, after its learning period (one alert per client and network).
+- ledger_inconsistent: a ledger checkpoint that does not extend the ones published before it,
+  or whose note does not verify (`domain.ledger_watch`); critical.
+- ledger_tampered: the store no longer gives a signed checkpoint's root (raised by the
+  detector's periodic `ledger verify`, not from one message); critical.
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
+from domain.checkpoint import SignatureCheck
+from domain.ledger_watch import CHECKPOINT_SIGNED, KEY_GENERATED, LedgerWatch
 from domain.networks import source_network
 
 AUTH_FAILED = "keyledger.security.authentication_failed.v1"
 REJECTED = "keyledger.security.token_request_rejected.v1"
 ISSUED = "keyledger.token.issued.v1"
-_ALERT_IDS = uuid5(NAMESPACE_URL, "urn:keyledger:alert")
+ALERT_IDS = uuid5(NAMESPACE_URL, "urn:keyledger:alert")
 MAX_EVIDENCE = 50
 MAX_NETWORKS = 256
 RETIRED_REASONS = ("revoked_secret", "expired_secret")
@@ -51,6 +57,8 @@ SEVERITY = {
     "scope_probing": "medium",
     "inactive_client_use": "medium",
     "new_source_network": "low",
+    "ledger_inconsistent": "critical",
+    "ledger_tampered": "critical",
 }
 RULES = tuple(SEVERITY)
 
@@ -152,8 +160,14 @@ def _time(epoch: float) -> datetime:
 class Detector:
     """Folds audit messages into rule state and returns the alerts each one raises."""
 
-    def __init__(self, thresholds: Thresholds, state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        thresholds: Thresholds,
+        state: dict[str, Any] | None = None,
+        verify_note: SignatureCheck | None = None,
+    ) -> None:
         self.thresholds = thresholds
+        self._ledger = LedgerWatch(verify_note, (state or {}).get("ledger"))
         self._tallies: dict[str, _Tally] = {}
         self._issuance: dict[str, _Issuance] = {}
         self._networks: dict[str, _Networks] = {}
@@ -173,6 +187,7 @@ class Detector:
             "networks": {k: asdict(v) for k, v in self._networks.items()},
             "watermark": self._watermark,
             "seen": self._seen,
+            "ledger": self._ledger.state(),
         }
 
     def observe(self, message: dict[str, Any]) -> list[Alert]:
@@ -187,6 +202,8 @@ class Detector:
         self._seen += 1
         if self._seen % 10_000 == 0:
             self._prune()
+        if kind in (CHECKPOINT_SIGNED, KEY_GENERATED):
+            return self._ledger_alerts(kind, data, at, event_id)
         alerts: list[Alert | None] = []
         t = self.thresholds
         weight = _count_of(data)
@@ -396,6 +413,29 @@ class Detector:
             key=network,
         )
 
+    def _ledger_alerts(
+        self, kind: str, data: dict[str, Any], at: float, event_id: str
+    ) -> list[Alert]:
+        finding = self._ledger.observe(kind, data)
+        if finding is None:
+            return []
+        return [
+            self._alert(
+                "ledger_inconsistent",
+                "ledger",
+                finding.origin,
+                at,
+                at,
+                at,
+                at,
+                1,
+                1,
+                [event_id],
+                summary=finding.summary,
+                key=str(finding.size),
+            )
+        ]
+
     def _alert(
         self,
         rule: str,
@@ -420,7 +460,7 @@ class Detector:
             "inactive_client_use": "requests from a suspended or deleted client",
         }.get(rule, rule)
         return Alert(
-            id=str(uuid5(_ALERT_IDS, f"{rule}|{subject_kind}|{subject}|{start}|{key}")),
+            id=str(uuid5(ALERT_IDS, f"{rule}|{subject_kind}|{subject}|{start}|{key}")),
             rule=rule,
             severity=SEVERITY[rule],
             subject=subject,

@@ -37,7 +37,7 @@ def alert_schema() -> dict[str, Any]:
         "rule": {"enum": list(RULES)},
         "severity": {"enum": sorted(set(SEVERITY.values()))},
         "subject": {"type": "string"},
-        "subject_kind": {"enum": ["client", "source_ip"]},
+        "subject_kind": {"enum": ["client", "source_ip", "ledger"]},
         "window_start": time,
         "window_end": time,
         "first_seen": time,

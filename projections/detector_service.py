@@ -40,6 +40,8 @@ class DetectorConfig:
     backoff_max: float = 30.0
     save_interval: float = 1.0
     session_timeout_ms: int = 10_000
+    verify_note: Any = None  # Ed25519 for the ledger's checkpoint notes (domain.ledger_watch)
+    ledger_audit_interval: float = 3600.0
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -67,12 +69,15 @@ class DetectorService:
         producer_factory: Callable[[], Awaitable[Any]],
         encode: Callable[[Alert], tuple[bytes, bytes]],
         respond: Callable[[Alert], Awaitable[None]] | None = None,
+        ledger_audit: Callable[[], list[Alert]] | None = None,
     ) -> None:
         self.config = config
         self._store = store
         self._producer_factory = producer_factory
         self._encode = encode
         self._respond = respond
+        self._ledger_audit = ledger_audit
+        self._audited_at = 0.0
         self._stopping = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
         self._producer: Any = None
@@ -111,7 +116,7 @@ class DetectorService:
     async def _start(self) -> None:
         self._unsaved, self._unsaved_alerts = {}, []  # what was not stored is read again
         state, self.offsets = await asyncio.to_thread(self._store.load, self.name)
-        self.detector = Detector(self.config.thresholds, state)
+        self.detector = Detector(self.config.thresholds, state, self.config.verify_note)
         self._producer = await self._producer_factory()
         await self._publish_stored()
         self.consumer = AIOKafkaConsumer(
@@ -130,6 +135,7 @@ class DetectorService:
     async def step(self) -> int:
         """One batch: detect, store, publish, respond, commit. The number of messages."""
         assert self.consumer is not None
+        await self._audit_ledger()
         batches = await self.consumer.getmany(timeout_ms=200, max_records=self.config.batch_max)
         if not batches:
             return 0
@@ -150,6 +156,23 @@ class DetectorService:
         if alerts or time.monotonic() - self._saved_at >= self.config.save_interval:
             await self.save()
         return count
+
+    async def _audit_ledger(self) -> None:
+        """Every `ledger_audit_interval`, recompute the ledger from the store (a thread)."""
+        if self._ledger_audit is None:
+            return
+        if time.monotonic() - self._audited_at < self.config.ledger_audit_interval:
+            return
+        self._audited_at = time.monotonic()
+        try:
+            alerts = await asyncio.to_thread(self._ledger_audit)
+        except Exception as exc:
+            log.warning("ledger audit failed: %s: %s", type(exc).__name__, exc)
+            return
+        if alerts:
+            self._unsaved_alerts.extend(alerts)
+            self.raised += len(alerts)
+            await self.save()
 
     async def save(self) -> None:
         """Store state, offsets and alerts; publish; respond; commit the offsets to Kafka."""

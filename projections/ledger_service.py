@@ -114,8 +114,8 @@ class LedgerService:
         self.health = Health("ledger")
         self.active = False
         self._requested = False
-        self._grown = True  # after a start, one checkpoint covers whatever came before
-        self._last_checkpoint = 0.0
+        self._grown = True  # after a start, the next checkpoint covers whatever came before
+        self._last_checkpoint = time.monotonic()  # the first one an interval after the start
 
     def step(self, *, force: bool = False) -> StoredCheckpoint | None:
         """Fold every committed event in; sign a checkpoint if one is due. Blocking."""

@@ -77,7 +77,7 @@ class LedgerQueries:
     def checkpoints(self, after_size: int, limit: int) -> list[StoredCheckpoint]:
         return self._tables.checkpoints(after_size=after_size, limit=limit)
 
-    def keys(self) -> list[LedgerKey]:
+    def public_keys(self) -> list[LedgerKey]:
         try:
             keys: LedgerKeys = self._events.repository.get(LEDGER_KEYS_ID)
         except AggregateNotFoundError:

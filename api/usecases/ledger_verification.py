@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
+from uuid import uuid5
 
+from domain.anomaly_detection import ALERT_IDS, SEVERITY, Alert
 from domain.checkpoint import Checkpoint, CheckpointError, NoteKey, SignatureCheck, open_checkpoint
 from domain.ledger import LedgerEntry
 from domain.ledger_audit import (
@@ -144,3 +147,37 @@ def _bracket(checks: Sequence[CheckpointCheck]) -> str:
         return "some checkpoints could not be checked"
     low = max((g for g in good if g < min(bad)), default=0)
     return f"the change lies among events {low} to {min(bad) - 1} (by index)"
+
+
+def found_tampering(report: VerificationReport) -> str | None:
+    """What a periodic audit should raise: a change against a signed checkpoint, not the mere
+    absence of one (a new installation has no checkpoint yet)."""
+    if report.difference is not None:
+        d = report.difference
+        return f"{d.kind} at index {d.index} (position {d.position}): {d.detail}"
+    broken = [
+        c for c in report.checkpoints if c.status in ("differs", "beyond-log", "bad-signature")
+    ]
+    if broken:
+        return "; ".join(f"checkpoint {c.size}: {c.status}" for c in broken)
+    equivocations = [p for p in report.problems if "disagree" in p]
+    return "; ".join(equivocations) or None
+
+
+def tamper_alert(summary: str, origin: str, checkpoint_size: int, at: datetime) -> Alert:
+    """The critical alert for a store that no longer gives a signed root; one per finding."""
+    return Alert(
+        id=str(uuid5(ALERT_IDS, f"ledger_tampered|{origin}|{checkpoint_size}|{summary}")),
+        rule="ledger_tampered",
+        severity=SEVERITY["ledger_tampered"],
+        subject=origin,
+        subject_kind="ledger",
+        window_start=at,
+        window_end=at,
+        first_seen=at,
+        last_seen=at,
+        count=1,
+        threshold=1,
+        evidence=(),
+        summary=summary,
+    )

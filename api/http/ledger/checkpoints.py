@@ -86,5 +86,5 @@ def list_checkpoints(
     responses={200: _spec(LedgerKeys, "The keys")},
 )
 def ledger_keys(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    keys = runtime_of(request.app.state).ledger_queries.keys()
+    keys = runtime_of(request.app.state).ledger_queries.public_keys()
     return {"keys": [key_row(k) for k in keys]}
