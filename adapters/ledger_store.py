@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from domain.ledger import TILE_WIDTH, TileWrite
+from psycopg.rows import tuple_row
+
+from domain.ledger import TILE_WIDTH, TileWrite, state_hash
 from domain.ledger_audit import Recorded, recorded_from_tiles
 from domain.merkle_tree import HASH_SIZE
 
@@ -176,6 +178,28 @@ class LedgerTables:
         if offset == len(positions) or positions[offset] != position:
             return None
         return int(row["idx"]) * TILE_WIDTH + offset
+
+    def rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
+        """Stored events after `after` as tuples: position, originator id, version, topic and
+        the SHA-256 of the state. PostgreSQL hashes the state itself, so 32 bytes cross the
+        wire instead of the whole state (the builder's largest cost otherwise)."""
+        if self._postgres:
+            statement = (
+                "SELECT notification_id, originator_id, originator_version, topic, "  # noqa: S608
+                f"sha256(coalesce(state, ''::bytea)) FROM {self._events} "
+                "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+            )
+            with self._datastore.transaction(commit=False) as curs:
+                curs.row_factory = tuple_row
+                curs.execute(statement, (after, limit))
+                return [tuple(row) for row in curs.fetchall()]
+        statement = (
+            "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
+            f"FROM {self._events} WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        )
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (after, limit))
+            return [(r[0], r[1], r[2], r[3], state_hash(r[4])) for r in curs.fetchall()]
 
     def position_of(self, originator_id: UUID, version: int) -> int | None:
         """The notification id of one stored event, by its aggregate id and version."""

@@ -157,10 +157,9 @@ def build_ledger_service(
     """The ledger's builder and checkpoint signer; one is active across every process."""
     tables = ledger_tables(ledger)
     return LedgerService(
-        LedgerBuilder(ledger, tables),
+        LedgerBuilder(tables),
         tables,
         LedgerKeyring(ledger, KeyVault(secrets.kek), clock.now),
-        ledger.mapper.to_domain_event,
         LedgerConfig(
             origin=settings.ledger_name,
             checkpoint_interval=settings.ledger_checkpoint_interval,

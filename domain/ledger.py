@@ -62,10 +62,8 @@ class LedgerEntry:
     ) -> LedgerEntry:
         """From a stored row as the database returns it, however it was edited underneath:
         a text or NULL state, a text id (SQLite) are hashed as they are, never refused."""
-        if not isinstance(state, bytes | bytearray | memoryview):
-            state = b"" if state is None else str(state).encode()
         identity = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
-        return cls.of(position, identity, int(version), str(topic), bytes(state))
+        return cls.of(position, identity, int(version), str(topic), _state_bytes(state))
 
     @classmethod
     def decode(cls, data: bytes) -> LedgerEntry:
@@ -75,6 +73,34 @@ class LedgerEntry:
             raise LedgerError("a ledger entry is a header, its topic and a 32-byte state hash")
         topic = data[_HEADER.size : end].decode()
         return cls(position, UUID(bytes=originator), version, topic, data[end:])
+
+
+def _state_bytes(state: object) -> bytes:
+    if isinstance(state, bytes):
+        return state
+    if isinstance(state, bytearray | memoryview):
+        return bytes(state)
+    return b"" if state is None else str(state).encode()
+
+
+def state_hash(state: object) -> bytes:
+    """SHA-256 of a stored state as the database returns it (see `LedgerEntry.of_row`)."""
+    return _sha256(_state_bytes(state)).digest()
+
+
+def row_leaf(
+    position: int, originator_id: object, version: int, topic: object, hashed_state: bytes
+) -> bytes:
+    """The leaf hash of a stored row whose state is already hashed: the same as
+    `leaf_hash(LedgerEntry.of_row(...).encoded())` without the objects in between (the
+    builder's hot path; a property test holds the two equal)."""
+    raw = originator_id.bytes if isinstance(originator_id, UUID) else UUID(str(originator_id)).bytes
+    name = str(topic).encode()
+    header = _HEADER.pack(position, raw, int(version), len(name))
+    return _sha256(b"\x00" + header + name + bytes(hashed_state)).digest()
+
+
+_sha256 = hashlib.sha256
 
 
 def tile_of(level: int, index: int) -> tuple[int, int, int]:
@@ -139,21 +165,29 @@ class TreeGrowth:
         return tiles
 
     def append(self, entry: LedgerEntry) -> None:
-        for level, index, digest in self.tree.append(leaf_hash(entry.encoded())):
-            tile_level, height = divmod(level, TILE_HEIGHT)
-            if height:
-                continue
-            hashes, positions = self._open.setdefault(tile_level, (bytearray(), bytearray()))
-            if index % TILE_WIDTH == 0 and hashes:  # a new tile begins after a full one
-                self._full.append(
-                    TileWrite(tile_level, index // TILE_WIDTH - 1, bytes(hashes), bytes(positions))
-                )
-                hashes.clear()
-                positions.clear()
+        self.append_leaf(entry.position, leaf_hash(entry.encoded()))
+
+    def append_leaf(self, position: int, leaf: bytes) -> None:
+        completed = self.tree.append(leaf, TILE_HEIGHT)
+        leaves, positions = self._open.setdefault(0, (bytearray(), bytearray()))
+        if not completed[0][1] % TILE_WIDTH and leaves:  # a new leaf tile after a full one
+            self._flush(0, completed[0][1] // TILE_WIDTH - 1)
+        leaves += leaf
+        positions += position.to_bytes(8, "big")
+        self._touched.add(0)
+        for level, index, digest in completed[1:]:  # one in 256 leaves
+            tile_level = level // TILE_HEIGHT
+            hashes, _ = self._open.setdefault(tile_level, (bytearray(), bytearray()))
+            if not index % TILE_WIDTH and hashes:
+                self._flush(tile_level, index // TILE_WIDTH - 1)
             hashes += digest
-            if tile_level == 0:
-                positions += entry.position.to_bytes(8, "big")
             self._touched.add(tile_level)
+
+    def _flush(self, level: int, index: int) -> None:
+        hashes, positions = self._open[level]
+        self._full.append(TileWrite(level, index, bytes(hashes), bytes(positions)))
+        hashes.clear()
+        positions.clear()
 
     def take_writes(self) -> list[TileWrite]:
         """The tiles completed or changed since the last call, each whole."""

@@ -30,7 +30,10 @@ def leaf_hash(entry: bytes) -> bytes:
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """§2.1.1: MTH(D[n]) = HASH(0x01 || MTH(D[0:k]) || MTH(D[k:n]))."""
-    return hashlib.sha256(b"\x01" + left + right).digest()
+    return _node(b"\x01" + left + right).digest()
+
+
+_node = hashlib.sha256
 
 
 def split_point(n: int) -> int:
@@ -65,16 +68,19 @@ class CompactRange:
         if len(self.peaks) != bin(size).count("1"):
             raise ValueError(f"a tree of {size} leaves has {bin(size).count('1')} peaks")
 
-    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
-        """Add a leaf hash; return the perfect subtrees completed, as (level, index, hash)."""
-        completed = [(0, self.size, leaf)]
-        node, level, index = leaf, 0, self.size
-        while (self.size >> level) & 1:
-            node = node_hash(self.peaks.pop(), node)
-            level, index = level + 1, index >> 1
-            completed.append((level, index, node))
-        self.peaks.append(node)
-        self.size += 1
+    def append(self, leaf: bytes, every: int = 1) -> list[tuple[int, int, bytes]]:
+        """Add a leaf hash; return the perfect subtrees completed, as (level, index, hash),
+        at the levels that are multiples of `every` (a tile store keeps no others)."""
+        size, peaks = self.size, self.peaks
+        completed = [(0, size, leaf)]
+        node, level = leaf, 0
+        while (size >> level) & 1:
+            node = _node(b"\x01" + peaks.pop() + node).digest()
+            level += 1
+            if level % every == 0:
+                completed.append((level, size >> level, node))
+        peaks.append(node)
+        self.size = size + 1
         return completed
 
     def root(self) -> bytes:

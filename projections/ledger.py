@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any
 
 from eventsourcing.persistence import Notification
 
 from adapters.ledger_store import LedgerTables, StoredCheckpoint, TreeState
-from domain.ledger import LedgerEntry, TreeGrowth
+from domain.ledger import LedgerEntry, TreeGrowth, row_leaf
 
 log = logging.getLogger(__name__)
 BATCH = 5000
-
-
-class EventLog(Protocol):
-    def read(self, after: int, limit: int) -> Sequence[Notification]: ...
+# A stored event as `LedgerTables.rows` gives it: position, originator id, version, topic,
+# and the SHA-256 of its state.
+Row = tuple[Any, ...]
 
 
 def entry_of(notification: Notification) -> LedgerEntry:
@@ -38,8 +37,7 @@ def entry_of(notification: Notification) -> LedgerEntry:
 class LedgerBuilder:
     """Folds the log into the tree; `integrate()` does one batch and says how many events."""
 
-    def __init__(self, events: EventLog, tables: LedgerTables, batch: int = BATCH) -> None:
-        self._events = events
+    def __init__(self, tables: LedgerTables, batch: int = BATCH) -> None:
         self._tables = tables
         self._batch = batch
         self._growth: TreeGrowth | None = None
@@ -53,16 +51,16 @@ class LedgerBuilder:
         self._growth = TreeGrowth(self.state.size, self.state.peaks, open_tiles)
         return self.state
 
-    def peek(self) -> Sequence[Notification]:
+    def peek(self) -> list[Row]:
         """The next batch of committed events after the tree's position."""
         if self._growth is None:
             self.load()
-        return self._events.read(self.state.position, self._batch)
+        return self._tables.rows(self.state.position, self._batch)
 
     def integrate(
         self,
         checkpoints: Sequence[StoredCheckpoint] = (),
-        batch: Sequence[Notification] | None = None,
+        batch: Sequence[Row] | None = None,
     ) -> int:
         """Add a batch (by default the next one) to the tree; 0 when there is none."""
         if self._growth is None:
@@ -72,10 +70,11 @@ class LedgerBuilder:
             batch = self.peek()
         if not batch and not checkpoints:
             return 0
-        for notification in batch:
-            self._growth.append(entry_of(notification))
+        append = self._growth.append_leaf
+        for position, originator, version, topic, hashed_state in batch:
+            append(position, row_leaf(position, originator, version, topic, hashed_state))
         tree = self._growth.tree
-        new = TreeState(batch[-1].id if batch else self.state.position, tree.size, list(tree.peaks))
+        new = TreeState(batch[-1][0] if batch else self.state.position, tree.size, list(tree.peaks))
         try:
             self._tables.advance(self.state, new, self._growth.take_writes(), checkpoints)
         except Exception:

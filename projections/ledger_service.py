@@ -76,6 +76,12 @@ class LedgerKeyring:
 
         return CheckpointSigner(self._vault, key)
 
+    def checkpoint_event(self, position: int) -> LedgerCheckpoint.Signed:
+        """The checkpoint event stored at `position`, decoded (a few a day: no hot path)."""
+        [notification] = self._ledger.read(position - 1, 1)
+        event: LedgerCheckpoint.Signed = self._ledger.mapper.to_domain_event(notification)
+        return event
+
     def record(self, checkpoint: LedgerCheckpoint) -> None:
         self._ledger.save(checkpoint)
 
@@ -100,14 +106,12 @@ class LedgerService:
         builder: LedgerBuilder,
         tables: LedgerTables,
         keyring: LedgerKeyring,
-        decode: Callable[[Any], Any],
         config: LedgerConfig,
         lock: Callable[[], AbstractContextManager[bool]],
     ) -> None:
         self.builder = builder
         self._tables = tables
         self._keyring = keyring
-        self._decode = decode
         self.config = config
         self._lock = lock
         self._stopping = asyncio.Event()
@@ -127,16 +131,17 @@ class LedgerService:
         return None
 
     def _integrate(self) -> int:
-        events = self.builder.peek()
+        rows = self.builder.peek()
         recorded = []
-        for notification in events:
-            if notification.topic == SIGNED_TOPIC:
-                recorded.append(_stored(self._decode(notification), notification.id))
+        for row in rows:
+            topic = row[3]
+            if topic == SIGNED_TOPIC:
+                recorded.append(_stored(self._keyring.checkpoint_event(row[0]), row[0]))
             else:
                 self._grown = True
-                if notification.topic == REQUESTED_TOPIC:
+                if topic == REQUESTED_TOPIC:
                     self._requested = True
-        return self.builder.integrate(recorded, events)
+        return self.builder.integrate(recorded, rows)
 
     def _checkpoint(self) -> StoredCheckpoint | None:
         last = self._tables.latest_checkpoint()

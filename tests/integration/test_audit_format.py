@@ -225,10 +225,9 @@ def _lifecycle(sqlite_url: str) -> tuple[Ledger, list[str]]:
     tables = LedgerTables(ledger.datastore, postgres=False)
     tables.create()
     LedgerService(
-        LedgerBuilder(ledger, tables),
+        LedgerBuilder(tables),
         tables,
         LedgerKeyring(ledger, KeyVault(b"k" * 32), clock.now),
-        ledger.mapper.to_domain_event,
         LedgerConfig(origin="auth.example.test/ledger"),
         always_held,
     ).step()

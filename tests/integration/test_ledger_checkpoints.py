@@ -46,10 +46,9 @@ def service(database_url: str) -> tuple[Ledger, LedgerTables, LedgerService]:
         ledger,
         tables,
         LedgerService(
-            LedgerBuilder(ledger, tables, batch=100),
+            LedgerBuilder(tables, batch=100),
             tables,
             keyring,
-            ledger.mapper.to_domain_event,
             config,
             always_held,
         ),

@@ -13,6 +13,8 @@ from domain.ledger import (
     TileWrite,
     TreeGrowth,
     node_from_tiles,
+    row_leaf,
+    state_hash,
 )
 from domain.merkle_tree import leaf_hash, root_of
 
@@ -102,3 +104,19 @@ def test_an_entry_commits_to_each_part_of_the_event() -> None:
         LedgerEntry.of(7, uuid.UUID(int=1), 2, "t", b"State"),
     ]
     assert len({leaf_hash(e.encoded()) for e in [base, *variants]}) == 6
+
+
+@given(
+    st.integers(0, 2**63 - 1),
+    st.uuids(),
+    st.integers(0, 2**63 - 1),
+    st.text(max_size=40),
+    st.one_of(st.binary(max_size=64), st.text(max_size=20), st.none()),
+    st.booleans(),
+)
+def test_the_builders_fast_leaf_is_the_entrys_leaf(
+    position: int, originator: uuid.UUID, version: int, topic: str, state: object, as_text: bool
+) -> None:
+    identity: object = str(originator) if as_text else originator  # SQLite stores text ids
+    expected = leaf_hash(LedgerEntry.of_row(position, identity, version, topic, state).encoded())
+    assert row_leaf(position, identity, version, topic, state_hash(state)) == expected
