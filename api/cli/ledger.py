@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from api.cli import options as o
-from api.cli.output import CliError, emit, emit_json
+from api.cli.output import CliError, emit, emit_json, table
+from api.cli.remote import AdminApi
 
 if TYPE_CHECKING:
     from adapters.event_store import Ledger
@@ -30,8 +31,10 @@ READS_STORE = (
 
 
 @click.group(
-    short_help="The verifiable ledger: verify history against checkpoints, export it.",
-    help="The Merkle tree over every event, its signed checkpoints and their proofs.",
+    short_help="The verifiable ledger: checkpoints, proofs, verify, export.",
+    help="The Merkle tree over every event, its signed checkpoints and their proofs. "
+    "checkpoint, prove, consistency, keys and rotate-key go through the admin API; "
+    "verify and export read the store itself.",
 )
 def ledger() -> None:
     pass
@@ -209,3 +212,152 @@ def export(database_url: str | None, output: Path | None) -> None:
             with output.open("w", encoding="utf-8") as out:
                 count = write_export(store, out)
     click.echo(f"exported {count} events", err=True)
+
+
+@ledger.command(
+    short_help="Ask for a checkpoint now and print it.",
+    help="Ask the server for a checkpoint now; print the signed note (C2SP tlog-checkpoint) "
+    "once the ledger builder has signed it (the server waits up to 10 s). "
+    "Needs keyledger:admin:keys.",
+    epilog=o.example(
+        'keyledger ledger checkpoint --reason "quarterly audit" > kept/$(date +%F).note'
+    ),
+)
+@o.reason
+@o.as_json
+@o.remote
+def checkpoint(api: AdminApi, reason: str | None, as_json: bool) -> None:
+    answer = api.call("POST", "/admin/ledger/checkpoints", body={"reason": reason})
+    if as_json:
+        emit_json(answer)
+    elif answer["checkpoint"] is None:
+        raise CliError(
+            f"the request is recorded at position {answer['position']}, but no ledger "
+            "builder signed a checkpoint within 10 s (is KEYLEDGER_LEDGER_IN_SERVE off?)"
+        )
+    else:
+        click.echo(answer["checkpoint"]["note"], nl=False)
+
+
+@ledger.command(
+    short_help="An event's inclusion proof.",
+    help="The inclusion proof of one event in the tree of a checkpoint (the latest by "
+    "default): its leaf and audit path, checked here against the checkpoint the server "
+    "returns. Name the event by its position (the audit message's `sequence`) or by "
+    "--aggregate and --version.",
+    epilog=o.example(
+        "keyledger ledger prove --position 4711",
+        "keyledger ledger prove --aggregate 6f1c...e2 --version 3 --json",
+    ),
+)
+@click.option("--position", type=click.IntRange(min=1), help="the event's audit sequence")
+@click.option("--aggregate", type=click.UUID, help="the event's aggregate id")
+@click.option("--version", "version_", type=click.IntRange(min=1), help="the event's version")
+@click.option("--size", type=click.IntRange(min=1), help="the tree size (a checkpoint's)")
+@o.as_json
+@o.remote
+def prove(
+    api: AdminApi,
+    position: int | None,
+    aggregate: Any,
+    version_: int | None,
+    size: int | None,
+    as_json: bool,
+) -> None:
+    if position is None and (aggregate is None or version_ is None):
+        raise click.UsageError("give --position, or --aggregate and --version")
+    answer = api.get(
+        "/admin/ledger/proofs/inclusion",
+        position=position,
+        aggregate=None if aggregate is None else str(aggregate),
+        version=version_,
+        size=size,
+    )
+    verdict = _check_inclusion(answer)
+    if as_json:
+        emit_json({**answer, "verified": verdict})
+        return
+    emit(f"event at position {answer['position']} is leaf {answer['index']} of {answer['size']}")
+    emit(f"leaf hash {answer['leaf_hash']}; path of {len(answer['path'])} hashes")
+    emit(verdict)
+
+
+def _check_inclusion(answer: dict[str, Any]) -> str:
+    import base64
+
+    from domain.checkpoint import Checkpoint, CheckpointError
+    from domain.merkle_tree import leaf_hash, verify_inclusion
+
+    note = answer.get("checkpoint")
+    if not note:
+        return "no checkpoint of that size to check against"
+    try:
+        body = note[: note.rfind("\n\n") + 1]
+        root = Checkpoint.parse(body).root
+    except (CheckpointError, ValueError):
+        return "the checkpoint returned cannot be read"
+    leaf = leaf_hash(base64.b64decode(answer["entry"]))
+    path = [base64.b64decode(p) for p in answer["path"]]
+    if verify_inclusion(leaf, answer["index"], answer["size"], path, root):
+        return "verified against the checkpoint's root (check its signature with the key)"
+    raise CliError("the proof does NOT verify against the checkpoint's root")
+
+
+@ledger.command(
+    short_help="A consistency proof between two tree sizes.",
+    help="The proof that the tree at TO extends the tree at FROM (RFC 9162 §2.1.4).",
+    epilog=o.example("keyledger ledger consistency 1200 5400"),
+)
+@click.argument("from_size", metavar="FROM", type=click.IntRange(min=1))
+@click.argument("to_size", metavar="TO", type=click.IntRange(min=1))
+@o.as_json
+@o.remote
+def consistency(api: AdminApi, from_size: int, to_size: int, as_json: bool) -> None:
+    answer = api.get("/admin/ledger/proofs/consistency", **{"from": from_size, "to": to_size})
+    if as_json:
+        emit_json(answer)
+        return
+    emit(f"tree {answer['from']} -> {answer['to']}: {len(answer['proof'])} hashes")
+    for digest in answer["proof"]:
+        emit(digest)
+
+
+@ledger.command(
+    "keys",
+    short_help="The ledger's public keys.",
+    help="Every ledger public key, as the verifier keys `ledger verify --key` takes.",
+    epilog=o.example("keyledger ledger keys -q > ledger.keys"),
+)
+@o.as_json
+@o.quiet
+@o.remote
+def ledger_keys(api: AdminApi, as_json: bool, quiet: bool) -> None:
+    answer = api.get("/ledger/keys")
+    if as_json:
+        emit_json(answer)
+    elif quiet:
+        for key in answer["keys"]:
+            emit(key["verifier_key"])
+    else:
+        rows = [
+            [k["name"], k["key_id"], k["generated_at"], k["verifier_key"]] for k in answer["keys"]
+        ]
+        table(["name", "key id", "generated", "verifier key"], rows)
+
+
+@ledger.command(
+    "rotate-key",
+    short_help="A new checkpoint-signing key.",
+    help="A new ledger key signs every checkpoint from now on; earlier checkpoints keep "
+    "verifying with theirs. Needs keyledger:admin:keys.",
+    epilog=o.example('keyledger ledger rotate-key --reason "yearly"'),
+)
+@o.reason
+@o.as_json
+@o.remote
+def rotate_key(api: AdminApi, reason: str | None, as_json: bool) -> None:
+    answer = api.call("POST", "/admin/ledger/keys/rotate", body={"reason": reason})
+    if as_json:
+        emit_json(answer)
+    else:
+        emit(answer["key"]["verifier_key"])
