@@ -30,6 +30,10 @@ FIRST_STEP = {
     "scope_probing": "a client asks for scopes it never had: who runs it?",
     "inactive_client_use": "a suspended or deleted client still tries: stop it at its host",
     "new_source_network": "a client calls from a network it never used: expected?",
+    "ledger_inconsistent": "history was rewritten or a checkpoint forged: compare your kept "
+    "checkpoints, run `keyledger ledger verify`",
+    "ledger_tampered": "the store was edited underneath: `keyledger ledger verify` names the "
+    "event; restore it from a backup or the audit topic",
 }
 
 

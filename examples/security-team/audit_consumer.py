@@ -106,6 +106,16 @@ LINES: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
         "SIGNING KEY RETIRED",
         lambda d: f"kid {d['kid']} stops at {d['retires_at']}, leaves JWKS {d['unpublished_at']}",
     ),
+    "ledger.keys_started": ("ledger keys started", lambda d: ""),
+    "ledger.key_generated": (
+        "LEDGER KEY ADDED",
+        lambda d: f"{d['name']}+{d['key_id']}: checkpoints are signed with it from now on",
+    ),
+    "ledger.checkpoint_signed": (
+        "ledger checkpoint",
+        lambda d: f"size {d['size']} root {d['root']} (keep the note: it proves the history)",
+    ),
+    "ledger.checkpoint_requested": ("checkpoint requested", lambda d: ""),
     "security.authentication_failed": (
         "AUTHENTICATION FAILED",
         lambda d: (
