@@ -91,13 +91,13 @@ database_url_option = click.option(
     "--checkpoint",
     "checkpoint_files",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path),
     help="A checkpoint note kept elsewhere; repeatable.",
 )
 @click.option(
     "--export",
     "export_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Recompute from this export instead of the store.",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
@@ -117,7 +117,16 @@ def verify(
         verifier_keys = [NoteKey.decode(k) for k in keys]
     except CheckpointError as exc:
         raise CliError(f"--key: {exc}") from None
-    notes = [(str(p), p.read_text(encoding="utf-8")) for p in checkpoint_files]
+    try:
+        notes = [(str(p), p.read_text(encoding="utf-8")) for p in checkpoint_files]
+        if export_file is not None and not export_file.is_file():
+            raise FileNotFoundError(f"no export at {export_file}")
+    except OSError as exc:
+        raise CliError(
+            f"cannot read {exc.filename or exc}: {exc.strerror or 'not found'}"
+        ) from None
+    except UnicodeDecodeError:
+        raise CliError("a --checkpoint file is not a text note") from None
     url = None if export_file is not None and database_url is None else database_url
     try:
         if url is None and export_file is not None:
