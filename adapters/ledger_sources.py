@@ -1,4 +1,4 @@
-"""Where `ledger verify` reads events from: the store itself, or an export of it.
+"""Where `ledger verify` reads events from: the store itself, an export, or the audit topic.
 
 An export is JSON Lines: a header line, then one line per event in notification order with
 its position, identity, topic and stored state (base64), enough to recompute every leaf
@@ -7,6 +7,7 @@ without the store or the server.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Iterator
@@ -14,9 +15,13 @@ from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
-from domain.ledger import LedgerEntry
+from aiokafka import TopicPartition
+
+from adapters.kafka import KafkaConfig, start_consumer
+from domain.ledger import LedgerEntry, LedgerError
 
 EXPORT_FORMAT = "keyledger-ledger-export/1"
+CHECKPOINT_TYPE = "keyledger.ledger.checkpoint_signed.v1"
 _BATCH = 10_000
 
 
@@ -92,3 +97,56 @@ def _entry(line: dict[str, Any], number: int) -> LedgerEntry:
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise ExportError(f"line {number} is not an exported event: {exc}") from None
+
+
+class AuditTopicEntries:
+    """The leaves as the audit topic carries them (each message's `ledgerentry`), and the
+    checkpoint notes published there: enough to verify the ledger without the store."""
+
+    def __init__(self, config: KafkaConfig, topic: str, timeout: float = 60.0) -> None:
+        self._config, self._topic, self._timeout = config, topic, timeout
+        self.notes: list[tuple[str, str]] = []
+        self._entries: list[LedgerEntry] | None = None
+
+    def entries(self) -> list[LedgerEntry]:
+        """The topic's leaves in sequence order (read from the broker once)."""
+        if self._entries is None:
+            self._entries = self._read()
+        return self._entries
+
+    def _read(self) -> list[LedgerEntry]:
+        messages = asyncio.run(self._read_all())
+        by_id: dict[str, dict[str, Any]] = {}
+        for message in messages:  # a topic is append-only: the first copy of an id counts
+            if "ledgerentry" in message and "sequence" in message:
+                by_id.setdefault(message["id"], message)
+        ordered = sorted(by_id.values(), key=lambda m: int(m["sequence"]))
+        self.notes = [
+            (f"audit topic checkpoint {m['data']['size']}", m["data"]["note"])
+            for m in ordered
+            if m.get("type") == CHECKPOINT_TYPE
+        ]
+        try:
+            return [LedgerEntry.decode(base64.b64decode(m["ledgerentry"])) for m in ordered]
+        except (ValueError, LedgerError) as exc:
+            raise ExportError(f"an audit message's ledgerentry cannot be read: {exc}") from None
+
+    async def _read_all(self) -> list[dict[str, Any]]:
+        """Every message of every partition, from the beginning to the end as of now."""
+        consumer = await start_consumer(self._config, enable_auto_commit=False)
+        try:
+            await consumer.topics()  # fetches the cluster's metadata
+            partitions = consumer.partitions_for_topic(self._topic) or set()
+            assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+            consumer.assign(assigned)
+            await consumer.seek_to_beginning(*assigned)
+            ends = await consumer.end_offsets(assigned)
+            messages: list[dict[str, Any]] = []
+            async with asyncio.timeout(self._timeout):
+                while [tp for tp in assigned if await consumer.position(tp) < ends[tp]]:
+                    batches = await consumer.getmany(timeout_ms=500)
+                    for records in batches.values():
+                        messages.extend(json.loads(r.value) for r in records if r.value)
+            return messages
+        finally:
+            await consumer.stop()

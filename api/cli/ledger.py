@@ -95,6 +95,12 @@ database_url_option = click.option(
     help="A checkpoint note kept elsewhere; repeatable.",
 )
 @click.option(
+    "--audit-topic",
+    is_flag=True,
+    help="Recompute from the audit topic (KEYLEDGER_KAFKA_* and KEYLEDGER_AUDIT_TOPIC) instead "
+    "of the store, and check the checkpoints published there too.",
+)
+@click.option(
     "--export",
     "export_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -105,6 +111,7 @@ def verify(
     database_url: str | None,
     keys: tuple[str, ...],
     checkpoint_files: tuple[Path, ...],
+    audit_topic: bool,
     export_file: Path | None,
     as_json: bool,
 ) -> None:
@@ -128,6 +135,14 @@ def verify(
     except UnicodeDecodeError:
         raise CliError("a --checkpoint file is not a text note") from None
     url = None if export_file is not None and database_url is None else database_url
+    if audit_topic:
+        if not verifier_keys:
+            raise CliError("--audit-topic needs --key: the topic alone cannot vouch for its keys")
+        report = _verify_topic(notes, verifier_keys)
+        _show(report, as_json)
+        if not report.ok:
+            sys.exit(1)
+        return
     try:
         if url is None and export_file is not None:
             report = verify_ledger(ExportEntries(export_file), notes, verifier_keys, ed25519_verify)
@@ -151,6 +166,24 @@ def verify(
     _show(report, as_json)
     if not report.ok:
         sys.exit(1)
+
+
+def _verify_topic(notes: list[tuple[str, str]], keys: list[Any]) -> VerificationReport:
+    from adapters.ledger_signer import ed25519_verify
+    from adapters.ledger_sources import AuditTopicEntries, ExportError
+    from api.bootstrap import kafka_config
+    from api.settings import Settings
+    from api.usecases.ledger_verification import verify_ledger
+
+    settings = Settings.from_env()
+    source = AuditTopicEntries(kafka_config(settings), settings.audit_topic)
+    try:
+        source.entries()  # read once: the topic's checkpoints join the given ones
+    except (ExportError, TimeoutError, OSError) as exc:
+        raise CliError(f"reading {settings.audit_topic}: {exc}") from None
+    except Exception as exc:  # aiokafka's errors: the broker, its TLS or SASL
+        raise CliError(f"reading {settings.audit_topic}: {type(exc).__name__}: {exc}") from None
+    return verify_ledger(source, [*source.notes, *notes], keys, ed25519_verify)
 
 
 def _tables(store: Ledger) -> Any:

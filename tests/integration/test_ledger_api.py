@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 from dataclasses import replace
 from typing import Any
 
+from click.testing import CliRunner
+
 from adapters.ledger_signer import ed25519_verify
+from api.cli.main import cli
 from api.settings import Settings
 from domain.admin_scopes import KEYS, READ
 from domain.checkpoint import NoteKey, open_checkpoint
 from domain.merkle_tree import leaf_hash, verify_consistency, verify_inclusion
 from tests.integration.helpers import basic, running
 from tests.integration.test_signing_keys_admin_api import bearer, token_for
+from tests.kafka import consume
 
 
 def b64(text: str) -> bytes:
@@ -126,3 +132,31 @@ async def test_a_rotated_ledger_key_signs_the_next_checkpoint_and_both_stay_publ
         )
         keys: list[dict[str, Any]] = (await http.get("/ledger/keys")).json()["keys"]
         assert len(keys) == 2
+
+
+async def test_the_audit_topic_alone_verifies_the_ledger_with_the_public_key(
+    kafka_settings: Settings, monkeypatch: Any
+) -> None:
+    settings = ledger_settings(kafka_settings)
+    async with running(settings) as (http, runtime):
+        _, token = await token_for(http, runtime, KEYS)
+        signed = (await http.post("/admin/ledger/checkpoints", headers=bearer(token))).json()
+        [key] = (await http.get("/ledger/keys")).json()["keys"]
+        size = signed["checkpoint"]["size"]
+        published = await consume(
+            settings.kafka_address,
+            settings.audit_topic,
+            lambda rs: any(r.type == "keyledger.ledger.checkpoint_signed.v1" for r in rs),
+        )
+        assert len({r.message["id"] for r in published}) >= size
+    for name, value in {
+        "KEYLEDGER_KAFKA_BOOTSTRAP": settings.kafka_address,
+        "KEYLEDGER_AUDIT_TOPIC": settings.audit_topic,
+        "KEYLEDGER_DATABASE_URL": "sqlite:////nonexistent/not-needed.db",
+    }.items():
+        monkeypatch.setenv(name, value)
+    args = ["ledger", "verify", "--audit-topic", "--key", key["verifier_key"], "--json"]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, args)  # the CLI runs its own loop
+    report = json.loads(result.output)
+    assert result.exit_code == 0, report
+    assert f"audit topic checkpoint {size}" in [c["source"] for c in report["checkpoints"]]
