@@ -16,7 +16,7 @@ from uuid import UUID
 
 from psycopg.rows import tuple_row
 
-from domain.ledger import TILE_WIDTH, TileWrite, state_hash
+from domain.ledger import TILE_WIDTH, TileWrite, row_leaf, state_hash, topic_text
 from domain.ledger_audit import Recorded, recorded_from_tiles
 from domain.merkle_tree import HASH_SIZE
 
@@ -179,27 +179,38 @@ class LedgerTables:
             return None
         return int(row["idx"]) * TILE_WIDTH + offset
 
-    def rows(self, after: int, limit: int) -> list[tuple[Any, ...]]:
-        """Stored events after `after` as tuples: position, originator id, version, topic and
-        the SHA-256 of the state. PostgreSQL hashes the state itself, so 32 bytes cross the
-        wire instead of the whole state (the builder's largest cost otherwise)."""
+    def leaves(self, after: int, limit: int) -> list[tuple[int, bytes, str]]:
+        """Stored events after `after` as (position, leaf hash, topic), in order.
+
+        PostgreSQL computes the leaf itself (`domain.ledger.row_leaf`'s bytes, in SQL), so
+        32 bytes cross the wire instead of the state and no Python runs per event for it;
+        SQLite has no SHA-256, so its rows are hashed here.
+        """
         if self._postgres:
             statement = (
-                "SELECT notification_id, originator_id, originator_version, topic, "  # noqa: S608
-                f"sha256(coalesce(state, ''::bytea)) FROM {self._events} "
-                "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+                "SELECT notification_id, sha256('\\x00'::bytea || int8send(notification_id) "  # noqa: S608
+                "|| uuid_send(originator_id) || int8send(originator_version) "
+                "|| substring(int4send(octet_length(coalesce(topic, ''))) from 3 for 2) "
+                "|| convert_to(coalesce(topic, ''), 'UTF8') "
+                "|| sha256(coalesce(state, ''::bytea))), coalesce(topic, '') "
+                f"FROM {self._events} WHERE notification_id > %s "
+                "ORDER BY notification_id LIMIT %s"
             )
             with self._datastore.transaction(commit=False) as curs:
                 curs.row_factory = tuple_row
                 curs.execute(statement, (after, limit))
-                return [tuple(row) for row in curs.fetchall()]
+                return [(row[0], bytes(row[1]), row[2]) for row in curs.fetchall()]
         statement = (
             "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
             f"FROM {self._events} WHERE rowid > ? ORDER BY rowid LIMIT ?"
         )
         with self._datastore.transaction(commit=False) as curs:
             curs.execute(statement, (after, limit))
-            return [(r[0], r[1], r[2], r[3], state_hash(r[4])) for r in curs.fetchall()]
+            rows = curs.fetchall()
+        return [
+            (r[0], row_leaf(r[0], r[1], r[2], r[3], state_hash(r[4])), topic_text(r[3]))
+            for r in rows
+        ]
 
     def position_of(self, originator_id: UUID, version: int) -> int | None:
         """The notification id of one stored event, by its aggregate id and version."""

@@ -63,7 +63,7 @@ class LedgerEntry:
         """From a stored row as the database returns it, however it was edited underneath:
         a text or NULL state, a text id (SQLite) are hashed as they are, never refused."""
         identity = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
-        return cls.of(position, identity, int(version), str(topic), _state_bytes(state))
+        return cls.of(position, identity, int(version), topic_text(topic), _state_bytes(state))
 
     @classmethod
     def decode(cls, data: bytes) -> LedgerEntry:
@@ -83,6 +83,11 @@ def _state_bytes(state: object) -> bytes:
     return b"" if state is None else str(state).encode()
 
 
+def topic_text(topic: object) -> str:
+    """A stored topic as text (a NULL one, edited in underneath, as empty)."""
+    return "" if topic is None else str(topic)
+
+
 def state_hash(state: object) -> bytes:
     """SHA-256 of a stored state as the database returns it (see `LedgerEntry.of_row`)."""
     return _sha256(_state_bytes(state)).digest()
@@ -95,7 +100,7 @@ def row_leaf(
     `leaf_hash(LedgerEntry.of_row(...).encoded())` without the objects in between (the
     builder's hot path; a property test holds the two equal)."""
     raw = originator_id.bytes if isinstance(originator_id, UUID) else UUID(str(originator_id)).bytes
-    name = str(topic).encode()
+    name = topic_text(topic).encode()
     header = _HEADER.pack(position, raw, int(version), len(name))
     return _sha256(b"\x00" + header + name + bytes(hashed_state)).digest()
 

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from eventsourcing.persistence import Notification
 
 from adapters.ledger_store import LedgerTables, StoredCheckpoint, TreeState
-from domain.ledger import LedgerEntry, TreeGrowth, row_leaf
+from domain.ledger import LedgerEntry, TreeGrowth
 
 log = logging.getLogger(__name__)
 BATCH = 5000
-# A stored event as `LedgerTables.rows` gives it: position, originator id, version, topic,
-# and the SHA-256 of its state.
-Row = tuple[Any, ...]
+# A stored event as `LedgerTables.leaves` gives it: position, leaf hash, topic.
+Row = tuple[int, bytes, str]
 
 
 def entry_of(notification: Notification) -> LedgerEntry:
@@ -55,7 +53,7 @@ class LedgerBuilder:
         """The next batch of committed events after the tree's position."""
         if self._growth is None:
             self.load()
-        return self._tables.rows(self.state.position, self._batch)
+        return self._tables.leaves(self.state.position, self._batch)
 
     def integrate(
         self,
@@ -71,8 +69,8 @@ class LedgerBuilder:
         if not batch and not checkpoints:
             return 0
         append = self._growth.append_leaf
-        for position, originator, version, topic, hashed_state in batch:
-            append(position, row_leaf(position, originator, version, topic, hashed_state))
+        for position, leaf, _ in batch:
+            append(position, leaf)
         tree = self._growth.tree
         new = TreeState(batch[-1][0] if batch else self.state.position, tree.size, list(tree.peaks))
         try:

@@ -134,7 +134,7 @@ class LedgerService:
         rows = self.builder.peek()
         recorded = []
         for row in rows:
-            topic = row[3]
+            topic = row[2]
             if topic == SIGNED_TOPIC:
                 recorded.append(_stored(self._keyring.checkpoint_event(row[0]), row[0]))
             else:
