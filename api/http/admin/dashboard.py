@@ -28,6 +28,7 @@ from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
 from api.http.admin.openapi import ErrorBody
+from api.http.client_address import client_address
 from api.http.oauth2.security_observations import Observing
 from api.http.runtime import runtime_of
 from api.usecases.admin_access import BearerError
@@ -254,14 +255,14 @@ async def login(
         client_id, secret = (data.get("client_id") or "").strip(), data.get("client_secret") or ""
         if not client_id or not secret:
             return login_page("Give a client id and secret, or a token.")
-        peer = request.scope.get("client")
+        source_ip = client_address(request.scope)
         try:
             with Observing(request.scope, f"{PATH}/login") as seen:
                 seen.credentials = Credentials(client_id, secret, "client_secret_post")
                 issued = await runtime.issuer.sign_in(
                     seen.credentials,
                     admin_scopes_of(runtime.view.get(client_id)),
-                    peer[0] if peer else None,
+                    source_ip,
                 )
         except OAuthError as refused:
             if refused.error == "too_many_requests":
@@ -304,9 +305,8 @@ async def keep_session(request: Request[Any, Any, Any]) -> Response[Any]:
     body = {"renewed": False, "expires_in": max(int(remaining), 0)}
     if remaining > lifetime / 2:
         return Response(body, headers={"Cache-Control": "no-store"})
-    peer = request.scope.get("client")
     try:
-        renewed = await runtime.issuer.renew_session(session, peer[0] if peer else None)
+        renewed = await runtime.issuer.renew_session(session, client_address(request.scope))
     except SessionExpired as expired:
         return _sign_in_again(str(expired))
     # One session, one live token: the one replaced is revoked, so a copy of it cannot

@@ -7,6 +7,7 @@ from types import TracebackType
 from litestar.types import Scope
 
 from adapters.metrics import AUTHENTICATION_FAILURES, OAUTH_ERRORS, UNREGISTERED
+from api.http.client_address import client_address
 from api.http.runtime import runtime_of
 from api.logs import bind_client
 from api.usecases.credentials import Credentials
@@ -65,14 +66,13 @@ class Observing:
         OAUTH_ERRORS.labels(
             self._endpoint, error.error, presented if registered else UNREGISTERED
         ).inc()
-        client = self._scope.get("client")
         observation = SecurityObservation.of_error(
             error,
             endpoint=self._endpoint,
             at=runtime.clock.now(),
             client_id=credentials.client_id if credentials else _first(self.params, "client_id"),
             auth_method=credentials.method if credentials else None,
-            source_ip=client[0] if client else None,
+            source_ip=client_address(self._scope),
             user_agent=_user_agent(self._scope),
             requested_scope=_first(self.params, "scope"),
             requested_resources=tuple(self.params.get("resource", ())),

@@ -18,6 +18,7 @@ from litestar.exceptions import MethodNotAllowedException
 from litestar.types import Receive, Scope, Send
 
 from adapters.metrics import TOKENS_ISSUED
+from api.http.client_address import client_address
 from api.http.oauth2.client_credentials import extract_credentials
 from api.http.oauth2.form import (
     BodyTooLarge,
@@ -66,11 +67,6 @@ async def read_oauth_form(
     return headers, parse_form(await read_limited(receive), repeatable)
 
 
-def peer_address(scope: Scope) -> str | None:
-    peer = scope.get("client")
-    return peer[0] if peer else None
-
-
 def credentials_of(
     scope: Scope, headers: dict[bytes, str], params: dict[str, list[str]]
 ) -> Credentials:
@@ -85,7 +81,7 @@ def credentials_of(
             single(params, "client_assertion"),
         )
     except InvalidClient:
-        runtime_of(scope["app"].state).authenticator.note_failure(peer_address(scope), None)
+        runtime_of(scope["app"].state).authenticator.note_failure(client_address(scope), None)
         raise
 
 
@@ -118,7 +114,7 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
             scope=single(params, "scope"), resources=tuple(params.get("resource", ()))
         )
         issuer = runtime_of(scope["app"].state).issuer
-        issued = await issuer.issue(credentials, token_request, peer_address(scope))
+        issued = await issuer.issue(credentials, token_request, client_address(scope))
     TOKENS_ISSUED.labels(credentials.client_id).inc()
     bind_client(credentials.client_id)
     await send_json(send, issued.response_body())

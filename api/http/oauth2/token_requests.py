@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 from litestar.types import Receive, Scope
 
+from api.http.client_address import client_address
 from api.http.oauth2.security_observations import Observing
-from api.http.oauth2.token import credentials_of, peer_address, read_oauth_form
+from api.http.oauth2.token import credentials_of, read_oauth_form
 from api.http.runtime import runtime_of
 from domain.client_record import ClientRecord
 from domain.oauth_errors import InvalidRequest
@@ -33,7 +34,7 @@ async def caller_and_token(
             seen.credentials,
             runtime.clock.now(),
             f"{runtime.settings.issuer_url}{endpoint}",
-            peer_address(scope),
+            client_address(scope),
         )
         if allowed is not None:
             allowed(authenticated.client)
