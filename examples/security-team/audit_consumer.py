@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from kafka_options import add_security_options, security_kwargs
 
 
 class SeenIds:
@@ -156,6 +157,7 @@ async def consume(args: argparse.Namespace) -> None:
         auto_offset_reset="earliest",
         session_timeout_ms=args.session_timeout_ms,
         heartbeat_interval_ms=max(100, args.session_timeout_ms // 5),
+        **args.kafka_security,
     )
     await consumer.start()
     seen = SeenIds(args.remember)
@@ -188,7 +190,10 @@ def main() -> None:
     parser.add_argument("--remember", type=int, default=100_000, help="ids kept to drop repeats")
     parser.add_argument("--idle-exit", type=float, default=0, help="stop after N quiet seconds")
     parser.add_argument("--session-timeout-ms", type=int, default=10_000)
-    asyncio.run(consume(parser.parse_args()))
+    add_security_options(parser)
+    args = parser.parse_args()
+    args.kafka_security = security_kwargs(parser, args)
+    asyncio.run(consume(args))
 
 
 if __name__ == "__main__":

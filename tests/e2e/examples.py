@@ -113,5 +113,10 @@ def load_example(folder: str, module: str) -> ModuleType:
     assert spec is not None
     assert spec.loader is not None
     loaded = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
+    folder_path = str(EXAMPLES / folder)
+    sys.path.insert(0, folder_path)  # as `python <module>.py` has it: siblings import
+    try:
+        spec.loader.exec_module(loaded)
+    finally:
+        sys.path.remove(folder_path)
     return loaded
