@@ -27,6 +27,7 @@ from adapters.metrics import RELAY_PUBLISH_ERRORS, RELAY_PUBLISHED
 from adapters.relay_store import RelayStore
 from domain.ledger import LedgerEntry
 from projections.audit_format import audit_message
+from projections.stopping import Stopped, close_within, unless_stopped
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +88,16 @@ class AuditRelay:
                         continue
                     self.position = await asyncio.to_thread(self._positions.position)
                     log.info("audit relay active from position %d", self.position)
-                if self._producer is None:
-                    self._producer = await self._producer_factory()
+                if self._producer is None:  # waits for the broker: abandoned at once on stop
+                    self._producer = await unless_stopped(self._stopping, self._producer_factory())
                 published = await self.publish_batch()
                 backoff = self.config.backoff_min
                 if not published:
                     await self._sleep(self.config.interval)
             except asyncio.CancelledError:
                 raise
+            except Stopped:
+                pass
             except Exception as exc:
                 self.publish_errors += 1
                 RELAY_PUBLISH_ERRORS.inc()
@@ -145,8 +148,7 @@ class AuditRelay:
         """Drop the producer (and, after a store error, the lock): start clean next time."""
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            with contextlib.suppress(Exception):
-                await producer.stop()
+            await close_within(producer.stop())
         if lost_lock and self.active:
             self.active = False
             await asyncio.to_thread(self._positions.release)

@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
+from api import shutdown
 from api.bootstrap import Runtime, build
 from api.http.admin.access import bearer_error_response, not_permitted_response
 from api.http.admin.controllers import (
@@ -56,12 +57,15 @@ from domain.oauth_errors import OAuthError
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
     """The ASGI app; with no arguments (the uvicorn factory) settings come from the env."""
+    server_process = settings is None and runtime is None
     settings = settings or (runtime.settings if runtime else Settings.from_env())
     if runtime is None:  # a server process (each worker): JSON lines to stderr
         configure_logging(settings.log_level, json_lines=settings.log_format == "json")
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if server_process:  # uvicorn's signal handlers are in place: SIGTERM also arms
+            shutdown.chain_exit_deadline()  # the exit deadline, however stuck the stop is
         rt = runtime or build(settings)
         await rt.start()
         app.state.runtime = rt

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -96,9 +97,12 @@ def register_admin(env: dict[str, str]) -> dict[str, str] | None:
 
 
 @contextmanager
-def serve(env: dict[str, str], *args: str, log: Path, admin: bool = True) -> Iterator[str]:
+def serve(
+    env: dict[str, str], *args: str, log: Path, admin: bool = True, cafile: Path | None = None
+) -> Iterator[str]:
     """A running server; yields its base URL once /readyz answers 200; stopped afterwards.
-    With `admin` (and no admin in `env` yet), `env` gains an admin client's CLI variables."""
+    With `admin` (and no admin in `env` yet), `env` gains an admin client's CLI variables.
+    With TLS in `env`, the URL is https and readiness is checked against `cafile`."""
     port = env["KEYLEDGER_PORT"]
     # Registered before the server starts, it is in the clients model the server loads: no
     # token request has to wait for it (a refused one would spend the address's budget).
@@ -110,14 +114,16 @@ def serve(env: dict[str, str], *args: str, log: Path, admin: bool = True) -> Ite
         proc = subprocess.Popen(
             [KEYLEDGER, "serve", *args], env=env, stdout=out, stderr=subprocess.STDOUT
         )
-        base = f"http://127.0.0.1:{port}"
+        tls = bool(env.get("KEYLEDGER_TLS_CERT_FILE"))
+        base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        verify = ssl.create_default_context(cafile=cafile) if cafile else True
         try:
             deadline = time.monotonic() + 30
             while True:
                 if proc.poll() is not None:
                     raise AssertionError(f"server exited: {log.read_text()}")
                 try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    if httpx.get(f"{base}/readyz", timeout=1, verify=verify).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
