@@ -32,6 +32,7 @@ from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
 from adapters.relay_store import relay_store
 from adapters.signing import JwtSigner, JwtVerifier, KeyRing
+from api import shutdown
 from api.http import server
 from api.settings import Settings
 from api.usecases.access_tokens import AccessTokenValidator
@@ -119,7 +120,12 @@ def record_installation(ledger: Ledger, secrets: InstallationSecrets, clock: Clo
 
 
 def kafka_config(settings: Settings) -> KafkaConfig:
-    return KafkaConfig(settings.kafka_address, idempotence=settings.kafka_idempotence)
+    """How every Kafka client reaches the broker: address, idempotence, TLS and SASL."""
+    return KafkaConfig(
+        settings.kafka_address,
+        idempotence=settings.kafka_idempotence,
+        security=settings.kafka_security,
+    )
 
 
 async def topic_producer(settings: Settings, topic: str) -> Any:
@@ -226,6 +232,7 @@ def build_detector(settings: Settings, ledger: Ledger) -> DetectorService:
     return DetectorService(
         DetectorConfig(
             bootstrap=settings.kafka_address,
+            security=settings.kafka_security,
             audit_topic=settings.audit_topic,
             alerts_topic=settings.alerts_topic,
             group=settings.detect_group,
@@ -427,6 +434,8 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="audit-relay"))
 
     async def stop(self) -> None:
+        """Stop every loop, each step bounded whatever the database or broker is doing
+        (api/shutdown.py); the connections are closed only once nothing uses them."""
         if self.relay is not None:
             self.relay.stop()
         if self.ledger_service is not None:
@@ -434,18 +443,18 @@ class Runtime:
         for task in self._tasks:
             if task.get_name() not in ("audit-relay", "ledger"):
                 task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await shutdown.finish_or_cancel(self._tasks)
+        stops = [self.follower.stop, self.revoked_follower.stop]
+        stops += [k.stop for k in (self.key_keeper, self.analytics) if k is not None]
         if isinstance(self.committer, AsyncPostgresGroupCommitter):
-            await self.committer.stop()
+            try:  # what is queued is committed, unless the database does not answer
+                await asyncio.wait_for(self.committer.stop(), shutdown.GRACE)
+            except Exception as exc:
+                log.warning("token writer not stopped: %s: %s", type(exc).__name__, exc)
         else:
-            self.committer.stop()
-        self.follower.stop()
-        self.revoked_follower.stop()
-        if self.key_keeper is not None:
-            self.key_keeper.stop()
-        if self.analytics is not None:
-            self.analytics.stop()
-        self.ledger.close()
+            stops.append(self.committer.stop)
+        if shutdown.call_all_within(stops):
+            self.ledger.close()
 
     @property
     def ready(self) -> bool:

