@@ -157,6 +157,6 @@ async def test_the_audit_topic_alone_verifies_the_ledger_with_the_public_key(
         monkeypatch.setenv(name, value)
     args = ["ledger", "verify", "--audit-topic", "--key", key["verifier_key"], "--json"]
     result = await asyncio.to_thread(CliRunner().invoke, cli, args)  # the CLI runs its own loop
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert result.exit_code == 0, report
     assert f"audit topic checkpoint {size}" in [c["source"] for c in report["checkpoints"]]

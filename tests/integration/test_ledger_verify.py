@@ -46,7 +46,7 @@ def verify(database_url: str, key: str) -> dict[str, Any]:
     result = CliRunner().invoke(
         cli, ["ledger", "verify", "--database-url", database_url, "--key", key, "--json"]
     )
-    report: dict[str, Any] = json.loads(result.output)
+    report: dict[str, Any] = json.loads(result.stdout)
     assert result.exit_code == (0 if report["ok"] else 1)
     return report
 
@@ -128,7 +128,7 @@ def test_a_forged_checkpoint_kept_elsewhere_is_refused(database_url: str, tmp_pa
         ],
     )
     assert result.exit_code == 1
-    assert "bad-signature" in result.output
+    assert "bad-signature" in result.stdout
 
 
 def test_an_export_verifies_without_the_store(database_url: str, tmp_path: Any) -> None:
@@ -152,5 +152,5 @@ def test_an_export_verifies_without_the_store(database_url: str, tmp_path: Any) 
     export.write_text("\n".join([*lines[:50], edited, *lines[51:]]) + "\n")
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
-    assert "checkpoint 300 from" in result.output
-    assert "differs" in result.output
+    assert "checkpoint 300 from" in result.stdout
+    assert "differs" in result.stdout
