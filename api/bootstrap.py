@@ -169,7 +169,8 @@ def build_ledger_service(
         LedgerConfig(
             origin=settings.ledger_name,
             checkpoint_interval=settings.ledger_checkpoint_interval,
-            interval=max(settings.follow_interval, 0.5),
+            interval=max(settings.follow_interval, 1.0),
+            standby_interval=5.0,
         ),
         lambda: exclusive(settings.database_url, "ledger-builder"),
     )
