@@ -20,7 +20,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.sql import Composed
 
 from adapters.group_commit import QueueFull
-from adapters.metrics import WRITE_BATCH_SIZE
+from adapters.metrics import WRITE_BATCH_SIZE, WRITE_QUEUE_CAPACITY, WRITE_QUEUE_DEPTH
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class AsyncPostgresGroupCommitter:
         return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
+        WRITE_QUEUE_CAPACITY.set(self._max_pending)
         self._task = asyncio.create_task(self._run(), name="async-group-commit")
 
     def submit(self, events: Sequence[Any]) -> asyncio.Future[None]:
@@ -62,6 +63,7 @@ class AsyncPostgresGroupCommitter:
             raise QueueFull
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((events, future))
+        WRITE_QUEUE_DEPTH.inc()
         self._wake.set()
         return future
 
@@ -82,6 +84,7 @@ class AsyncPostgresGroupCommitter:
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
+                WRITE_QUEUE_DEPTH.dec(len(batch))
                 await self._write(batch)
             if self._stopping:
                 return

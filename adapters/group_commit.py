@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from adapters.metrics import WRITE_BATCH_SIZE
+from adapters.metrics import WRITE_BATCH_SIZE, WRITE_QUEUE_CAPACITY, WRITE_QUEUE_DEPTH
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class GroupCommitter:
         self.saved = 0
 
     def start(self) -> None:
+        WRITE_QUEUE_CAPACITY.set(self._max_pending)
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
@@ -57,6 +58,7 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._queue.put((events, future, loop))
+        WRITE_QUEUE_DEPTH.inc()
         return future
 
     def stop(self) -> None:
@@ -84,6 +86,7 @@ class GroupCommitter:
                 except queue.Empty:
                     break
             if batch:
+                WRITE_QUEUE_DEPTH.dec(len(batch))
                 self._write(batch)
 
     def _write(self, batch: list[Any]) -> None:

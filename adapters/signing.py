@@ -238,6 +238,11 @@ class KeyRing:
         self._current = (since, until, active)
         return active
 
+    def signing_entry(self, t: datetime) -> RingEntry | None:
+        """The entry whose turn it is at `t` (opened here or not), with its turn's times."""
+        signing = [e for e in self._entries if e.signs_at(t)]
+        return signing[-1] if signing else None
+
     @property
     def active(self) -> SigningKey:
         """The key signing now."""

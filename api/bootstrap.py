@@ -7,11 +7,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
+from adapters import metrics
 from adapters.alert_store import AlertStore
 from adapters.assertion_ids import UsedAssertionIds
 from adapters.async_group_commit import AsyncPostgresGroupCommitter
@@ -34,7 +35,7 @@ from adapters.relay_store import relay_store
 from adapters.signing import JwtSigner, JwtVerifier, KeyRing
 from api import shutdown
 from api.http import server
-from api.settings import Settings
+from api.settings import Settings, SettingsError
 from api.usecases.access_tokens import AccessTokenValidator
 from api.usecases.admin_access import AccessTokenVerifier
 from api.usecases.alerts import AlertQueries
@@ -46,12 +47,13 @@ from api.usecases.issuance import TokenIssuer
 from api.usecases.ledger_proofs import LedgerAdmin, LedgerQueries
 from api.usecases.ledger_verification import found_tampering, tamper_alert, verify_ledger
 from api.usecases.ports import Clock
+from api.usecases.projection_status import relay_lag
 from api.usecases.revocation import TokenRevoker
 from api.usecases.signing_keys import SigningKeyAdmin, SigningKeysKeeper
 from domain.admin_scopes import TOKENS, Admin
-from domain.anomaly_detection import Alert, Thresholds
+from domain.anomaly_detection import RULES, Alert, Thresholds
 from domain.installation import Installation
-from domain.observations import SecurityObservation
+from domain.observations import AUTHENTICATION_FAILURE_REASONS, SecurityObservation
 from domain.quotas import IssuanceQuotas
 from domain.throttling import FailureThrottle
 from projections.alert_format import alert_message
@@ -155,6 +157,35 @@ def build_relay(settings: Settings, ledger: Ledger) -> AuditRelay:
             backoff_max=settings.relay_backoff_max,
         ),
     )
+
+
+def serve_metrics(
+    settings: Settings, ledger: Ledger, service: object
+) -> metrics.MetricsServer | None:
+    """`keyledger relay` and `keyledger detect` have no HTTP server: their `GET /metrics` is
+    on KEYLEDGER_METRICS_HOST:KEYLEDGER_METRICS_PORT (0: none)."""
+    metrics.configure(settings.client_labels)
+    collectors: list[Any] = [metrics.BuildInfo(type(service).__name__)]
+    if isinstance(service, AuditRelay):
+        name = relay_name(settings)
+        lag = metrics.LagCollector(
+            lambda: [relay_lag(ledger, name, datetime.now(UTC))], relay_only=True
+        )
+        collectors = [metrics.BuildInfo("relay"), lag]
+    elif isinstance(service, DetectorService):
+        detector = service
+        metrics.start_at_zero(metrics.DETECTOR_ALERTS, RULES)
+        state = metrics.ConsumerLagCollector(lambda: (detector.assigned, detector.lag))
+        collectors = [metrics.BuildInfo("detect"), state]
+    if not settings.metrics_port:
+        return None
+    try:
+        return metrics.MetricsServer(settings.metrics_host, settings.metrics_port, *collectors)
+    except OSError as exc:
+        raise SettingsError(
+            f"KEYLEDGER_METRICS_PORT: cannot listen on {settings.metrics_host}:"
+            f"{settings.metrics_port}: {exc.strerror or exc}"
+        ) from None
 
 
 def build_ledger_service(
@@ -491,6 +522,10 @@ def _committer(ledger: Ledger, settings: Settings) -> GroupCommitter | AsyncPost
 
 def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     """Wire a server process from settings; nothing runs until `Runtime.start()`."""
+    metrics.configure(settings.client_labels)
+    metrics.start_at_zero(
+        metrics.AUTHENTICATION_FAILURES, (*AUTHENTICATION_FAILURE_REASONS, "other")
+    )
     ledger = open_ledger(settings, create=True)
     clock = clock or SystemClock()
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from adapters.kafka import IDEMPOTENCE_CHOICES
 from adapters.kafka_security import KafkaSecurity
+from adapters.metrics import ClientLabelPolicy
 from adapters.signing import SUPPORTED_ALGORITHMS
 from api.kafka_settings import kafka_security
 from api.tls_settings import ServerTls, server_tls
@@ -43,6 +44,9 @@ class Settings:
     log_level: str = "info"
     log_format: str = "json"
     access_log: bool = True
+    metrics_client_labels: str = "top:20"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
     bench_skip_event_write: bool = False
     kafka_bootstrap: str | None = None
     embedded_broker_port: int = 9092
@@ -191,6 +195,9 @@ class Settings:
             )
         if not 1 <= self.embedded_broker_port <= 65535:
             raise SettingsError("KEYLEDGER_EMBEDDED_BROKER_PORT must be a TCP port")
+        if not 0 <= self.metrics_port <= 65535:
+            raise SettingsError("KEYLEDGER_METRICS_PORT must be a TCP port (0: off)")
+        self.client_labels  # noqa: B018 - parsing it checks KEYLEDGER_METRICS_CLIENT_LABELS
         self.kafka_security  # noqa: B018 - building it checks the TLS and SASL settings
         self.server_tls  # noqa: B018 - loading it checks the certificate and key files
 
@@ -222,6 +229,14 @@ class Settings:
             return server_tls(self)
         except ValueError as exc:
             raise SettingsError(str(exc)) from None
+
+    @cached_property
+    def client_labels(self) -> ClientLabelPolicy:
+        """`KEYLEDGER_METRICS_CLIENT_LABELS`: which clients get metric series of their own."""
+        try:
+            return ClientLabelPolicy.parse(self.metrics_client_labels)
+        except ValueError as exc:
+            raise SettingsError(f"KEYLEDGER_METRICS_CLIENT_LABELS: {exc}") from None
 
     @cached_property
     def proxies(self) -> TrustedProxies:

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from adapters.alert_store import AlertStore
 from adapters.kafka import KafkaConfig, start_consumer
 from adapters.kafka_security import KafkaSecurity
+from adapters.metrics import DETECTOR_ALERTS, DETECTOR_MESSAGES
 from domain.anomaly_detection import Alert, Detector, Thresholds
 from projections.stopping import Stopped, close_within, sleep_unless_stopped, unless_stopped
 
@@ -92,6 +93,8 @@ class DetectorService:
         self._unsaved: dict[str, int] = {}
         self._unsaved_alerts: list[Alert] = []
         self._saved_at = 0.0
+        self.lag: dict[int, int] = {}  # per assigned partition: messages not read yet
+        self.assigned = 0  # partitions this member holds
 
     @property
     def name(self) -> str:
@@ -146,6 +149,7 @@ class DetectorService:
         assert self.consumer is not None
         await self._audit_ledger()
         batches = await self.consumer.getmany(timeout_ms=200, max_records=self.config.batch_max)
+        self._measure_lag(batches)
         if not batches:
             return 0
         count = 0
@@ -159,12 +163,33 @@ class DetectorService:
         self._unsaved_alerts.extend(alerts)
         self.consumed += count
         self.raised += len(alerts)
+        DETECTOR_MESSAGES.inc(count)
+        for alert in alerts:
+            DETECTOR_ALERTS.labels(alert.rule).inc()
         # State and offsets are stored together: at once when there are alerts, else at most
         # every `save_interval` (the state is the costly part); offsets are committed to
         # Kafka only after they are stored.
         if alerts or time.monotonic() - self._saved_at >= self.config.save_interval:
             await self.save()
         return count
+
+    def _measure_lag(self, batches: dict[Any, list[Any]]) -> None:
+        """Each assigned partition's high watermark (from the last fetch) minus the next
+        offset to read, once both are known (`keyledger_detector_consumer_lag_messages`)."""
+        assert self.consumer is not None
+        lag = {}
+        assignment = self.consumer.assignment()
+        for tp in assignment:
+            highwater = self.consumer.highwater(tp)
+            read = batches.get(tp)
+            position = read[-1].offset + 1 if read else self._next_offset(tp.partition)
+            if highwater is not None and (position is not None or highwater == 0):
+                lag[tp.partition] = max(0, highwater - (position or 0))
+        self.lag, self.assigned = lag, len(assignment)
+
+    def _next_offset(self, partition: int) -> int | None:
+        key = str(partition)
+        return self._unsaved.get(key, self.offsets.get(key))
 
     async def _audit_ledger(self) -> None:
         """Every `ledger_audit_interval`, recompute the ledger from the store (a thread)."""
@@ -181,6 +206,8 @@ class DetectorService:
         if alerts:
             self._unsaved_alerts.extend(alerts)
             self.raised += len(alerts)
+            for alert in alerts:
+                DETECTOR_ALERTS.labels(alert.rule).inc()
             await self.save()
 
     async def save(self) -> None:
@@ -222,6 +249,7 @@ class DetectorService:
             if closing is not None:
                 await close_within(closing.stop())
         self.consumer, self._producer = None, None
+        self.lag, self.assigned = {}, 0  # no partitions held: nothing to report
 
     def stop(self) -> None:
         self._stopping.set()

@@ -167,7 +167,7 @@ def _run_service(
 ) -> int:
     """Run a Kafka service of this store until SIGTERM or Ctrl-C (stopped within seconds:
     api/shutdown.py)."""
-    from api.bootstrap import open_ledger, prepare
+    from api.bootstrap import open_ledger, prepare, serve_metrics
     from api.shutdown import call_all_within, run_until_signalled
 
     settings = settings_here()
@@ -179,12 +179,17 @@ def _run_service(
 
     async def run() -> None:
         ledger = open_ledger(settings)
-        service = build(settings, ledger)
-        log.info(started.format(s=settings))
+        stops = [ledger.close]  # a pool waiting for a database that hangs: left
         try:
+            service = build(settings, ledger)
+            metrics = serve_metrics(settings, ledger, service)  # KEYLEDGER_METRICS_PORT
+            if metrics is not None:
+                stops.insert(0, metrics.stop)
+                log.info("metrics on http://%s:%d/metrics", settings.metrics_host, metrics.port)
+            log.info(started.format(s=settings))
             await run_until_signalled(service)
         finally:
-            call_all_within([ledger.close])  # a pool waiting for a database that hangs: left
+            call_all_within(stops)
 
     asyncio.run(run())
     return 0

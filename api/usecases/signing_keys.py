@@ -253,6 +253,20 @@ class SigningKeysKeeper:
             log.info("signing key rotated on schedule")
             self.catch_up()
 
+    def rotation_clock(self) -> tuple[float, float | None] | None:
+        """For the metrics: how long the current key has signed (seconds), and until the
+        next one takes over (its scheduled start, else the rotation schedule; None when
+        neither); None while no key signs."""
+        now = self._clock.now()
+        entry = self.ring.signing_entry(now)
+        if entry is None:
+            return None
+        hand_over = entry.retires_at
+        if hand_over is None and self._rotate_every is not None:
+            hand_over = entry.activates_at + self._rotate_every
+        until = None if hand_over is None else (hand_over - now).total_seconds()
+        return (now - entry.activates_at).total_seconds(), until
+
     def check_signer(self) -> None:
         """Whether the key whose turn it is can sign here (a key that could not be opened
         may come to its turn): `/readyz` names it while it cannot."""

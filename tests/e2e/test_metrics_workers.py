@@ -22,7 +22,12 @@ def issued(text: str, client_id: str) -> float:
 
 
 def test_every_scrape_counts_the_tokens_of_both_workers(tmp_path: Path) -> None:
-    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", free_port())
+    env = environment(
+        f"sqlite:///{tmp_path}/k.db",
+        tmp_path / "keys",
+        free_port(),
+        KEYLEDGER_METRICS_CLIENT_LABELS="all",
+    )
     with serve(env, "--workers", "2", log=tmp_path / "serve.log") as base:
         client = cli_json(env, "clients", "register", "--name", "job", "--scope", "a")
         time.sleep(1.2)  # both workers' clients models have it within a second

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -29,7 +30,8 @@ def value(text: str, name: str, **labels: str) -> float:
 
 
 async def test_tokens_errors_failures_latency_and_lag_are_exported(settings: Settings) -> None:
-    async with running(settings) as (client, runtime):
+    every_client = replace(settings, metrics_client_labels="all")
+    async with running(every_client) as (client, runtime):
         created = await register(runtime)
         before = (await client.get("/metrics")).text
         for _ in range(3):
@@ -62,7 +64,7 @@ async def test_tokens_errors_failures_latency_and_lag_are_exported(settings: Set
     assert (
         delta(
             "keyledger_oauth_errors_total",
-            endpoint="/oauth2/token",
+            route="/oauth2/token",
             error="invalid_client",
             client_id=cid,
         )
@@ -71,7 +73,7 @@ async def test_tokens_errors_failures_latency_and_lag_are_exported(settings: Set
     assert (
         delta(
             "keyledger_oauth_errors_total",
-            endpoint="/oauth2/token",
+            route="/oauth2/token",
             error="invalid_client",
             client_id="unregistered",
         )
@@ -80,7 +82,7 @@ async def test_tokens_errors_failures_latency_and_lag_are_exported(settings: Set
     assert (
         delta(
             "keyledger_oauth_errors_total",
-            endpoint="/oauth2/token",
+            route="/oauth2/token",
             error="invalid_scope",
             client_id=cid,
         )
@@ -88,12 +90,9 @@ async def test_tokens_errors_failures_latency_and_lag_are_exported(settings: Set
     )
     assert delta("keyledger_authentication_failures_total", reason="wrong_secret") == 1
     assert delta("keyledger_authentication_failures_total", reason="unknown_client") == 1
-    assert (
-        delta(
-            "keyledger_http_request_duration_seconds_count", endpoint="/oauth2/token", method="POST"
-        )
-        == 6
-    )
+    latency = "keyledger_http_request_duration_seconds_count"
+    assert delta(latency, route="/oauth2/token", method="POST", status="2xx") == 3
+    assert delta(latency, route="/oauth2/token", method="POST", status="4xx") == 3
     assert delta("keyledger_event_store_write_batch_size_sum") >= 3
     for projection in ("clients", "revoked-tokens", "analytics", "audit-relay"):
         assert ("keyledger_projection_lag_events", (("projection", projection),)) in samples(text)
@@ -137,5 +136,5 @@ async def test_labels_never_carry_what_a_caller_made_up(
         if "client_id" in label:  # counters are per process: other tests' clients are here too
             made_up = set(client_ids) - registered
             assert label["client_id"] not in made_up, name
-        if name.startswith("keyledger_http_request_duration") and "endpoint" in label:
-            assert label["endpoint"] in templates | {"unmatched"}, label
+        if name.startswith("keyledger_http_") and "route" in label:
+            assert label["route"] in templates | {"unmatched"}, label

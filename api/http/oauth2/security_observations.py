@@ -6,7 +6,7 @@ from types import TracebackType
 
 from litestar.types import Scope
 
-from adapters.metrics import AUTHENTICATION_FAILURES, OAUTH_ERRORS, UNREGISTERED
+from adapters.metrics import AUTHENTICATION_FAILURES, OAUTH_ERRORS, client_label
 from api.http.client_address import client_address
 from api.http.runtime import runtime_of
 from api.logs import bind_client
@@ -64,7 +64,7 @@ class Observing:
         if presented is not None and registered:
             bind_client(presented)
         OAUTH_ERRORS.labels(
-            self._endpoint, error.error, presented if registered else UNREGISTERED
+            self._endpoint, error.error, client_label(presented if registered else None)
         ).inc()
         observation = SecurityObservation.of_error(
             error,

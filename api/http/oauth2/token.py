@@ -17,7 +17,7 @@ from litestar import Request, Response, asgi, get
 from litestar.exceptions import MethodNotAllowedException
 from litestar.types import Receive, Scope, Send
 
-from adapters.metrics import TOKENS_ISSUED
+from adapters.metrics import token_issued
 from api.http.client_address import client_address
 from api.http.oauth2.client_credentials import extract_credentials
 from api.http.oauth2.form import (
@@ -115,7 +115,7 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         )
         issuer = runtime_of(scope["app"].state).issuer
         issued = await issuer.issue(credentials, token_request, client_address(scope))
-    TOKENS_ISSUED.labels(credentials.client_id).inc()
+    token_issued(credentials.client_id)
     bind_client(credentials.client_id)
     await send_json(send, issued.response_body())
 

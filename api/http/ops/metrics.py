@@ -1,4 +1,4 @@
-"""`GET /metrics` (Prometheus text format)."""
+"""`GET /metrics` (Prometheus text format 0.0.4)."""
 
 from __future__ import annotations
 
@@ -8,25 +8,33 @@ from typing import Any
 from litestar import Request, Response, get
 from litestar.enums import MediaType
 
-from adapters.metrics import LagCollector, exposition
+from adapters import metrics as m
 from api.bootstrap import relay_name
 from api.http.runtime import runtime_of
 from api.usecases.projection_status import projection_status
+
+# Litestar appends the charset to a text/ media type itself: once, not twice.
+MEDIA_TYPE = m.CONTENT_TYPE.replace("; charset=utf-8", "")
+BUILD_INFO = m.BuildInfo("serve")
 
 
 @get(
     "/metrics",
     sync_to_thread=True,
-    summary="Prometheus metrics of every worker process, and projection and relay lag",
+    summary="Prometheus metrics of every worker process, projection and relay lag, and the "
+    "signing key's age",
     tags=["operations"],
     media_type=MediaType.TEXT,
 )
 def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     runtime = runtime_of(request.app.state)
-    lag = LagCollector(
+    m.CLIENT_LABELS.rank()  # free places go to the busiest clients so far
+    lag = m.LagCollector(
         lambda: projection_status(runtime.ledger, relay_name(runtime.settings), datetime.now(UTC))
     )
-    body, content_type = exposition(lag)
-    # Litestar appends the charset to a text/ media type itself: once, not twice.
-    media_type = content_type.replace("; charset=utf-8", "")
-    return Response(body, media_type=media_type, headers={"Cache-Control": "no-store"})
+    collectors: list[Any] = [BUILD_INFO, lag]
+    if runtime.key_keeper is not None:
+        collectors.append(m.SigningKeyCollector(runtime.key_keeper.rotation_clock))
+    return Response(
+        m.exposition(*collectors), media_type=MEDIA_TYPE, headers={"Cache-Control": "no-store"}
+    )

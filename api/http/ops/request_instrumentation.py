@@ -13,7 +13,7 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.metrics import REQUEST_SECONDS
+from adapters.metrics import REQUEST_SECONDS, RESPONSES, status_class
 from api.logs import CLIENT_ID_VAR, REQUEST_ID_VAR, bind_client
 from domain.admin_scopes import Admin
 from domain.redaction import SECRET_PREFIX
@@ -25,15 +25,16 @@ access = structlog.stdlib.get_logger("keyledger.access")
 class RequestInstrumentation:
     """The outermost ASGI layer (around Litestar's own handler, not a per-route middleware):
     a request id per request, in every line logged for it and in `X-Request-Id`; with
-    `access_log`, one line per request; and the request-latency histogram. Kept cheap: it
-    runs for every token request."""
+    `access_log`, one line per request; the request-latency histogram (route template,
+    method, status class) and the response counter (exact status code). Kept cheap: it runs
+    for every token request."""
 
     def __init__(self, app: ASGIApp, access_log: bool = True) -> None:
         self.app = app
         self.access_log = access_log
         self._prefix = secrets.token_hex(4)  # ids unique across processes and replicas
         self._count = itertools.count(1)
-        self._histograms: dict[tuple[str, str], Any] = {}
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -59,12 +60,14 @@ class RequestInstrumentation:
             elapsed = time.perf_counter() - started
             route = scope.get("path_template") or "unmatched"
             method = scope.get("method", "")
-            histogram = self._histograms.get((route, method))
-            if histogram is None:  # one child per route and method, looked up once
-                histogram = self._histograms[(route, method)] = REQUEST_SECONDS.labels(
-                    route, method
+            series = self._series.get((route, method, status))
+            if series is None:  # one child each per route, method and status, looked up once
+                series = self._series[(route, method, status)] = (
+                    REQUEST_SECONDS.labels(route, method, status_class(status)),
+                    RESPONSES.labels(route, method, str(status)),
                 )
-            histogram.observe(elapsed)
+            series[0].observe(elapsed)
+            series[1].inc()
             if self.access_log and _access_enabled():
                 admin = scope.get("state", {}).get("admin")  # set by the admin guard
                 if isinstance(admin, Admin):
