@@ -119,9 +119,55 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
 }
 
 
+# prometheus-operator's PodMonitor (the same CRD release, monitoring.coreos.com_podmonitors.yaml):
+# the relay and the detector have no Service, so their pods are scraped directly.
+POD_MONITOR_SCHEMA: dict[str, Any] = {
+    **SERVICE_MONITOR_SCHEMA,
+    "properties": {
+        **SERVICE_MONITOR_SCHEMA["properties"],
+        "kind": {"const": "PodMonitor"},
+        "spec": {
+            "type": "object",
+            "required": ["podMetricsEndpoints", "selector"],
+            "additionalProperties": False,
+            "properties": {
+                "jobLabel": {"type": "string"},
+                "selector": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "matchLabels": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                        },
+                        "matchExpressions": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["key", "operator"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "key": {"type": "string"},
+                                    "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                                    "values": {"type": "array", "items": {"type": "string"}},
+                                },
+                            },
+                        },
+                    },
+                },
+                "podMetricsEndpoints": SERVICE_MONITOR_SCHEMA["properties"]["spec"]["properties"][
+                    "endpoints"
+                ],
+            },
+        },
+    },
+}
+MONITOR_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PodMonitor": POD_MONITOR_SCHEMA}
+
+
 def validate(doc: dict[str, Any], version: str) -> None:
     if doc["apiVersion"].startswith("monitoring.coreos.com/"):
-        jsonschema.validate(doc, SERVICE_MONITOR_SCHEMA)
+        jsonschema.validate(doc, MONITOR_SCHEMAS[doc["kind"]])
     else:
         kubernetes_validate.validate(doc, version, strict=True)
 
@@ -137,6 +183,7 @@ def test_the_base_runs_the_api_relay_and_detector_with_a_service_budget_and_moni
         "Deployment",
         "PodDisruptionBudget",
         "ServiceMonitor",
+        "PodMonitor",
     }
     assert not [d for d in docs if d["kind"] == "Secret"]  # the base holds no secret values
 
@@ -364,3 +411,28 @@ def test_every_container_runs_the_image_at_the_projects_version(rendering: str) 
     assert len(images) == 1
     (image,) = images
     assert re.fullmatch(rf"([\w.-]+/)*keyledger:{re.escape(version)}", image), image
+
+
+@pytest.mark.parametrize("rendering", sorted(RENDERINGS))
+def test_the_relay_and_detector_serve_metrics_on_the_port_their_pod_monitor_scrapes(
+    rendering: str,
+) -> None:
+    docs = RENDERINGS[rendering]
+    monitor = named(docs, "PodMonitor")
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["path"] in metrics_route.metrics.paths
+    selected = set(monitor["spec"]["selector"]["matchExpressions"][0]["values"])
+    for name in ("keyledger-relay", "keyledger-detector"):
+        deployment = deployments(docs)[name]
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] in selected
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        container = main_container(deployment)
+        (port,) = container["ports"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert (port["name"], port["containerPort"]) == (
+            endpoint["port"],
+            int(env["KEYLEDGER_METRICS_PORT"]),
+        )
+        assert env["KEYLEDGER_METRICS_HOST"] == "0.0.0.0"
+        assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
