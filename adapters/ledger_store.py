@@ -84,6 +84,16 @@ class LedgerTables:
                 (_TREE, b""),
             )
 
+    def exist(self) -> bool:
+        """Whether the ledger's tables are there (a read: no write lock on SQLite)."""
+        try:
+            self.tree()
+        except Exception as exc:  # the driver's "no such table" / undefined_table
+            if "keyledger_ledger_tree" in str(exc) or "no such table" in str(exc):
+                return False
+            raise
+        return True
+
     def tree(self) -> TreeState:
         with self._datastore.transaction(commit=False) as curs:
             curs.execute(

@@ -43,7 +43,8 @@ class LedgerBuilder:
 
     def load(self) -> TreeState:
         """Start from the stored edge and its open tiles (again after another builder ran)."""
-        self._tables.create()  # a store set up before the ledger existed has no tables yet
+        if not self._tables.exist():  # a store set up before the ledger existed
+            self._tables.create()
         self.state = self._tables.tree()
         open_tiles = self._tables.tiles(TreeGrowth.open_tiles(self.state.size))
         self._growth = TreeGrowth(self.state.size, self.state.peaks, open_tiles)

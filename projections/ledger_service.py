@@ -32,6 +32,7 @@ from projections.ledger import LedgerBuilder
 
 log = logging.getLogger(__name__)
 SIGNED_TOPIC = get_topic(LedgerCheckpoint.Signed)
+RETRY_AFTER = 2.0  # seconds before a failed builder reloads from the store and tries again
 REQUESTED_TOPIC = get_topic(CheckpointRequest.Requested)
 
 
@@ -188,8 +189,10 @@ class LedgerService:
             try:
                 await self._while_held()
             except Exception as exc:  # the store or the lock's connection: start over
+                if self._stopping.is_set():
+                    break  # a failure while stopping (the database went first) is no news
                 self.health.failed(exc)
-                await self._sleep(min(30.0, self.config.interval * 10))
+                await self._sleep(RETRY_AFTER)
 
     async def _while_held(self) -> None:
         lock = self._lock()

@@ -148,3 +148,16 @@ def test_a_tree_whose_stored_tiles_were_rewritten_is_not_signed_over(database_ur
     fill(database_url, 5)
     with pytest.raises(Exception, match="does not extend the checkpoint"):
         ledger_service.step(force=True)
+
+
+def test_a_store_set_up_before_the_ledger_existed_gets_its_tables_from_the_builder(
+    database_url: str,
+) -> None:
+    fill(database_url, 5)
+    ledger = Ledger(database_url)
+    tables = LedgerTables(ledger.datastore, postgres=database_url.startswith("postgres"))
+    assert not tables.exist()
+    builder = LedgerBuilder(tables)
+    assert builder.catch_up() == 5
+    assert tables.exist()
+    assert builder.root() == root_of(leaves(ledger))
