@@ -33,6 +33,7 @@ from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
 from adapters.relay_store import relay_store
 from adapters.signing import JwtSigner, JwtVerifier, KeyRing
+from adapters.tracing import NoTracing, Tracing, otlp_headers, otlp_tracing
 from api import shutdown
 from api.http import server
 from api.settings import Settings, SettingsError
@@ -143,8 +144,21 @@ def relay_name(settings: Settings) -> str:
     return f"audit:{settings.audit_topic}"
 
 
-def build_relay(settings: Settings, ledger: Ledger) -> AuditRelay:
-    """The audit relay over this event store, publishing to the configured broker."""
+def tracing_for(settings: Settings, process: str) -> Tracing:
+    """KEYLEDGER_TRACING: off, or spans to the OTLP collector, named for `process`."""
+    if settings.tracing == "off":
+        return NoTracing()
+    return otlp_tracing(
+        process,
+        settings.otlp_endpoint,
+        otlp_headers(settings.otlp_headers),
+        settings.trace_sample_ratio,
+    )
+
+
+def build_relay(settings: Settings, ledger: Ledger, tracing: Tracing | None = None) -> AuditRelay:
+    """The audit relay over this event store, publishing to the configured broker; its own
+    tracing (`keyledger relay`) unless it runs inside `serve`, which shares the server's."""
     return AuditRelay(
         ledger.mapper,
         relay_store(ledger, relay_name(settings)),
@@ -156,6 +170,7 @@ def build_relay(settings: Settings, ledger: Ledger) -> AuditRelay:
             interval=settings.follow_interval,
             backoff_max=settings.relay_backoff_max,
         ),
+        tracing or tracing_for(settings, "relay"),
     )
 
 
@@ -424,6 +439,7 @@ class Runtime:
     key_keeper: SigningKeysKeeper | None = None
     ledger_service: LedgerService | None = None
     ledger_admin: LedgerAdmin | None = None
+    tracing: Tracing = field(default_factory=NoTracing)
     reports: AnalyticsReports = field(init=False)
     ledger_queries: LedgerQueries = field(init=False)
     alert_queries: AlertQueries = field(init=False)
@@ -476,7 +492,7 @@ class Runtime:
             if task.get_name() not in ("audit-relay", "ledger"):
                 task.cancel()
         await shutdown.finish_or_cancel(self._tasks)
-        stops = [self.follower.stop, self.revoked_follower.stop]
+        stops = [self.follower.stop, self.revoked_follower.stop, self.tracing.shutdown]
         stops += [k.stop for k in (self.key_keeper, self.analytics) if k is not None]
         if isinstance(self.committer, AsyncPostgresGroupCommitter):
             try:  # what is queued is committed, unless the database does not answer
@@ -520,7 +536,9 @@ def _committer(ledger: Ledger, settings: Settings) -> GroupCommitter | AsyncPost
     )
 
 
-def build(settings: Settings, clock: Clock | None = None) -> Runtime:
+def build(
+    settings: Settings, clock: Clock | None = None, tracing: Tracing | None = None
+) -> Runtime:
     """Wire a server process from settings; nothing runs until `Runtime.start()`."""
     metrics.configure(settings.client_labels)
     metrics.start_at_zero(
@@ -537,6 +555,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         ledger.close()  # a refused start leaves no connection pool behind
         raise
     keys = keeper.ring
+    tracing = tracing or tracing_for(settings, "serve")
     hasher = SecretHasher(secrets.pepper)
     view = ClientsView()
     follower = ClientsFollower(
@@ -563,6 +582,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         clock=clock,
         issuer=settings.issuer_url,
         quotas=IssuanceQuotas(settings.quota_processes or settings.workers),
+        tracer=tracing,
     )
     revoked_view = RevokedTokensView()
     revoked_follower = RevokedTokensFollower(
@@ -592,7 +612,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         revoker=TokenRevoker(ledger, verifier, view, clock, revoked_follower),
         observations=build_observations(settings),
         relay=(
-            build_relay(settings, ledger)
+            build_relay(settings, ledger, tracing)
             if settings.kafka_enabled and settings.relay_in_serve
             else None
         ),
@@ -613,6 +633,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         ledger_admin=LedgerAdmin(
             ledger, ledger_tables(ledger), KeyVault(secrets.kek), clock, settings.ledger_name
         ),
+        tracing=tracing,
     )
 
 

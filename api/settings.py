@@ -13,6 +13,7 @@ from adapters.kafka import IDEMPOTENCE_CHOICES
 from adapters.kafka_security import KafkaSecurity
 from adapters.metrics import ClientLabelPolicy
 from adapters.signing import SUPPORTED_ALGORITHMS
+from adapters.tracing import TRACING_CHOICES, otlp_headers
 from api.kafka_settings import kafka_security
 from api.tls_settings import ServerTls, server_tls
 from domain.forwarded import TrustedProxies
@@ -47,6 +48,10 @@ class Settings:
     metrics_client_labels: str = "top:20"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 0
+    tracing: str = "off"
+    otlp_endpoint: str | None = None
+    otlp_headers: str | None = field(default=None, repr=False)
+    trace_sample_ratio: float = 1.0
     bench_skip_event_write: bool = False
     kafka_bootstrap: str | None = None
     embedded_broker_port: int = 9092
@@ -197,9 +202,24 @@ class Settings:
             raise SettingsError("KEYLEDGER_EMBEDDED_BROKER_PORT must be a TCP port")
         if not 0 <= self.metrics_port <= 65535:
             raise SettingsError("KEYLEDGER_METRICS_PORT must be a TCP port (0: off)")
+        self._check_tracing()
         self.client_labels  # noqa: B018 - parsing it checks KEYLEDGER_METRICS_CLIENT_LABELS
         self.kafka_security  # noqa: B018 - building it checks the TLS and SASL settings
         self.server_tls  # noqa: B018 - loading it checks the certificate and key files
+
+    def _check_tracing(self) -> None:
+        if self.tracing not in TRACING_CHOICES:
+            raise SettingsError(f"KEYLEDGER_TRACING must be one of {', '.join(TRACING_CHOICES)}")
+        if not 0 <= self.trace_sample_ratio <= 1:
+            raise SettingsError("KEYLEDGER_TRACE_SAMPLE_RATIO must be 0 to 1")
+        if self.otlp_endpoint is not None and not self.otlp_endpoint.startswith(
+            ("http://", "https://")
+        ):
+            raise SettingsError("KEYLEDGER_OTLP_ENDPOINT must be an http(s) URL")
+        try:
+            otlp_headers(self.otlp_headers)
+        except ValueError as bad:  # the message never repeats the value: it holds secrets
+            raise SettingsError(f"KEYLEDGER_OTLP_HEADERS: {bad}") from None
 
     @property
     def kafka_enabled(self) -> bool:

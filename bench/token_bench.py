@@ -12,6 +12,7 @@ import base64
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import psycopg
 
+from adapters.tracing import NoTracing
 from bench.common import arguments, await_first_token, fresh_database, run_wrk
 from tests.e2e.server import cli_json, environment, free_port, serve
+from tests.otlp_collector import otlp_collector
 
 LUA = """
 wrk.method = "POST"
@@ -82,6 +85,23 @@ def bench_variant(
     return Result(label, rps, p50, p99, errors, stored)
 
 
+def tracing_off_cost(rounds: int = 200_000) -> float:
+    """Seconds per token that tracing off adds: the issuer's four spans, as it opens them."""
+    tracer = NoTracing()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        with tracer.span("keyledger.authenticate") as span:
+            span.set_attribute("keyledger.auth_method", "client_secret_basic")
+            span.set_attribute("oauth.client_id", "c")
+        with tracer.span("keyledger.grant"):
+            pass
+        with tracer.span("keyledger.sign") as span:
+            span.set_attribute("keyledger.kid", "k")
+        with tracer.span("keyledger.commit_wait") as span:
+            span.is_recording()
+    return (time.perf_counter() - started) / rounds
+
+
 def main() -> int:
     args = arguments(__doc__).parse_args()
     results: list[Result] = []
@@ -92,6 +112,21 @@ def main() -> int:
             bench_variant("no-event-write", dsn, work, args, KEYLEDGER_BENCH_SKIP_EVENT_WRITE="1")
         )
         results.append(bench_variant("no-access-log", dsn, work, args, KEYLEDGER_ACCESS_LOG="0"))
+        # A real OTLP/HTTP receiver that only counts (a collector runs elsewhere in production).
+        with otlp_collector(decode=False) as collector:
+            for label, ratio in (("tracing-on", "1.0"), ("tracing-10%", "0.1")):
+                results.append(
+                    bench_variant(
+                        label,
+                        dsn,
+                        work,
+                        args,
+                        KEYLEDGER_TRACING="otlp",
+                        KEYLEDGER_OTLP_ENDPOINT=collector.url,
+                        KEYLEDGER_TRACE_SAMPLE_RATIO=ratio,
+                    )
+                )
+            exported = collector.received_bytes
 
     print(
         f"\nPOST /oauth2/token, wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
@@ -102,9 +137,19 @@ def main() -> int:
         print(
             f"{r.label:<16}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.errors:>8}{r.stored!s:>9}"
         )
-    durable, bare, quiet = results
+    durable, bare, quiet, traced, sampled = results
     print(f"durable / no-event-write = {durable.rps / bare.rps:.2f}")
     print(f"durable with / without the access log = {durable.rps / quiet.rps:.2f}")
+    print(
+        f"tracing on / off = {traced.rps / durable.rps:.2f}, sampling 10% / off = "
+        f"{sampled.rps / durable.rps:.2f} ({exported / 1e6:.0f} MB of OTLP exported)"
+    )
+    off = tracing_off_cost()
+    per_token = (os.cpu_count() or 1) / durable.rps
+    print(
+        f"tracing off: {off * 1e9:.0f} ns per token in its four do-nothing spans, "
+        f"{off / per_token:.2%} of a token's share of the machine at the durable rate"
+    )
     ok = (
         durable.errors == 0
         and durable.stored is not None

@@ -13,11 +13,12 @@ import dataclasses
 from base64 import b64encode
 from datetime import datetime
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import UUID, uuid4
 
 import msgspec
 
 from domain.client import Client, event_time
+from domain.event_ids import event_id
 from domain.installation import Installation
 from domain.ledger_keys import CheckpointRequest, LedgerCheckpoint, LedgerKeys
 from domain.observations import (
@@ -35,7 +36,6 @@ from domain.signing_keys import SigningKeys
 from domain.token import IssuedToken
 
 SPEC_VERSION = "1.0"
-_EVENT_IDS = uuid5(NAMESPACE_URL, "urn:keyledger:audit-event")
 NOT_PUBLISHED = {
     "originator_id",
     "originator_version",
@@ -74,7 +74,7 @@ AUDIT_TYPES: dict[type[Any], str] = {
 
 def audit_event_id(event: Any) -> str:
     """The same id for the same event, however often it is published."""
-    return str(uuid5(_EVENT_IDS, f"{event.originator_id}/{event.originator_version}"))
+    return event_id(event.originator_id, event.originator_version)
 
 
 def _json(value: Any) -> Any:

@@ -25,8 +25,9 @@ from aiokafka.errors import KafkaError
 
 from adapters.metrics import RELAY_PUBLISH_ERRORS, RELAY_PUBLISHED
 from adapters.relay_store import RelayStore
+from adapters.tracing import Delivery, NoTracing, Tracing
 from domain.ledger import LedgerEntry
-from projections.audit_format import audit_message
+from projections.audit_format import AUDIT_TYPES, audit_event_id, audit_message
 from projections.stopping import Stopped, close_within, unless_stopped
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,18 @@ def _entry(n: Any) -> bytes:
     ).encoded()
 
 
+Headers = list[tuple[str, bytes]]
+
+
 class Producer(Protocol):
-    async def send(self, topic: str, value: bytes, key: bytes) -> Awaitable[Any]: ...
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        *,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Awaitable[Any]: ...
 
     async def stop(self) -> None: ...
 
@@ -56,7 +67,13 @@ class RelayConfig:
 
 
 class AuditRelay:
-    """Publishes the log to the audit topic; run it with `run()` until `stop()`."""
+    """Publishes the log to the audit topic; run it with `run()` until `stop()`.
+
+    With tracing on, each batch is a `keyledger.relay.publish_batch` span and each message a
+    PRODUCER span `publish <topic>`, ended when the broker acknowledges it, carrying the
+    event's `cloudevents.event_id` (the id the token request's `keyledger.commit_wait` span
+    names) and handing its context to consumers in the message's `traceparent` header.
+    """
 
     def __init__(
         self,
@@ -64,7 +81,9 @@ class AuditRelay:
         positions: RelayStore,
         producer_factory: Callable[[], Awaitable[Producer]],
         config: RelayConfig,
+        tracing: Tracing | None = None,
     ) -> None:
+        self.tracing: Tracing = tracing or NoTracing()
         self._mapper = mapper
         self._positions = positions
         self._producer_factory = producer_factory
@@ -121,10 +140,13 @@ class AuditRelay:
         batch = await asyncio.to_thread(self._read)
         if not batch:
             return 0
-        deliveries = []
-        for _, key, value in batch:
-            deliveries.append(await self._producer.send(self.config.topic, value, key))
-        await asyncio.gather(*deliveries)
+        if self.tracing.enabled:
+            await self._publish_traced(batch)
+        else:
+            deliveries = []
+            for _, key, value, _ in batch:
+                deliveries.append(await self._producer.send(self.config.topic, value, key))
+            await asyncio.gather(*deliveries)
         last = batch[-1][0]
         await asyncio.to_thread(self._positions.advance, self.position, last)
         self.position = last
@@ -132,17 +154,54 @@ class AuditRelay:
         RELAY_PUBLISHED.inc(len(batch))
         return len(batch)
 
-    def _read(self) -> list[tuple[int, bytes, bytes]]:
+    async def _publish_traced(self, batch: list[tuple[int, bytes, bytes, Any]]) -> None:
+        """`publish_batch`'s sends, each in a producer span ended at its acknowledgement."""
+        assert self._producer is not None
+        assert not isinstance(self.tracing, NoTracing)
+        topic = self.config.topic
+        with self.tracing.span("keyledger.relay.publish_batch") as span:
+            span.set_attribute("messaging.batch.message_count", len(batch))
+            deliveries: list[Delivery] = []
+            acks: list[Awaitable[Any]] = []
+            try:
+                for position, key, value, event in batch:
+                    delivery = self.tracing.begin_delivery(
+                        f"publish {topic}",
+                        {
+                            "messaging.system": "kafka",
+                            "messaging.operation.type": "publish",
+                            "messaging.destination.name": topic,
+                            "messaging.kafka.message.key": key.decode(),
+                            "cloudevents.event_id": audit_event_id(event),
+                            "cloudevents.event_type": AUDIT_TYPES[type(event)],
+                            "keyledger.notification_id": position,
+                        },
+                    )
+                    deliveries.append(delivery)
+                    acks.append(
+                        await self._producer.send(topic, value, key, headers=delivery.headers)
+                    )
+                outcomes = await asyncio.gather(*acks, return_exceptions=True)
+            except BaseException as exc:
+                for delivery in deliveries:
+                    delivery.end(exc)
+                raise
+            failure: BaseException | None = None
+            for delivery, outcome in zip(deliveries, outcomes, strict=True):
+                error = outcome if isinstance(outcome, BaseException) else None
+                delivery.end(error)
+                failure = failure or error
+            if failure is not None:
+                raise failure
+
+    def _read(self) -> list[tuple[int, bytes, bytes, Any]]:
         notifications = self._positions.read(self.position, self.config.batch_max)
-        return [
-            (
-                n.id,
-                *audit_message(
-                    self._mapper.to_domain_event(n), n.id, self.config.source, _entry(n)
-                ),
-            )
-            for n in notifications
-        ]
+        batch = []
+        for n in notifications:
+            event = self._mapper.to_domain_event(n)
+            key, value = audit_message(event, n.id, self.config.source, _entry(n))
+            batch.append((n.id, key, value, event))
+        return batch
 
     async def _reset(self, *, lost_lock: bool) -> None:
         """Drop the producer (and, after a store error, the lock): start clean next time."""

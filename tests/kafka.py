@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -17,6 +17,7 @@ class Record:
     message: dict[str, Any]
     partition: int
     offset: int
+    headers: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def type(self) -> str:
@@ -52,7 +53,13 @@ async def consume(
             batches = await consumer.getmany(timeout_ms=200)
             for tp, messages in batches.items():
                 records.extend(
-                    Record(m.key.decode(), json.loads(m.value), tp.partition, m.offset)
+                    Record(
+                        m.key.decode(),
+                        json.loads(m.value),
+                        tp.partition,
+                        m.offset,
+                        dict(m.headers or ()),
+                    )
                     for m in messages
                 )
     finally:

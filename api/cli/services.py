@@ -169,6 +169,7 @@ def _run_service(
     api/shutdown.py)."""
     from api.bootstrap import open_ledger, prepare, serve_metrics
     from api.shutdown import call_all_within, run_until_signalled
+    from projections.audit_relay import AuditRelay
 
     settings = settings_here()
     configure_logging(settings)
@@ -182,6 +183,8 @@ def _run_service(
         stops = [ledger.close]  # a pool waiting for a database that hangs: left
         try:
             service = build(settings, ledger)
+            if isinstance(service, AuditRelay):  # its spans exported before the exit
+                stops.insert(0, service.tracing.shutdown)
             metrics = serve_metrics(settings, ledger, service)  # KEYLEDGER_METRICS_PORT
             if metrics is not None:
                 stops.insert(0, metrics.stop)

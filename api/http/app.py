@@ -9,8 +9,9 @@ from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
+from adapters.tracing import OpenTelemetryTracing
 from api import shutdown
-from api.bootstrap import Runtime, build
+from api.bootstrap import Runtime, build, tracing_for
 from api.http.admin.access import bearer_error_response, not_permitted_response
 from api.http.admin.controllers import (
     COMPONENTS,
@@ -43,6 +44,7 @@ from api.http.openapi_docs import ClosedStructs, complete_openapi
 from api.http.ops.health import healthz, readyz
 from api.http.ops.metrics import metrics
 from api.http.ops.request_instrumentation import RequestInstrumentation
+from api.http.ops.request_tracing import RequestTracing
 from api.logs import configure_logging
 from api.settings import Settings
 from api.usecases.admin_access import BearerError
@@ -61,12 +63,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     settings = settings or (runtime.settings if runtime else Settings.from_env())
     if runtime is None:  # a server process (each worker): JSON lines to stderr
         configure_logging(settings.log_level, json_lines=settings.log_format == "json")
+    tracing = runtime.tracing if runtime else tracing_for(settings, "serve")
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if server_process:  # uvicorn's signal handlers are in place: SIGTERM also arms
             shutdown.chain_exit_deadline()  # the exit deadline, however stuck the stop is
-        rt = runtime or build(settings)
+        rt = runtime or build(settings, tracing=tracing)
         await rt.start()
         app.state.runtime = rt
         try:
@@ -125,4 +128,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Request ids, the access log and the latency histogram wrap Litestar's handler once,
     # outside the router: as per-route middleware they cost a quarter of the token rate.
     app.asgi_handler = RequestInstrumentation(app.asgi_handler, access_log=settings.access_log)
+    if isinstance(tracing, OpenTelemetryTracing):  # off: not wrapped, no cost at all
+        app.asgi_handler = RequestTracing(app.asgi_handler, tracing)
     return app

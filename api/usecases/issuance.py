@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.signing import NoSigningKey
+from adapters.tracing import NoTracing
 from api.usecases.access_tokens import ActiveToken
 from api.usecases.client_authentication import ClientAuthenticator
 from api.usecases.credentials import Credentials
-from api.usecases.ports import Clock, EventWriter, TokenSigner
+from api.usecases.ports import Clock, EventWriter, TokenSigner, Tracer
 from domain.client_record import ClientRecord
+from domain.event_ids import event_id
 from domain.introspection import SECRET_GENERATION_CLAIM
 from domain.oauth_errors import OAuthError, TemporarilyUnavailable, TooManyRequests
 from domain.policy import Grant, TokenRequest, grant_for
@@ -77,7 +79,13 @@ def _within_session(grant: Grant, signed_in: int) -> Grant:
 
 
 class TokenIssuer:
-    """The token endpoint's use case; every collaborator is a port."""
+    """The token endpoint's use case; every collaborator is a port.
+
+    With tracing on, each step is a span under the request's: `keyledger.authenticate`,
+    `keyledger.grant` (the decision), `keyledger.sign` and `keyledger.commit_wait` (until the
+    token's event is durable), the last carrying the event's `cloudevents.event_id`, the id
+    the audit relay's publish span and the audit message carry too.
+    """
 
     def __init__(
         self,
@@ -88,8 +96,10 @@ class TokenIssuer:
         clock: Clock,
         issuer: str,
         quotas: IssuanceQuotas | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._authenticator = authenticator
+        self._tracer: Tracer = tracer or NoTracing()
         self._quotas = quotas
         self._signer = signer
         self._writer = writer
@@ -100,8 +110,12 @@ class TokenIssuer:
         self, credentials: Credentials, request: TokenRequest, source_ip: str | None = None
     ) -> IssuedAccessToken:
         now = self._clock.now()
-        caller = await self._authenticator.authenticate(credentials, now, None, source_ip)
-        grant = grant_for(caller.client, caller.secret_generation, request, now, self._issuer)
+        with self._tracer.span("keyledger.authenticate") as span:
+            span.set_attribute("keyledger.auth_method", credentials.method)
+            caller = await self._authenticator.authenticate(credentials, now, None, source_ip)
+            span.set_attribute("oauth.client_id", caller.client.client_id)
+        with self._tracer.span("keyledger.grant"):
+            grant = grant_for(caller.client, caller.secret_generation, request, now, self._issuer)
         return await self._record_and_sign(caller.client, grant, now, credentials.method, source_ip)
 
     async def sign_in(
@@ -200,13 +214,21 @@ class TokenIssuer:
         claims = access_token_claims(grant, self._issuer, jti, scope)
         if signed_in is not None:
             claims[SIGNED_IN_CLAIM] = signed_in
-        access_token = signing_key.sign(claims)
-        try:
-            await self._writer.submit([issued])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raise TemporarilyUnavailable(
-                reason=f"event_write_failed: {type(exc).__name__}"
-            ) from exc
+        with self._tracer.span("keyledger.sign") as span:
+            span.set_attribute("keyledger.kid", signing_key.kid)
+            access_token = signing_key.sign(claims)
+        with self._tracer.span("keyledger.commit_wait") as span:
+            if span.is_recording():
+                span.set_attribute(
+                    "cloudevents.event_id",
+                    event_id(issued.originator_id, issued.originator_version),
+                )
+            try:
+                await self._writer.submit([issued])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raise TemporarilyUnavailable(
+                    reason=f"event_write_failed: {type(exc).__name__}"
+                ) from exc
         return IssuedAccessToken(access_token, grant.lifetime, scope, jti)

@@ -7,6 +7,7 @@ composition root (`api/bootstrap.py`) decides which one each use case gets.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -72,3 +73,18 @@ class ClaimsVerifier(Protocol):
 
 class RevokedLookup(Protocol):
     def is_revoked(self, token_id: str) -> bool: ...
+
+
+class Span(Protocol):
+    """One timed step of a trace (OpenTelemetry's span, or a do-nothing one)."""
+
+    def is_recording(self) -> bool: ...
+
+    def set_attribute(self, key: str, value: str | int | float | bool) -> None: ...
+
+
+class Tracer(Protocol):
+    """Opens spans: `with tracer.span("keyledger.sign") as span: ...`; a child of the
+    request's span, current while it is open."""
+
+    def span(self, name: str) -> AbstractContextManager[Span]: ...

@@ -12,6 +12,7 @@ from urllib.parse import quote_plus
 from litestar.testing import AsyncTestClient
 
 from adapters.clock import SystemClock
+from adapters.tracing import Tracing
 from api.bootstrap import Runtime, build
 from api.http.app import create_app
 from api.settings import Settings
@@ -30,10 +31,10 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def running(
-    settings: Settings, clock: Clock | None = None
+    settings: Settings, clock: Clock | None = None, tracing: Tracing | None = None
 ) -> AsyncIterator[tuple[AsyncTestClient[Any], Runtime]]:
     """The app with its lifespan (follower, group commit) on the given store."""
-    runtime = build(settings, clock=clock)
+    runtime = build(settings, clock=clock, tracing=tracing)
     async with AsyncTestClient(app=create_app(runtime=runtime)) as client:
         yield client, runtime
 

@@ -156,7 +156,7 @@ async def test_the_end_of_a_window_publishes_what_was_counted_in_it() -> None:
     sent: list[tuple[bytes, bytes]] = []
 
     class Producer:
-        async def send(self, topic: str, value: bytes, key: bytes) -> Any:
+        async def send(self, topic: str, value: bytes, key: bytes, *, headers: Any = None) -> Any:
             sent.append((key, value))
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)

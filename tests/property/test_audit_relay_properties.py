@@ -38,7 +38,7 @@ class FlakyProducer:
     def __init__(self, real: Any, counter: list[int], failures: frozenset[int]) -> None:
         self._real, self._counter, self._failures = real, counter, failures
 
-    async def send(self, topic: str, value: bytes, key: bytes) -> Any:
+    async def send(self, topic: str, value: bytes, key: bytes, *, headers: Any = None) -> Any:
         self._counter[0] += 1
         if self._counter[0] in self._failures:
             raise KafkaConnectionError("injected: the broker went away mid-batch")
