@@ -594,6 +594,9 @@ def build(
     )
     verifier = JwtVerifier(keys, settings.issuer_url)
     tokens = AccessTokenValidator(verifier, view, revoked_view, clock)
+    ledger_service = (
+        build_ledger_service(settings, ledger, clock, secrets) if settings.ledger_in_serve else None
+    )
     return Runtime(
         settings,
         ledger,
@@ -625,13 +628,14 @@ def build(
         ),
         key_keeper=keeper,
         authenticator=authenticator,
-        ledger_service=(
-            build_ledger_service(settings, ledger, clock, secrets)
-            if settings.ledger_in_serve
-            else None
-        ),
+        ledger_service=ledger_service,
         ledger_admin=LedgerAdmin(
-            ledger, ledger_tables(ledger), KeyVault(secrets.kek), clock, settings.ledger_name
+            ledger,
+            ledger_tables(ledger),
+            KeyVault(secrets.kek),
+            clock,
+            settings.ledger_name,
+            nudge=ledger_service.nudge if ledger_service is not None else None,
         ),
         tracing=tracing,
     )

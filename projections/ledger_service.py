@@ -116,6 +116,8 @@ class LedgerService:
         self.config = config
         self._lock = lock
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()  # a stop, or a nudge: a checkpoint was just requested
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.health = Health("ledger")
         self.active = False
         self._requested = False
@@ -128,7 +130,11 @@ class LedgerService:
             pass
         due = time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval
         if force or self._requested or (self._grown and due):
-            return self._checkpoint()
+            signed = self._checkpoint()
+            if signed is not None:  # its own event folded in now: listed without a next step
+                while self._integrate():
+                    pass
+            return signed
         return None
 
     def _integrate(self) -> int:
@@ -185,6 +191,7 @@ class LedgerService:
 
     async def run(self) -> None:
         """Hold the builder's lock and keep the tree current; returns after `stop()`."""
+        self._loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             try:
                 await self._while_held()
@@ -204,6 +211,7 @@ class LedgerService:
                 return
             await asyncio.to_thread(self.builder.load)
             while not self._stopping.is_set():
+                self._wake.clear()
                 await asyncio.to_thread(self.step)
                 self.health.succeeded()
                 await self._sleep(self.config.interval)
@@ -213,10 +221,18 @@ class LedgerService:
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def nudge(self) -> None:
+        """Step now rather than at the next interval (a checkpoint request was recorded in
+        this process); safe from any thread. A builder in another process still finds the
+        request at its next step."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
 
 
 def _stored(event: LedgerCheckpoint.Signed, position: int) -> StoredCheckpoint:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -165,9 +166,11 @@ class LedgerAdmin:
         vault: KeyVault,
         clock: Clock,
         origin: str,
+        nudge: Callable[[], None] | None = None,
     ) -> None:
         self._events, self._tables, self._vault = events, tables, vault
         self._clock, self._origin = clock, origin
+        self._nudge = nudge  # wakes this process's ledger builder, when it runs here
 
     def request_checkpoint(
         self, *, by: Admin, reason: str | None = None, wait: float = 10.0
@@ -177,6 +180,8 @@ class LedgerAdmin:
         request = CheckpointRequest(at=self._clock.now(), actor=by.actor, reason=reason)
         recordings = self._events.save(request)
         position = int(recordings[-1].notification.id)
+        if self._nudge is not None:
+            self._nudge()
         deadline = time.monotonic() + wait
         while True:
             latest = self._tables.latest_checkpoint()
@@ -184,7 +189,7 @@ class LedgerAdmin:
                 return Requested(latest, position)
             if time.monotonic() >= deadline:
                 return Requested(None, position)
-            time.sleep(0.1)
+            time.sleep(0.02)
 
     def rotate_key(self, *, by: Admin, reason: str | None = None) -> LedgerKey:
         """A new checkpoint-signing key; checkpoints signed before keep verifying with theirs."""

@@ -160,3 +160,16 @@ async def test_the_audit_topic_alone_verifies_the_ledger_with_the_public_key(
     report = json.loads(result.stdout)
     assert result.exit_code == 0, report
     assert f"audit topic checkpoint {size}" in [c["source"] for c in report["checkpoints"]]
+
+
+async def test_a_checkpoint_request_wakes_the_builder_in_this_process_without_waiting_a_step(
+    settings: Settings,
+) -> None:
+    async with running(ledger_settings(settings)) as (http, runtime):
+        assert runtime.ledger_service is not None
+        runtime.ledger_service.config = replace(runtime.ledger_service.config, interval=3600)
+        _, keys_token = await token_for(http, runtime, KEYS)
+        await asyncio.sleep(0.5)  # the builder has taken its first step and sleeps an hour
+        asked = await http.post("/admin/ledger/checkpoints", json={}, headers=bearer(keys_token))
+        assert asked.status_code == 201, asked.text
+        assert asked.json()["checkpoint"] is not None
