@@ -10,8 +10,9 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import Mapper, Notification
 
+from adapters.compact_events import CompactMapper
 from domain.client import Client
 from domain.installation import INSTALLATION_ID, Installation
 from domain.signing_keys import SIGNING_KEYS_ID, SigningKeys
@@ -94,6 +95,10 @@ class Ledger(Application[UUID]):
     def __init__(self, database_url: str, *, pool_size: int = 5, create: bool = True) -> None:
         super().__init__(env=persistence_env(database_url, pool_size=pool_size, create=create))
         self.database_url = database_url
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """eventsourcing's JSON for every event but the token's own (adapters/compact_events.py)."""
+        return CompactMapper(transcoder=self.construct_transcoder())
 
     @property
     def datastore(self) -> Any:

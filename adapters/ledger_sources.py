@@ -29,35 +29,33 @@ class ExportError(ValueError):
     """A file that is not a ledger export, or a line of one that cannot be read."""
 
 
-def stored_events(log: Any) -> Iterator[Any]:
-    """Every committed notification of an event store, in order (batched reads)."""
+def stored_rows(tables: Any) -> Iterator[tuple[int, Any, int, str, bytes]]:
+    """Every committed event of a store as its raw row, in order (batched reads through
+    `LedgerTables.stored_rows`, which reads even an edited row as the bytes it holds)."""
     after = 0
-    while batch := log.read(after, _BATCH):
+    while batch := tables.stored_rows(after, _BATCH):
         yield from batch
-        after = batch[-1].id
+        after = batch[-1][0]
 
 
 class StoreEntries:
-    def __init__(self, log: Any) -> None:
-        self._log = log
+    def __init__(self, tables: Any) -> None:
+        self._tables = tables
 
     def entries(self) -> list[LedgerEntry]:
-        return [
-            LedgerEntry.of_row(n.id, n.originator_id, n.originator_version, n.topic, n.state)
-            for n in stored_events(self._log)
-        ]
+        return [LedgerEntry.of_row(*row) for row in stored_rows(self._tables)]
 
 
-def write_export(log: Any, out: IO[str]) -> int:
+def write_export(tables: Any, out: IO[str]) -> int:
     out.write(json.dumps({"format": EXPORT_FORMAT}) + "\n")
     count = 0
-    for n in stored_events(log):
+    for position, originator_id, version, topic, state in stored_rows(tables):
         line = {
-            "position": n.id,
-            "originator_id": str(n.originator_id),
-            "version": n.originator_version,
-            "topic": n.topic,
-            "state": base64.b64encode(n.state).decode(),
+            "position": position,
+            "originator_id": str(originator_id),
+            "version": version,
+            "topic": topic,
+            "state": base64.b64encode(state).decode(),
         }
         out.write(json.dumps(line, separators=(",", ":")) + "\n")
         count += 1

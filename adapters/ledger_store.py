@@ -210,15 +210,40 @@ class LedgerTables:
                 curs.row_factory = tuple_row
                 curs.execute(statement, (after, limit))
                 return [(row[0], bytes(row[1]), row[2]) for row in curs.fetchall()]
-        statement = (
-            "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {self._events} WHERE rowid > ? ORDER BY rowid LIMIT ?"
-        )
+        return [
+            (r[0], row_leaf(r[0], r[1], r[2], r[3], state_hash(r[4])), topic_text(r[3]))
+            for r in self.stored_rows(after, limit)
+        ]
+
+    def stored_rows(self, after: int, limit: int) -> list[tuple[int, Any, int, str, bytes]]:
+        """Stored events after `after` as (position, originator id, version, topic, state),
+        in order, read as the bytes they are. In SQLite an edited row can hold a state of
+        type TEXT that is not UTF-8 (`state || x` makes one), which the event store's own
+        reads cannot decode: here it is read as bytes, so verification reports it."""
+        if self._postgres:
+            statement = (
+                "SELECT notification_id, originator_id, originator_version, topic, state "  # noqa: S608
+                f"FROM {self._events} WHERE notification_id > %s "
+                "ORDER BY notification_id LIMIT %s"
+            )
+        else:
+            statement = (
+                "SELECT rowid, originator_id, originator_version, CAST(topic AS BLOB), "  # noqa: S608
+                f"CAST(state AS BLOB) FROM {self._events} WHERE rowid > ? ORDER BY rowid LIMIT ?"
+            )
         with self._datastore.transaction(commit=False) as curs:
+            if self._postgres:
+                curs.row_factory = tuple_row
             curs.execute(statement, (after, limit))
             rows = curs.fetchall()
         return [
-            (r[0], row_leaf(r[0], r[1], r[2], r[3], state_hash(r[4])), topic_text(r[3]))
+            (
+                int(r[0]),
+                r[1],
+                int(r[2]),
+                r[3] if isinstance(r[3], str) else bytes(r[3] or b"").decode("utf-8", "replace"),
+                b"" if r[4] is None else bytes(r[4]),
+            )
             for r in rows
         ]
 

@@ -307,7 +307,9 @@ def ledger_audit(settings: Settings, ledger: Ledger) -> Callable[[], list[Alert]
             return []  # nothing signed yet: nothing to hold the store against
         keys = [note_key(k) for k in LedgerQueries(ledger, tables).public_keys()]
         notes = [(f"stored checkpoint {c.size}", c.note) for c in stored]
-        report = verify_ledger(StoreEntries(ledger), notes, keys, ed25519_verify, tables)
+        report = verify_ledger(
+            StoreEntries(ledger_tables(ledger)), notes, keys, ed25519_verify, tables
+        )
         summary = found_tampering(report)
         if summary is None:
             return []

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import psycopg
 
+from adapters.compact_events import stored_topics
 from adapters.tracing import NoTracing
 from bench.common import arguments, await_first_token, fresh_database, run_wrk
+from domain.token import IssuedToken
 from tests.e2e.server import cli_json, environment, free_port, serve
 from tests.otlp_collector import otlp_collector
 
@@ -46,7 +48,8 @@ class Result:
 def count_issued(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM keyledger_events WHERE topic LIKE %s", ("%IssuedToken.Issued",)
+            "SELECT count(*) FROM keyledger_events WHERE topic = ANY(%s)",
+            (list(stored_topics(IssuedToken.Issued)),),
         ).fetchone()
         return int(row[0]) if row else 0
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventsourcing.utils import get_topic
-
+from adapters.compact_events import stored_topics
 from domain.client import Client
 from domain.token import IssuedToken
 
@@ -33,7 +32,7 @@ ANALYTICS_EVENT_TYPES: tuple[type[Any], ...] = (
     IssuedToken.Issued,
     IssuedToken.Revoked,
 )
-ANALYTICS_TOPICS = tuple(get_topic(t) for t in ANALYTICS_EVENT_TYPES)
+ANALYTICS_TOPICS = tuple(topic for t in ANALYTICS_EVENT_TYPES for topic in stored_topics(t))
 _LENGTHS = {HOUR: 13, DAY: 10}  # of an ISO 8601 time: "2026-11-22T06" and "2026-11-22"
 
 

@@ -157,7 +157,7 @@ def verify(
                     click.echo(
                         "note: no --key given: trusting the store's own ledger keys", err=True
                     )
-                source: Any = ExportEntries(export_file) if export_file else StoreEntries(store)
+                source: Any = ExportEntries(export_file) if export_file else StoreEntries(tables)
                 report = verify_ledger(
                     source, [*stored, *notes], verifier_keys, ed25519_verify, recorded=tables
                 )
@@ -246,13 +246,15 @@ def _show(report: VerificationReport, as_json: bool) -> None:
 )
 def export(database_url: str | None, output: Path | None) -> None:
     from adapters.ledger_sources import write_export
+    from api.bootstrap import ledger_tables
 
     with _store(_database_url(database_url)) as store:
+        tables = ledger_tables(store)
         if output is None:
-            count = write_export(store, sys.stdout)
+            count = write_export(tables, sys.stdout)
         else:
             with output.open("w", encoding="utf-8") as out:
-                count = write_export(store, out)
+                count = write_export(tables, out)
     click.echo(f"exported {count} events", err=True)
 
 
