@@ -2,14 +2,17 @@
 
 `IssuedToken.Issued` is nearly every row of a busy store. eventsourcing's JSON transcoder
 stores it as about 610 bytes of JSON under a 31-byte topic; here it is a MessagePack array of
-about 135 bytes under the topic `ti2` (token issued, format 2; format 1 is the JSON):
+about 80 bytes under the topic `ti2` (token issued, format 2; format 1 is the JSON):
 
     [jti, client_id, scopes, audience, issued_at, lifetime, created, kid,
      client_version, secret_generation, auth_method, source_ip]
 
 - no field names, no constant (`originator_topic` is implied by the topic);
-- a canonical UUID (`jti`, `client_id`) as its 16 bytes, a base64url key id as its bytes, an
-  IP address as its 4 or 16 bytes, a known authentication method as its index in
+- no field another gives: `jti` is nil when it is the event's originator id (a UUIDv7 jti is
+  its token's id, domain/token.py); the key id is the number of the signing-keys event that
+  added the key (`KeyNumbers`) when this process has seen that event;
+- a canonical UUID (`jti`, `client_id`) as its 16 bytes, any other base64url key id as its
+  bytes, an IP address as its 4 or 16 bytes, a known authentication method as its index in
   `STORED_AUTH_METHODS`; anything else as the text it is;
 - `issued_at` in microseconds since the epoch (UTC); `expires_at` and the event's
   `timestamp` as microsecond offsets from it; the scopes space-separated (a scope never
@@ -27,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -35,11 +39,13 @@ import msgspec
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 from eventsourcing.utils import get_topic
 
+from domain.signing_keys import SigningKeys
 from domain.token import IssuedToken
 
 ISSUED_TOPIC = "ti2"
 JSON_ISSUED_TOPIC = get_topic(IssuedToken.Issued)
 TOKEN_TOPIC = get_topic(IssuedToken)
+KEY_GENERATED_TOPIC = get_topic(SigningKeys.KeyGenerated)
 # Append only: the index of a method is what is stored.
 STORED_AUTH_METHODS = (
     "client_secret_basic",
@@ -64,6 +70,39 @@ def stored_topics(event_type: type[Any]) -> tuple[str, ...]:
 
 class NotCompact(ValueError):
     """An event the compact format cannot hold exactly: stored in format 1 instead."""
+
+
+class KeyNumbers:
+    """Signing-key ids by number: the version of the `SigningKeys.KeyGenerated` event that
+    added the key (a kid is unique among the keys, and an event's version never changes).
+
+    Learnt only from key events read back from the store, so from committed ones: a key event
+    being written may yet fail. An encoder that has not learnt a kid stores it whole (the
+    first tokens a process signs with a key it generated itself, until it reads the key
+    back); a decoder meeting an unknown number calls `load`, which reads the keys' events
+    through the mapper that learns them.
+    """
+
+    def __init__(self, load: Callable[[], object] = lambda: None) -> None:
+        self._kids: dict[int, str] = {}
+        self._numbers: dict[str, int] = {}
+        self.load = load
+
+    def learn(self, number: int, kid: str) -> None:
+        self._kids[number] = kid
+        self._numbers.setdefault(kid, number)
+
+    def number(self, kid: str) -> int | None:
+        return self._numbers.get(kid)
+
+    def kid(self, number: int) -> str:
+        kid = self._kids.get(number)
+        if kid is None:
+            self.load()
+            kid = self._kids.get(number)
+        if kid is None:
+            raise LookupError(f"no signing key was added by signing-keys event {number}")
+        return kid
 
 
 def _micros(moment: datetime) -> int:
@@ -105,7 +144,17 @@ def _address(text: str | None) -> bytes | str | None:
     return packed if str(ipaddress.ip_address(packed)) == text else text
 
 
-def encode_issued(event: IssuedToken.Issued) -> bytes:
+def _no_numbers(kid: str) -> None:
+    return None
+
+
+def _no_kids(number: int) -> str:
+    raise LookupError(f"no key numbers to resolve key {number}")
+
+
+def encode_issued(
+    event: IssuedToken.Issued, key_number: Callable[[str], int | None] = _no_numbers
+) -> bytes:
     """The compact state of an `Issued` event; `NotCompact` when it cannot be exact."""
     if any(" " in scope or not scope for scope in event.scopes):
         raise NotCompact("a scope the space-separated form cannot hold")
@@ -115,17 +164,18 @@ def encode_issued(event: IssuedToken.Issued) -> bytes:
         raise NotCompact("not the event that creates a token")
     issued_at = _micros(event.issued_at)
     base = event.issued_at
+    number = key_number(event.kid)
     try:
         return _encoder.encode(
             [
-                _uuid(event.jti),
+                None if event.jti == str(event.originator_id) else _uuid(event.jti),
                 _uuid(event.client_id),
                 " ".join(event.scopes),
                 list(event.audience),
                 issued_at,
                 _offset(event.expires_at, base),
                 _offset(event.timestamp, base),
-                _kid(event.kid),
+                _kid(event.kid) if number is None else number,
                 event.client_version,
                 event.secret_generation,
                 _METHOD_INDEX.get(event.auth_method, event.auth_method),
@@ -140,8 +190,19 @@ def _text_uuid(value: bytes | str) -> str:
     return str(UUID(bytes=value)) if isinstance(value, bytes) else value
 
 
-def decode_issued(state: bytes) -> dict[str, Any]:
-    """The event's state (every attribute but its id and version) from the compact form."""
+def _text_kid(value: bytes | str | int, kid: Callable[[int], str]) -> str:
+    if isinstance(value, int):
+        return kid(value)
+    return (
+        base64.urlsafe_b64encode(value).rstrip(b"=").decode() if isinstance(value, bytes) else value
+    )
+
+
+def decode_issued(
+    state: bytes, originator_id: UUID, resolve_kid: Callable[[int], str] = _no_kids
+) -> dict[str, Any]:
+    """The event's state (every attribute but its version) from the compact form;
+    `resolve_kid` gives the key id a key number stands for."""
     (
         jti,
         client_id,
@@ -160,32 +221,36 @@ def decode_issued(state: bytes) -> dict[str, Any]:
     return {
         "timestamp": issued_at + timedelta(microseconds=created),
         "originator_topic": TOKEN_TOPIC,
-        "jti": _text_uuid(jti),
+        "jti": str(originator_id) if jti is None else _text_uuid(jti),
         "client_id": _text_uuid(client_id),
         "scopes": scopes.split(" ") if scopes else [],
         "audience": audience,
         "issued_at": issued_at,
         "expires_at": issued_at + timedelta(microseconds=lifetime),
-        "kid": base64.urlsafe_b64encode(kid).rstrip(b"=").decode()
-        if isinstance(kid, bytes)
-        else kid,
+        "kid": _text_kid(kid, resolve_kid),
         "client_version": client_version,
         "secret_generation": secret_generation,
         "auth_method": STORED_AUTH_METHODS[method] if isinstance(method, int) else method,
         "source_ip": str(ipaddress.ip_address(source_ip))
         if isinstance(source_ip, bytes)
         else source_ip,
+        "originator_id": originator_id,
     }
 
 
 class CompactMapper(Mapper[UUID]):
     """eventsourcing's mapper, with `IssuedToken.Issued` in the compact format (no cipher or
-    compressor: keyledger configures none, and a compact state would not shrink)."""
+    compressor: keyledger configures none, and a compact state would not shrink). It learns
+    key numbers from the key events it decodes; `load_keys` reads them all again."""
+
+    def __init__(self, *args: Any, load_keys: Callable[[], object] = lambda: None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.key_numbers = KeyNumbers(load_keys)
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         if type(domain_event) is IssuedToken.Issued:
             try:
-                state = encode_issued(domain_event)
+                state = encode_issued(domain_event, self.key_numbers.number)
             except NotCompact:
                 pass
             else:
@@ -199,17 +264,21 @@ class CompactMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         if stored_event.topic != ISSUED_TOPIC:
-            return super().to_domain_event(stored_event)
+            domain_event: Any = super().to_domain_event(stored_event)
+            if stored_event.topic == KEY_GENERATED_TOPIC:
+                self.key_numbers.learn(domain_event.originator_version, domain_event.kid)
+            return domain_event
+        originator_id = stored_event.originator_id
         try:
-            state = decode_issued(bytes(stored_event.state))
+            state = decode_issued(
+                bytes(stored_event.state),
+                originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id)),
+                self.key_numbers.kid,
+            )
         except Exception as e:
             raise MapperDeserialisationError(
                 f"Failed to deserialise a compact token event {stored_event.originator_id}: {e}"
             ) from e
-        originator_id = stored_event.originator_id
-        state["originator_id"] = (
-            originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
-        )
         state["originator_version"] = stored_event.originator_version
         event = object.__new__(IssuedToken.Issued)
         object.__setattr__(event, "__dict__", state)

@@ -98,7 +98,9 @@ class Ledger(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         """eventsourcing's JSON for every event but the token's own (adapters/compact_events.py)."""
-        return CompactMapper(transcoder=self.construct_transcoder())
+        return CompactMapper(
+            transcoder=self.construct_transcoder(), load_keys=lambda: self.signing_key_events(0)
+        )
 
     @property
     def datastore(self) -> Any:

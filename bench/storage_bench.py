@@ -1,17 +1,18 @@
 """`make bench`: what one token event costs on PostgreSQL, in each stored format (issue 17).
 
 Appends `--tokens` `IssuedToken.Issued` events shaped as the token endpoint writes them (a
-UUID jti and client id, one scope, one audience, an ES256 key's thumbprint as kid, an IPv4
-source), in batches as the group committer does, to a fresh database; then VACUUM ANALYZE
-and the table's heap, its indexes and the whole relation divided by the number of events.
-Format 1 (eventsourcing's JSON, how every event was stored before) is measured on a tenth
-of the events beside it.
+UUIDv7 jti, a UUID client id, one scope, one audience, the store's signing key as kid, an
+IPv4 source), in batches as the group committer does, to a fresh database; then VACUUM
+ANALYZE and the table's heap, its indexes and the whole relation divided by the number of
+events. Format 1 (eventsourcing's JSON, how every event was stored before) is measured on a
+tenth of the events beside it, with the random UUIDv4 jti tokens had then.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import time
 import uuid
@@ -22,15 +23,16 @@ from eventsourcing.persistence import Mapper
 
 from adapters.event_store import Ledger
 from bench.common import fresh_database
-from domain.token import IssuedToken
+from domain.signing_keys import SigningKeys
+from domain.token import IssuedToken, new_jti
 
 BATCH = 2000
 KID = "Gx3kP9vQ2mN7rT5wY8zB1cD4fH6jL0sA-_uE3iO9pKq"  # a 43-character SHA-256 thumbprint
 
 
-def token_event(client_id: str, now: datetime, n: int) -> IssuedToken.Issued:
+def token_event(client_id: str, now: datetime, n: int, json_format: bool) -> IssuedToken.Issued:
     return IssuedToken.issue(
-        jti=str(uuid.uuid4()),
+        jti=str(uuid.uuid4()) if json_format else new_jti(now, secrets.token_bytes(10)),
         client_id=client_id,
         scopes=["invoices:read"],
         audience=["https://api.example.com"],
@@ -50,6 +52,19 @@ def fill(dsn: str, tokens: int, json_format: bool) -> float:
     if json_format:  # eventsourcing's own mapper: format 1
         ledger.mapper = Mapper(transcoder=ledger.construct_transcoder())
         ledger.events.mapper = ledger.mapper
+    started_at = datetime.now(UTC)
+    keys = SigningKeys(at=started_at)
+    keys.add_key(
+        kid=KID,
+        alg="ES256",
+        public_jwk={"kty": "EC", "kid": KID},
+        sealed_private_key="sealed",
+        activates_at=started_at,
+        now=started_at,
+        actor="bench",
+    )
+    ledger.save(keys)
+    ledger.get_signing_keys()  # read back, as a server's signer does: the kid is numbered
     clients = [str(uuid.uuid4()) for _ in range(20)]
     started = time.perf_counter()
     try:
@@ -57,7 +72,7 @@ def fill(dsn: str, tokens: int, json_format: bool) -> float:
             now = datetime.now(UTC)
             ledger.append(
                 [
-                    token_event(clients[n % len(clients)], now, n)
+                    token_event(clients[n % len(clients)], now, n, json_format)
                     for n in range(start, min(start + BATCH, tokens))
                 ]
             )

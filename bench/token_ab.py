@@ -3,9 +3,10 @@
 `python -m bench.token_ab --before HEAD~1 --rounds 3`: checks the commit out into a
 temporary worktree, then runs the durable token benchmark (`bench.token_bench`'s variant:
 `serve --workers 2` on PostgreSQL with relay and analytics, wrk) for the commit and for this
-tree in turn, `--rounds` times each, every run on a fresh database; prints each run and the
-ratio of the medians. The earlier commit's server runs from its worktree (first on
-PYTHONPATH); both use this tree's virtualenv, so a dependency change between them shows.
+tree (or `--after COMMIT`, checked out the same way, so the tree can change meanwhile) in
+turn, `--rounds` times each, every run on a fresh database; prints each run and the ratio of
+the medians. A checked-out commit's server runs from its worktree (first on PYTHONPATH); all
+use this tree's virtualenv, so a dependency change between them shows.
 """
 
 from __future__ import annotations
@@ -25,19 +26,34 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> int:
     parser = arguments(__doc__)
     parser.add_argument("--before", default="HEAD~1", help="the commit to compare with")
+    parser.add_argument("--after", help="the commit to measure (default: this tree)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     runs: dict[str, list[Result]] = {"before": [], "now": []}
     with tempfile.TemporaryDirectory() as tmp:
-        worktree = Path(tmp) / "before"
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.before],
-            check=True,
-            capture_output=True,
-        )
+        worktrees = {"before": args.before, "now": args.after}
+        paths: dict[str, dict[str, str]] = {"before": {}, "now": {}}
         try:
+            for label, commit in worktrees.items():
+                if commit is not None:
+                    worktree = Path(tmp) / label
+                    subprocess.run(
+                        [
+                            "git",
+                            "-C",
+                            str(ROOT),
+                            "worktree",
+                            "add",
+                            "--detach",
+                            str(worktree),
+                            commit,
+                        ],
+                        check=True,
+                        capture_output=True,
+                    )
+                    paths[label] = {"PYTHONPATH": str(worktree)}
             for round_ in range(args.rounds):
-                for label, extra in (("before", {"PYTHONPATH": str(worktree)}), ("now", {})):
+                for label, extra in paths.items():
                     with fresh_database(args.pg) as dsn:
                         work = Path(tmp) / f"{label}-{round_}"
                         work.mkdir()
@@ -49,14 +65,27 @@ def main() -> int:
                         flush=True,
                     )
         finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
-                check=False,
-                capture_output=True,
-            )
+            for extra in paths.values():
+                if extra:
+                    subprocess.run(
+                        [
+                            "git",
+                            "-C",
+                            str(ROOT),
+                            "worktree",
+                            "remove",
+                            "--force",
+                            extra["PYTHONPATH"],
+                        ],
+                        check=False,
+                        capture_output=True,
+                    )
     before = statistics.median(r.rps for r in runs["before"])
     now = statistics.median(r.rps for r in runs["now"])
-    print(f"\nmedian tokens/s: before ({args.before}) {before:.0f}, now {now:.0f}")
+    print(
+        f"\nmedian tokens/s: before ({args.before}) {before:.0f}, "
+        f"now ({args.after or 'this tree'}) {now:.0f}"
+    )
     print(f"now / before = {now / before:.2f}")
     return 0
 

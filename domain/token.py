@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, RFC_4122, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import get_topic
 
 _TOKEN_NAMESPACE = uuid5(NAMESPACE_URL, "urn:keyledger:token")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def new_jti(now: datetime, random: bytes) -> str:
+    """A fresh token id: a UUIDv7 (RFC 9562 §5.7), `now` in milliseconds, then 74 bits of
+    `random` (at least ten bytes), in its canonical text. Time-ordered, so the tokens' rows
+    are appended to the end of the store's index rather than scattered through it."""
+    if len(random) < 10:
+        raise ValueError("a jti needs ten random bytes")
+    millis = (now - _EPOCH) // _MILLISECOND
+    if not 0 <= millis < 1 << 48:
+        raise ValueError("a time a UUIDv7 cannot hold")
+    rand = int.from_bytes(random[:10])
+    value = (
+        millis << 80
+        | 7 << 76  # version
+        | (rand >> 68 & 0xFFF) << 64  # rand_a: 12 bits
+        | 0b10 << 62  # variant
+        | rand & (1 << 62) - 1  # rand_b: 62 bits
+    )
+    return str(UUID(int=value))
 
 
 def token_id(jti: str) -> UUID:
-    """The aggregate id of the token with this `jti`: a duplicate `jti` cannot be stored twice."""
+    """The aggregate id of the token with this `jti`: a duplicate `jti` cannot be stored twice.
+
+    A jti this server made (`new_jti`) is its own id; any other (older tokens' UUIDv4, text)
+    maps to a name-based UUIDv5, which can never equal a UUIDv7."""
+    try:
+        value = UUID(jti)
+    except ValueError:
+        return uuid5(_TOKEN_NAMESPACE, jti)
+    if value.version == 7 and value.variant == RFC_4122 and str(value) == jti:
+        return value
     return uuid5(_TOKEN_NAMESPACE, jti)
 
 

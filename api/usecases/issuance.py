@@ -7,7 +7,7 @@ Access tokens are JWTs per RFC 9068 §2.2: `iss`, `exp`, `aud`, `sub`, `client_i
 from __future__ import annotations
 
 import asyncio
-import uuid
+import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from domain.oauth_errors import OAuthError, TemporarilyUnavailable, TooManyReque
 from domain.policy import Grant, TokenRequest, grant_for
 from domain.quotas import IssuanceQuotas
 from domain.scope import format_scope
-from domain.token import IssuedToken
+from domain.token import IssuedToken, new_jti
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ class TokenIssuer:
             )
             if refused is not None:
                 raise TooManyRequests(reason=refused[0], retry_after=refused[1], quota=True)
-        jti = str(uuid.uuid4())
+        jti = new_jti(now, secrets.token_bytes(10))
         try:
             signing_key = self._signer.key_at(now)
         except NoSigningKey as missing:

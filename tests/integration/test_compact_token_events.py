@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import Mapper, MapperDeserialisationError
 
 from adapters.compact_events import ISSUED_TOPIC, JSON_ISSUED_TOPIC
 from adapters.event_store import Ledger
@@ -120,7 +121,50 @@ async def test_a_token_issued_now_is_stored_compactly(settings: Settings) -> Non
         assert response.status_code == 200, response.text
         [row] = runtime.ledger.read(before, 10)
         assert row.topic == ISSUED_TOPIC
-        assert len(row.state) < 160
         event = runtime.ledger.mapper.to_domain_event(row)
         assert event.client_id == creds.client_id
         assert event.scopes == ["invoices:read"]
+
+
+async def test_a_token_is_stored_without_its_jti_or_its_kid_and_reads_back_elsewhere(
+    settings: Settings,
+) -> None:
+    """The jti is the token's id (a UUIDv7) and the key is named by the number of the event
+    that added it; a process that has never seen the key reads the event back whole."""
+    async with running(settings) as (http, runtime):
+        creds = await register(runtime)
+        before = runtime.ledger.head()
+        response = await http.post(
+            "/oauth2/token",
+            content="grant_type=client_credentials",
+            headers={**basic(creds.client_id, creds.client_secret), **FORM},
+        )
+        assert response.status_code == 200, response.text
+        claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+        kid = jwt.get_unverified_header(response.json()["access_token"])["kid"]
+        [row] = runtime.ledger.read(before, 10)
+        assert uuid.UUID(claims["jti"]).version == 7
+        assert row.originator_id == uuid.UUID(claims["jti"])
+        assert uuid.UUID(claims["jti"]).bytes not in row.state
+        assert kid.encode() not in row.state
+        assert len(row.state) < 120  # two scopes, and a test client for an address
+    elsewhere = Ledger(settings.database_url)
+    try:
+        event = elsewhere.mapper.to_domain_event(row)
+    finally:
+        elsewhere.close()
+    assert (event.jti, event.kid, event.client_id) == (claims["jti"], kid, creds.client_id)
+
+
+def test_a_key_number_the_store_never_gave_fails_to_load_rather_than_guess(
+    ledger: Ledger,
+) -> None:
+    event = issued(0, str(uuid.uuid4()))
+    ledger.mapper.key_numbers.learn(9, event.kid)  # as if read back, but no such key event
+    stored = ledger.mapper.to_stored_event(event)
+    elsewhere = Ledger(ledger.database_url)
+    try:
+        with pytest.raises(MapperDeserialisationError, match="signing-keys event 9"):
+            elsewhere.mapper.to_domain_event(stored)
+    finally:
+        elsewhere.close()
