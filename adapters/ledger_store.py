@@ -257,7 +257,7 @@ class LedgerTables:
         with self._datastore.transaction(commit=False) as curs:
             curs.execute(
                 self._sql(statement),
-                (originator_id if self._postgres else str(originator_id), version),
+                (originator_id if self._postgres else originator_id.hex, version),
             )
             row = curs.fetchone()
         return None if row is None else int(row["position"])

@@ -61,6 +61,26 @@ async def test_an_admin_checkpoint_is_published_and_an_events_inclusion_proof_ve
         )
 
 
+async def test_an_inclusion_proof_finds_its_event_by_aggregate_id_and_version(
+    settings: Settings,
+) -> None:
+    async with running(ledger_settings(settings)) as (http, runtime):
+        _, keys_token = await token_for(http, runtime, KEYS)
+        asked = await http.post("/admin/ledger/checkpoints", headers=bearer(keys_token))
+        assert asked.status_code == 201, asked.text
+        by_position = await http.get(
+            "/admin/ledger/proofs/inclusion", params={"position": 3}, headers=bearer(keys_token)
+        )
+        [event] = runtime.ledger.read(2, 1)
+        by_event = await http.get(
+            "/admin/ledger/proofs/inclusion",
+            params={"aggregate": str(event.originator_id), "version": event.originator_version},
+            headers=bearer(keys_token),
+        )
+        assert by_event.status_code == 200, by_event.text
+        assert by_event.json() == by_position.json()
+
+
 async def test_two_checkpoints_are_proved_consistent_and_listed_in_order(
     settings: Settings,
 ) -> None:
