@@ -15,6 +15,7 @@ from api.cli import client_changes  # noqa: F401 - adds the change commands to `
 from api.cli import options as o
 from api.cli.alerts import alerts
 from api.cli.analytics import analytics
+from api.cli.archive import archive
 from api.cli.clients import clients
 from api.cli.installation import admin
 from api.cli.keys import keys
@@ -62,7 +63,7 @@ def completion(shell: str) -> None:
     click.echo(completer(cli, {}, PROG, "_KEYLEDGER_COMPLETE").source())
 
 
-for command in (serve, relay, detect, projections, analytics, admin, ledger):
+for command in (serve, relay, detect, projections, analytics, admin, ledger, archive):
     cli.add_command(command)
 for command in (login, logout, clients, tokens, keys, alerts):
     cli.add_command(command)

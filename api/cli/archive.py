@@ -1,0 +1,181 @@
+"""`keyledger archive write | verify | load`: a month of token events outside the live store.
+
+An archive is what retention removes, kept (adapters/token_archives.py): the period's token
+events exactly as stored, with a manifest of counts, positions and SHA-256 hashes. These
+commands read or write the store directly and need no server and no installation secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from api.cli import options as o
+from api.cli.ledger import _database_url, _store, database_url_option
+from api.cli.output import CliError, emit, emit_json
+
+if TYPE_CHECKING:
+    from adapters.event_store import Ledger
+    from adapters.token_event_rows import TokenEventRows
+    from domain.token_periods import TokenPeriod
+
+_ARCHIVE_FILE = re.compile(r"tokens-(\d{4}-\d{2})\.(?:manifest\.json|jsonl\.gz)")
+
+
+@click.group(
+    short_help="Token-event archives: write, verify, load.",
+    help="A period's token events (the month, UTC, their tokens were issued in) kept outside "
+    "the live store: compressed JSON Lines and a manifest of counts, positions and SHA-256 "
+    "hashes. Each command reads or writes files and the store directly; no server needed.",
+)
+def archive() -> None:
+    pass
+
+
+def _period(name: str) -> TokenPeriod:
+    from domain.token_periods import NotAPeriod, TokenPeriod
+
+    try:
+        return TokenPeriod.named(name)
+    except NotAPeriod as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _located(path: Path) -> tuple[Path, TokenPeriod]:
+    """The directory and period of an archive named by either of its files."""
+    match = _ARCHIVE_FILE.fullmatch(path.name)
+    if match is None:
+        raise click.BadParameter(
+            f"{path.name} is not an archive file (tokens-YYYY-MM.manifest.json or "
+            "tokens-YYYY-MM.jsonl.gz)"
+        )
+    return path.parent, _period(match.group(1))
+
+
+def _rows(store: Ledger) -> TokenEventRows:
+    from adapters.named_lock import sqlite_path
+    from adapters.token_event_rows import TokenEventRows
+
+    return TokenEventRows(
+        store.datastore,
+        postgres=sqlite_path(store.database_url) is None,
+        events_table=getattr(store.recorder, "events_table_name", "stored_events"),
+    )
+
+
+@archive.command(
+    help="Archive the token events of the tokens issued in PERIOD (YYYY-MM) to a directory, "
+    "leaving the store as it is. The manifest is written last: a run that stops midway leaves "
+    "no manifest, and no archive.",
+    epilog=o.example("keyledger archive write 2026-11 --to /var/lib/keyledger/archives"),
+)
+@click.argument("period")
+@click.option(
+    "--to",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The directory to write to (created if missing).",
+)
+@database_url_option
+@click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
+def write(period: str, directory: Path, database_url: str | None, as_json: bool) -> None:
+    from adapters.token_archives import ArchiveDirectory, describe
+
+    chosen = _period(period)
+    with _store(_database_url(database_url)) as store:
+        manifest = ArchiveDirectory(directory).write(
+            chosen, _rows(store).period(chosen), datetime.now(UTC)
+        )
+    _show(describe(manifest), as_json, f"archived {manifest.events} events of {chosen}")
+
+
+@archive.command(
+    help="Check an archive against its manifest: every file present, the SHA-256 of the file "
+    "and of each block of 10,000 events, the counts, the order and the period of every event. "
+    "Names the lines that differ. Exit status 1 when anything does.",
+    epilog=o.example("keyledger archive verify archives/tokens-2026-11.manifest.json"),
+)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def verify(path: Path, as_json: bool) -> None:
+    from adapters.token_archives import ArchiveDirectory
+
+    directory, period = _located(path)
+    manifest, problems = ArchiveDirectory(directory).verify(period)
+    if as_json:
+        emit_json({"ok": not problems, "period": period.name, "problems": problems})
+    else:
+        for problem in problems:
+            emit(f"problem: {problem}")
+        if manifest is not None and not problems:
+            emit(f"verified: {manifest.events} events of {manifest.tokens} tokens, {period}")
+        else:
+            emit("NOT VERIFIED")
+    if problems:
+        raise SystemExit(1)
+
+
+@archive.command(
+    help="Put an archive's events back into a store at their own positions, for an "
+    "investigation: into the live store (followers past those positions do not see them "
+    "again) or into another one. The archive is verified first; events already there are "
+    "skipped; a position holding another event stops it.",
+    epilog=o.example(
+        "keyledger archive load archives/tokens-2026-11.manifest.json",
+        "keyledger archive load archives/tokens-2026-11.jsonl.gz "
+        "--database-url sqlite:///investigation.db",
+    ),
+)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@database_url_option
+@click.option("--json", "as_json", is_flag=True, help="print the counts as JSON")
+def load(path: Path, database_url: str | None, as_json: bool) -> None:
+    from adapters.token_archives import ArchiveDirectory, ArchiveError
+    from adapters.token_event_rows import PositionTaken
+
+    directory, period = _located(path)
+    archive_dir = ArchiveDirectory(directory)
+    with _target(database_url) as store:
+        try:
+            restored, present = _rows(store).restore(archive_dir.rows(period))
+        except (ArchiveError, PositionTaken) as exc:
+            raise CliError(f"{path}: {exc}") from None
+    _show(
+        {"period": period.name, "restored": restored, "already_there": present},
+        as_json,
+        f"loaded {restored} events of {period} ({present} were already there)",
+    )
+
+
+@contextmanager
+def _target(database_url: str | None) -> Iterator[Ledger]:
+    """The store to load into: one named with --database-url is created if new (a store for
+    the investigation); the configured one must exist."""
+    if database_url is None:
+        with _store(_database_url(None)) as store:
+            yield store
+        return
+    from adapters.event_store import DatabaseUrlError, Ledger
+
+    try:
+        store = Ledger(database_url)
+    except DatabaseUrlError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _show(value: dict[str, Any], as_json: bool, line: str) -> None:
+    if as_json:
+        emit_json(value)
+    else:
+        emit(line)
