@@ -11,6 +11,21 @@ drawn and released only at commit, so ids follow commit order and a reader taili
 never passes over a gap that fills in later. (eventsourcing's own `ENABLE_DB_FUNCTIONS` mode
 skips that lock, and readers then miss events: do not use it.)
 
+A new store's events table is partitioned (issue 17), so that a month of token events can
+leave by dropping a table instead of a DELETE that bloats the live one:
+
+    keyledger_events                  LIST (kind)
+      keyledger_events_kept           kind 0: every event that is not a token's
+      keyledger_events_legacy_tokens  kind 2: tokens with an older (UUIDv4) jti
+      keyledger_events_tokens         kind 1: tokens with a UUIDv7 jti, RANGE (originator_id)
+        keyledger_events_tokens_2026_11 ...  a month of token ids each (domain/token_periods.py)
+        keyledger_events_tokens_default      ids of months without a table of their own
+
+The append function derives `kind` from the topic and the id's version, and an aggregate's
+kind never changes, so the primary key (id, version, kind) still allows one event per
+version. Month tables are made a year ahead at every start and every retention run. A store
+created before keeps its single table and its own append function.
+
 The batch travels as one array per column (`uuid[]`, `bigint[]`, `text[]`, `bytea[]`), which
 psycopg dumps natively, rather than an array of a composite type, which it dumps as text
 with regular expressions per field (≈34 µs an event, measured here).
@@ -18,15 +33,23 @@ with regular expressions per field (≈34 µs an event, measured here).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
-from psycopg import Cursor
+from psycopg import Cursor, errors
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Composed, Identifier, Literal
+
+from adapters.token_event_rows import kind_sql
+from domain.token_periods import TokenPeriod
+
+log = logging.getLogger("keyledger")
+MONTHS_AHEAD = 12
 
 # Serialises schema creation across processes (CREATE OR REPLACE FUNCTION is not race-safe).
 _SCHEMA_LOCK_KEY = 0x6B6C_6564_6765_72  # "kledger"
@@ -38,6 +61,10 @@ class GroupCommitPostgresApplicationRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         function = Identifier(datastore.schema, f"{events_table_name}_append")
+        self._unpartitioned = [  # the single table, and its unique index on notification_id
+            self.sql_create_statements[self.create_table_statement_index],
+            *(s for s in self.sql_create_statements if "UNIQUE INDEX" in s.as_string()),
+        ]
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {function}("
@@ -60,13 +87,36 @@ class GroupCommitPostgresApplicationRecorder(PostgresApplicationRecorder):
                 channel=Identifier(self.channel_name),
             )
         )
+        self._unpartitioned.append(self.sql_create_statements[-1])
+        self._partitioned = partitioned_layout(
+            datastore.schema, events_table_name, function, datastore.lock_timeout
+        )
         self.append_statement = SQL("SELECT * FROM {function}(%s, %s, %s, %s)").format(
             function=function
         )
 
     def _create_table(self, curs: Cursor[DictRow]) -> None:
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        super()._create_table(curs)
+        curs.execute(
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s",
+            (self.datastore.schema or "public", self.events_table_name),
+        )
+        found = curs.fetchone()
+        single = (found is not None and found["relkind"] != "p") or (
+            self.datastore.originator_id_type != "uuid"
+        )
+        if single:
+            super()._create_table(curs)
+            return
+        for statement in self._partitioned:
+            curs.execute(statement, prepare=False)
+        for statement in self.sql_create_statements:
+            text = statement.as_string()
+            if "CREATE TYPE" not in text and all(statement is not s for s in self._unpartitioned):
+                curs.execute(statement, prepare=False)
+        now = TokenPeriod.of(datetime.now(UTC))
+        ensure_token_months(curs, self.datastore.schema, self.events_table_name, now)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -89,3 +139,120 @@ class GroupCommitPostgresApplicationRecorder(PostgresApplicationRecorder):
                 row[0] if isinstance(row, tuple) else next(iter(row.values()))
                 for row in curs.fetchall()
             ]
+
+
+def _autovacuum() -> SQL:
+    return SQL(
+        "WITH (autovacuum_enabled = true, autovacuum_vacuum_threshold = 100000000, "
+        "autovacuum_vacuum_scale_factor = 0.5, autovacuum_analyze_threshold = 1000, "
+        "autovacuum_analyze_scale_factor = 0.01)"
+    )
+
+
+def partitioned_layout(
+    schema: str, table: str, function: Identifier, lock_timeout: int
+) -> list[Composed]:
+    """The partitioned events table, its fixed partitions, its index and append function."""
+
+    def name(suffix: str = "") -> Identifier:
+        return Identifier(schema, f"{table}{suffix}")
+
+    return [
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {t} (originator_id uuid NOT NULL, "
+            "originator_version bigint NOT NULL, topic text, state bytea, "
+            "notification_id bigserial, kind smallint NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version, kind)) PARTITION BY LIST (kind)"
+        ).format(t=name()),
+        SQL("CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} FOR VALUES IN (0) {v}").format(
+            p=name("_kept"), t=name(), v=_autovacuum()
+        ),
+        SQL("CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} FOR VALUES IN (2) {v}").format(
+            p=name("_legacy_tokens"), t=name(), v=_autovacuum()
+        ),
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} FOR VALUES IN (1) "
+            "PARTITION BY RANGE (originator_id)"
+        ).format(p=name("_tokens"), t=name()),
+        SQL("CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} DEFAULT {v}").format(
+            p=name("_tokens_default"), t=name("_tokens"), v=_autovacuum()
+        ),
+        SQL("CREATE INDEX IF NOT EXISTS {i} ON {t} (notification_id)").format(
+            i=Identifier(f"{table}_notification_id_idx"), t=name()
+        ),
+        SQL(
+            "CREATE OR REPLACE FUNCTION {function}("
+            "ids uuid[], versions bigint[], topics text[], states bytea[]) "
+            "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ "
+            "BEGIN "
+            "SET LOCAL lock_timeout = {lock_timeout}; "
+            "LOCK TABLE {t} IN EXCLUSIVE MODE; "
+            "NOTIFY {channel}; "
+            "RETURN QUERY INSERT INTO {t} "
+            "(originator_id, originator_version, topic, state, kind) "
+            "SELECT i, v, tp, s, {kind} "
+            "FROM unnest(ids, versions, topics, states) AS u(i, v, tp, s) "
+            "RETURNING notification_id; "
+            "END $body$"
+        ).format(
+            function=function,
+            t=name(),
+            channel=Identifier(table.replace(".", "_")),
+            kind=SQL(kind_sql("i", "tp")),
+            lock_timeout=Literal(f"{lock_timeout}s"),
+        ),
+    ]
+
+
+def month_table(table: str, period: TokenPeriod) -> str:
+    return f"{table}_tokens_{period.year:04d}_{period.month:02d}"
+
+
+def ensure_token_months(
+    curs: Cursor[Any], schema: str, table: str, first: TokenPeriod, months: int = MONTHS_AHEAD
+) -> list[TokenPeriod]:
+    """Month tables from `first` for `months` more; a month whose ids already sit in the
+    default table is left there (logged): the periods that got no table of their own."""
+    skipped = []
+    period = first
+    for _ in range(months + 1):
+        low, high = period.id_range()
+        curs.execute("SAVEPOINT keyledger_month")
+        try:
+            curs.execute(
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} "
+                    "FOR VALUES FROM ({low}) TO ({high}) {v}"
+                ).format(
+                    p=Identifier(schema, month_table(table, period)),
+                    t=Identifier(schema, f"{table}_tokens"),
+                    low=Literal(str(low)),
+                    high=Literal(str(high)),
+                    v=_autovacuum(),
+                ),
+                prepare=False,
+            )
+        except errors.CheckViolation as exc:
+            curs.execute("ROLLBACK TO SAVEPOINT keyledger_month")
+            log.warning("token events of %s stay in the default partition: %s", period, exc)
+            skipped.append(period)
+        else:
+            curs.execute("RELEASE SAVEPOINT keyledger_month")
+        period = period.next()
+    return skipped
+
+
+def token_months(curs: Cursor[Any], schema: str, table: str) -> Iterable[TokenPeriod]:
+    """The periods that have a table of their own, oldest first."""
+    curs.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace "
+        "WHERE n.nspname = %s AND p.relname = %s",
+        (schema or "public", f"{table}_tokens"),
+    )
+    prefix = f"{table}_tokens_"
+    names = sorted(row[0] if isinstance(row, tuple) else row["relname"] for row in curs.fetchall())
+    for name in names:
+        suffix = name[len(prefix) :]
+        if len(suffix) == 7 and suffix[4] == "_" and suffix.replace("_", "").isdigit():
+            yield TokenPeriod(int(suffix[:4]), int(suffix[5:]))

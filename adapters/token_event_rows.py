@@ -18,14 +18,37 @@ from psycopg.rows import tuple_row
 from adapters.compact_events import stored_topics
 from adapters.token_archives import Row
 from domain.token import IssuedToken
-from domain.token_periods import TokenPeriod
+from domain.token_periods import TokenPeriod, issued_period
 
 TOKEN_EVENT_TOPICS = (*stored_topics(IssuedToken.Issued), get_topic(IssuedToken.Revoked))
+# The partition an event belongs to in a partitioned PostgreSQL store, from its topic and id:
+# 1, a token with a UUIDv7 id (by month); 2, an older token; 0, every other event.
+_TOPIC_LIST = ", ".join("'" + t.replace("'", "''") + "'" for t in TOKEN_EVENT_TOPICS)
+
+
+def kind_sql(originator_id: str, topic: str) -> str:
+    """The SQL expression of an event's kind (for the append function and restores)."""
+    return (
+        f"CASE WHEN {topic} = ANY (ARRAY[{_TOPIC_LIST}]) THEN "
+        f"CASE WHEN get_byte(uuid_send({originator_id}), 6) >> 4 = 7 THEN 1 ELSE 2 END "
+        "ELSE 0 END"
+    )
+
+
 _BATCH = 5_000
 
 
 class PositionTaken(Exception):
     """A row to restore whose position holds another event in the store."""
+
+
+class ArchiveMismatch(Exception):
+    """The store holds more of a period's events than its archive: nothing is removed."""
+
+
+class SingleTable(Exception):
+    """A PostgreSQL store created before partitioning: its token events cannot leave it
+    without a DELETE that bloats the live table."""
 
 
 class TokenEventRows:
@@ -35,6 +58,109 @@ class TokenEventRows:
         self._datastore = datastore
         self._postgres = postgres
         self._events = events_table
+        self._schema = getattr(datastore, "schema", "") or "public"
+
+    def partitioned(self) -> bool:
+        """Whether the store's events table is partitioned (always false for SQLite)."""
+        if not self._postgres:
+            return False
+        with self._datastore.transaction(commit=False) as curs:
+            curs.row_factory = tuple_row
+            curs.execute(
+                "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s",
+                (self._schema, self._events),
+            )
+            found = curs.fetchone()
+        return found is not None and found[0] == "p"
+
+    def first_period(self) -> TokenPeriod | None:
+        """The period of the oldest UUIDv7 token still in the store; None when there is none."""
+        low = TokenPeriod(1970, 1).id_range()[0]
+        after: tuple[Any, int] = (self._id(low), 0)
+        while rows := self._batch(after, self._id(UUID(int=(1 << 128) - 1)), 200, inclusive=False):
+            for row in rows:
+                token_id = row[1] if isinstance(row[1], UUID) else UUID(row[1])
+                if row[3] in TOKEN_EVENT_TOPICS and token_id.version == 7:
+                    return issued_period(token_id)
+            after = (rows[-1][1], rows[-1][2])
+        return None
+
+    def prepare_months(self, first: TokenPeriod) -> None:
+        """The month tables from `first` on, a year ahead (partitioned PostgreSQL only)."""
+        if not self._postgres or not self.partitioned():
+            return
+        from adapters.postgres_recorder import ensure_token_months
+
+        with self._datastore.transaction(commit=True) as curs:
+            ensure_token_months(curs, self._schema, self._events, first)
+
+    def remove(self, period: TokenPeriod, expected: int, batch: int = _BATCH) -> int:
+        """Remove the period's token events (of which `expected` were archived): its month
+        table dropped whole when it has one, then any left elsewhere (the default table of a
+        partitioned store, a SQLite store) in bounded batches. Refuses, removing nothing,
+        when the month table holds events the archive does not. The number removed."""
+        removed = 0
+        if self._postgres:
+            if not self.partitioned():
+                raise SingleTable(
+                    "this PostgreSQL store was created before token events were partitioned: "
+                    "its token events cannot leave without a DELETE that bloats the table"
+                )
+            removed = self._drop_month(period, expected)
+        while count := self._delete_batch(period, batch):
+            removed += count
+        return removed
+
+    def _drop_month(self, period: TokenPeriod, expected: int) -> int:
+        from psycopg.sql import SQL, Identifier
+
+        from adapters.postgres_recorder import month_table
+
+        table = Identifier(self._schema, month_table(self._events, period))
+        with self._datastore.transaction(commit=True) as curs:
+            curs.row_factory = tuple_row
+            curs.execute(
+                "SELECT to_regclass(%s)", (f"{self._schema}.{month_table(self._events, period)}",)
+            )
+            row = curs.fetchone()
+            if row is None or row[0] is None:
+                return 0
+            curs.execute("SET LOCAL lock_timeout = '10s'")
+            curs.execute(SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
+            curs.execute(SQL("SELECT count(*) FROM {}").format(table))
+            counted = curs.fetchone()
+            held = int(counted[0]) if counted else 0
+            if held > expected:
+                raise ArchiveMismatch(
+                    f"{period}'s table holds {held} events, the archive {expected}: nothing removed"
+                )
+            curs.execute(SQL("DROP TABLE {}").format(table))
+        return held
+
+    def _delete_batch(self, period: TokenPeriod, limit: int) -> int:
+        """Up to `limit` of the period's token events outside a month table: in a partitioned
+        store, those in the default table (a month that got no table of its own)."""
+        low, high = period.id_range()
+        topics = ", ".join("?" for _ in TOKEN_EVENT_TOPICS)
+        if self._postgres:
+            table = f"{self._events}_tokens_default"
+            statement = (
+                f"DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} "  # noqa: S608
+                f"WHERE originator_id >= ? AND originator_id < ? AND topic IN ({topics}) LIMIT ?)"
+            ).replace("?", "%s")
+            params: tuple[Any, ...] = (low, high, *TOKEN_EVENT_TOPICS, limit)
+        else:
+            statement = (
+                f"DELETE FROM {self._events} WHERE rowid IN (SELECT rowid FROM {self._events} "  # noqa: S608
+                "WHERE originator_id >= ? AND originator_id < ? "
+                f"AND substr(originator_id, 13, 1) = '7' AND topic IN ({topics}) LIMIT ?)"
+            )
+            params = (low.hex, high.hex, *TOKEN_EVENT_TOPICS, limit)
+        with self._datastore.transaction(commit=True) as curs:
+            curs.execute(statement, params)
+            cursor = getattr(curs, "sqlite_cursor", curs)  # eventsourcing wraps SQLite's
+            return int(cursor.rowcount or 0)
 
     def period(self, period: TokenPeriod, batch: int = _BATCH) -> Iterator[Row]:
         """The period's token events in token id and version order, read in batches."""
@@ -104,6 +230,10 @@ class TokenEventRows:
         )
         if self._postgres:
             select, insert = select.replace("?", "%s"), insert.replace("?", "%s")
+            if self.partitioned():
+                insert = insert.replace(", state)", ", state, kind)").replace(
+                    "%s, %s)", f"%s, %s, {kind_sql('%s::uuid', '%s::text')})"
+                )
         restored = present = 0
         with self._datastore.transaction(commit=True) as curs:
             if self._postgres:
@@ -120,6 +250,9 @@ class TokenEventRows:
                         )
                     present += 1
                     continue
-                curs.execute(insert, (at, self._id(token_id), version, topic, state))
+                values: tuple[Any, ...] = (at, self._id(token_id), version, topic, state)
+                if "kind" in insert:
+                    values = (*values, topic, token_id)  # in the order kind_sql uses them
+                curs.execute(insert, values)
                 restored += 1
         return restored, present

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -33,6 +34,8 @@ from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
 from adapters.relay_store import relay_store
 from adapters.signing import JwtSigner, JwtVerifier, KeyRing
+from adapters.token_archives import ArchiveDirectory
+from adapters.token_event_rows import TokenEventRows
 from adapters.tracing import NoTracing, Tracing, otlp_headers, otlp_tracing
 from api import shutdown
 from api.http import server
@@ -51,6 +54,7 @@ from api.usecases.ports import Clock
 from api.usecases.projection_status import relay_lag
 from api.usecases.revocation import TokenRevoker
 from api.usecases.signing_keys import SigningKeyAdmin, SigningKeysKeeper
+from api.usecases.token_retention import TokenRetentionRun
 from domain.admin_scopes import TOKENS, Admin
 from domain.anomaly_detection import RULES, Alert, Thresholds
 from domain.installation import Installation
@@ -654,3 +658,48 @@ def serve(settings: Settings) -> None:
     finally:
         ledger.close()
     server.run(settings)
+
+
+def retention_followers(ledger: Ledger, settings: Settings) -> Callable[[int], list[str]]:
+    """Which followers have not yet passed a position: the audit relay (unless the audit
+    stream is off), the read models that fold token events, and the ledger's tree."""
+    from adapters.relay_store import relay_status
+    from api.usecases.analytics import analytics_table
+    from projections.analytics import ANALYTICS_TOPICS
+    from projections.tokens import REVOKED_TOPICS, revoked_tokens_table
+
+    def behind(position: int) -> list[str]:
+        names = []
+        relay = relay_status(ledger, relay_name(settings)) if settings.kafka_enabled else None
+        if relay is not None and relay["position"] < position:
+            names.append("the audit relay")
+        for name, table, topics in (
+            ("revoked-tokens", revoked_tokens_table(ledger.datastore), REVOKED_TOPICS),
+            ("analytics", analytics_table(ledger), ANALYTICS_TOPICS),
+        ):
+            if ledger.read(table.position(), 1, stop=position, topics=topics):
+                names.append(f"the {name} read model")
+        tables = ledger_tables(ledger)
+        if tables.exist() and tables.tree().position < position:
+            names.append("the ledger's tree")
+        return names
+
+    return behind
+
+
+def token_retention(ledger: Ledger, settings: Settings, archive_dir: Path) -> TokenRetentionRun:
+    """The retention run over this store, archiving to `archive_dir`."""
+    postgres = sqlite_path(ledger.database_url) is None
+    rows = TokenEventRows(
+        ledger.datastore,
+        postgres=postgres,
+        events_table=getattr(ledger.recorder, "events_table_name", "stored_events"),
+    )
+    return TokenRetentionRun(
+        ledger,
+        rows,
+        ArchiveDirectory(archive_dir),
+        retention_followers(ledger, settings),
+        lambda: exclusive(ledger.database_url, "token-retention"),
+        timedelta(days=settings.token_event_retention),
+    )

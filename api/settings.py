@@ -110,6 +110,8 @@ class Settings:
     ledger_in_serve: bool = True
     ledger_origin: str | None = None
     ledger_checkpoint_interval: float = 60.0
+    token_event_retention: int = 400
+    archive_dir: Path = Path("var/archives")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -189,6 +191,8 @@ class Settings:
             )
         if self.ledger_checkpoint_interval <= 0:
             raise SettingsError("KEYLEDGER_LEDGER_CHECKPOINT_INTERVAL must be positive (seconds)")
+        if not 1 <= self.token_event_retention <= 36_500:
+            raise SettingsError("KEYLEDGER_TOKEN_EVENT_RETENTION must be 1 to 36500 (days)")
         if self.ledger_origin is not None and (
             not self.ledger_origin
             or "+" in self.ledger_origin

@@ -84,13 +84,15 @@ def fill(dsn: str, tokens: int, json_format: bool) -> float:
 def sizes(dsn: str) -> tuple[int, float, float, float]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE keyledger_events")
-        row = conn.execute(
-            "SELECT count(*), pg_relation_size('keyledger_events'), "
-            "pg_indexes_size('keyledger_events'), pg_total_relation_size('keyledger_events') "
-            "FROM keyledger_events"
+        counted = conn.execute("SELECT count(*) FROM keyledger_events").fetchone()
+        row = conn.execute(  # every table of the partitioned store (or the single table)
+            "SELECT sum(pg_relation_size(relid)), sum(pg_indexes_size(relid)), "
+            "sum(pg_total_relation_size(relid)) "
+            "FROM pg_partition_tree('keyledger_events') WHERE isleaf"
         ).fetchone()
     assert row is not None
-    count = int(row[0])
+    assert counted is not None
+    count = int(counted[0])
     return count, row[1] / count, row[2] / count, row[3] / count
 
 

@@ -23,6 +23,7 @@ from api.cli.ledger import ledger
 from api.cli.login import login, logout
 from api.cli.output import CliError
 from api.cli.projections import projections
+from api.cli.retention import retention
 from api.cli.services import detect, relay, serve
 from api.cli.tokens import tokens
 
@@ -63,7 +64,7 @@ def completion(shell: str) -> None:
     click.echo(completer(cli, {}, PROG, "_KEYLEDGER_COMPLETE").source())
 
 
-for command in (serve, relay, detect, projections, analytics, admin, ledger, archive):
+for command in (serve, relay, detect, projections, analytics, admin, ledger, archive, retention):
     cli.add_command(command)
 for command in (login, logout, clients, tokens, keys, alerts):
     cli.add_command(command)

@@ -15,11 +15,13 @@ from api.usecases.ports import ClientLookup, Clock
 from domain.admin_scopes import Admin, Permission
 from domain.oauth_errors import UnauthorizedClient
 from domain.token import IssuedToken, token_id
+from domain.token_periods import issued_period
+from domain.token_retention import TOKEN_RETENTION_ID, TokenRetention
 from projections.tokens import RevokedTokensFollower
 
 
 class TokenNotFound(LookupError):
-    """No token with that jti was ever issued here."""
+    """No token with that jti is in the store: never issued here, or archived and removed."""
 
 
 class TokenRevoker:
@@ -41,9 +43,26 @@ class TokenRevoker:
         try:
             token: object = self._ledger.repository.get(token_id(jti))
         except AggregateNotFoundError:
-            raise TokenNotFound(f"no token with jti {jti}") from None
+            raise TokenNotFound(self._missing(jti)) from None
         assert isinstance(token, IssuedToken)
         return token
+
+    def _missing(self, jti: str) -> str:
+        """Why a jti has no token: its month was archived and removed, or it never was one."""
+        period = issued_period(token_id(jti))
+        if period is not None:
+            try:
+                record: object = self._ledger.repository.get(TOKEN_RETENTION_ID)
+            except AggregateNotFoundError:
+                record = None
+            removed = record.archive_of(period) if isinstance(record, TokenRetention) else None
+            if removed is not None:
+                return (
+                    f"token {jti} was issued in {period}, whose token events were archived in "
+                    f"{removed.archive} and removed from the store on "
+                    f"{removed.removed_at:%Y-%m-%d}; `keyledger archive load` brings them back"
+                )
+        return f"no token with jti {jti}"
 
     def revoke_by_admin(self, jti: str, *, by: Admin, reason: str | None) -> bool:
         """An admin revokes one token; False when it was already revoked or expired."""

@@ -1,0 +1,88 @@
+"""`keyledger retention run`: archive, then remove, the months of token events past retention.
+
+Runs on the installation (it reads KEYLEDGER_DATABASE_URL, KEYLEDGER_TOKEN_EVENT_RETENTION and
+KEYLEDGER_ARCHIVE_DIR); needs no server, no key-encryption key and no pepper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from api.cli import options as o
+from api.cli.ledger import _database_url, _store, database_url_option
+from api.cli.output import CliError, emit, emit_json
+
+ACTOR = "keyledger retention run"
+
+
+@click.group(
+    short_help="Token-event retention: archive and remove old months of tokens.",
+    help="Token events leave the live store a month of tokens at a time, once every token of "
+    "the month has been expired for KEYLEDGER_TOKEN_EVENT_RETENTION days: archived first "
+    "(see `keyledger archive`), the removal recorded as an event naming the archive, then "
+    "removed. Client, key and trust events are never removed.",
+)
+def retention() -> None:
+    pass
+
+
+@retention.command(
+    help="Archive and remove every month of token events past retention, oldest first; "
+    "finish a removal an earlier run left midway. Waits for no one: a month whose events a "
+    "follower (the audit relay, a read model, the ledger's tree) still owes stays, and the "
+    "command says which (exit status 1). One run at a time across replicas.",
+    epilog=o.example(
+        "keyledger retention run --dry-run",
+        "keyledger retention run --archive-dir /mnt/archives",
+    ),
+)
+@database_url_option
+@click.option(
+    "--archive-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the archives go (default: KEYLEDGER_ARCHIVE_DIR).",
+)
+@click.option("--dry-run", is_flag=True, help="say what would go; change nothing")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def run(database_url: str | None, archive_dir: Path | None, dry_run: bool, as_json: bool) -> None:
+    from adapters.token_archives import ArchiveError
+    from adapters.token_event_rows import ArchiveMismatch, SingleTable
+    from api.bootstrap import token_retention
+    from api.settings import Settings
+    from api.usecases.token_retention import AnotherRunner, FollowersBehind
+
+    settings = Settings.from_env()
+    now = datetime.now(UTC)
+    with _store(_database_url(database_url)) as store:
+        runner = token_retention(store, settings, archive_dir or settings.archive_dir)
+        if dry_run:
+            planned = runner.plan(now)
+            if as_json:
+                emit_json({"would_remove": [dataclasses.asdict(p) for p in planned]})
+                return
+            for p in planned:
+                again = " (recorded by an earlier run; finishing it)" if p.recorded else ""
+                emit(
+                    f"would remove {p.period}: removable since {p.removable_since:%Y-%m-%d}{again}"
+                )
+            if not planned:
+                days = settings.token_event_retention
+                emit(f"nothing to remove: no month of tokens is {days} days past expiry")
+            return
+        try:
+            removals = runner.run(now, ACTOR)
+        except (AnotherRunner, FollowersBehind, ArchiveError, ArchiveMismatch, SingleTable) as exc:
+            raise CliError(str(exc)) from None
+    if as_json:
+        emit_json({"removed": [dataclasses.asdict(r) for r in removals]})
+        return
+    for r in removals:
+        emit(
+            f"removed {r.period}: {r.removed} events of {r.tokens} tokens, archived in {r.archive}"
+        )
+    if not removals:
+        emit("nothing removed")

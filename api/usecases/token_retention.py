@@ -1,0 +1,165 @@
+"""`keyledger retention run`: archive, then remove, each month of token events whose tokens
+have all been expired for the retention period (issue 17).
+
+For each such month, in order: its archive is written and verified; every follower that
+needs its events (the audit relay, the read models that fold token events, the ledger's
+tree) must be past the last of them; the removal is recorded as an event naming the archive;
+then the events leave (a dropped month table on PostgreSQL, bounded batches on SQLite). A
+run that stops anywhere leaves either nothing removed (no event yet) or a recorded removal
+that the next run finishes. One runner at a time across replicas (a named lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from eventsourcing.application import AggregateNotFoundError
+
+from adapters.event_store import Ledger
+from adapters.token_archives import ArchiveDirectory, ArchiveError, Manifest
+from adapters.token_event_rows import TokenEventRows
+from domain.token_periods import TokenPeriod, removable_periods
+from domain.token_retention import TOKEN_RETENTION_ID, TokenRetention
+
+
+class AnotherRunner(Exception):
+    """Another retention run holds the lock."""
+
+
+class FollowersBehind(Exception):
+    """A follower still owes events of the period: removing them now would lose them."""
+
+
+@dataclass(frozen=True)
+class Removal:
+    period: str
+    events: int
+    tokens: int
+    archive: str
+    removed: int
+    finished_earlier_run: bool = False
+
+
+@dataclass(frozen=True)
+class Planned:
+    period: str
+    removable_since: datetime
+    recorded: bool  # removed by an earlier run that stopped before the events all left
+
+
+# name of a follower -> whether it has passed this position
+Followers = Callable[[int], list[str]]
+
+
+class TokenRetentionRun:
+    def __init__(
+        self,
+        ledger: Ledger,
+        rows: TokenEventRows,
+        archives: ArchiveDirectory,
+        followers_behind: Followers,
+        lock: Callable[[], AbstractContextManager[bool]],
+        retention: timedelta,
+    ) -> None:
+        self._ledger = ledger
+        self._rows = rows
+        self._archives = archives
+        self._behind = followers_behind
+        self._lock = lock
+        self._retention = retention
+
+    def _retention_record(self, now: datetime) -> TokenRetention:
+        try:
+            found: object = self._ledger.repository.get(TOKEN_RETENTION_ID)
+        except AggregateNotFoundError:
+            return TokenRetention(at=now)
+        assert isinstance(found, TokenRetention)
+        return found
+
+    def _periods(self, record: TokenRetention, now: datetime) -> Iterator[TokenPeriod]:
+        """The periods past retention that may still hold events: those recorded but perhaps
+        unfinished, then every one from the oldest token still stored."""
+        for name in sorted(record.removed):
+            yield TokenPeriod.named(name)
+        first = self._rows.first_period()
+        if first is not None:
+            for period in removable_periods(first, now, self._retention):
+                if period.name not in record.removed:
+                    yield period
+
+    def plan(self, now: datetime) -> list[Planned]:
+        """What a run at `now` would remove (`--dry-run`): nothing is written."""
+        record = self._retention_record(now)
+        planned = []
+        for period in self._periods(record, now):
+            if next(self._rows.period(period, batch=1), None) is None:
+                continue
+            planned.append(
+                Planned(
+                    period.name, period.removable_at(self._retention), period.name in record.removed
+                )
+            )
+        return planned
+
+    def run(self, now: datetime, actor: str) -> list[Removal]:
+        with self._lock() as held:
+            if not held:
+                raise AnotherRunner("another retention run holds the lock; try again later")
+            record = self._retention_record(now)
+            removals = []
+            for period in list(self._periods(record, now)):
+                done = record.archive_of(period)
+                if done is not None:
+                    removed = self._rows.remove(period, done.events)
+                    if removed:
+                        removals.append(
+                            Removal(
+                                period.name, done.events, done.tokens, done.archive, removed, True
+                            )
+                        )
+                    continue
+                removal = self._archive_and_remove(record, period, now, actor)
+                if removal is not None:
+                    removals.append(removal)
+            self._rows.prepare_months(TokenPeriod.of(now))
+            return removals
+
+    def _archive_and_remove(
+        self, record: TokenRetention, period: TokenPeriod, now: datetime, actor: str
+    ) -> Removal | None:
+        if next(self._rows.period(period, batch=1), None) is None:
+            return None  # no token of that month is stored: nothing to archive
+        manifest = self._archives.write(period, self._rows.period(period), now)
+        _, problems = self._archives.verify(period)
+        if problems:
+            raise ArchiveError(f"the archive of {period} does not verify: {'; '.join(problems)}")
+        self._check_followers(period, manifest)
+        record.remove(
+            period=period,
+            archive=self._archives.location(period),
+            sha256=manifest.sha256,
+            events=manifest.events,
+            tokens=manifest.tokens,
+            first_position=manifest.first_position,
+            last_position=manifest.last_position,
+            retention=self._retention,
+            now=now,
+            actor=actor,
+        )
+        self._ledger.save(record)
+        removed = self._rows.remove(period, manifest.events)
+        return Removal(
+            period.name, manifest.events, manifest.tokens, self._archives.location(period), removed
+        )
+
+    def _check_followers(self, period: TokenPeriod, manifest: Manifest) -> None:
+        assert manifest.last_position is not None
+        behind = self._behind(manifest.last_position)
+        if behind:
+            raise FollowersBehind(
+                f"{', '.join(behind)} not past position {manifest.last_position} yet: "
+                f"{period} stays (its archive is written) until they are"
+            )

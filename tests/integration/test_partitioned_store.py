@@ -1,0 +1,140 @@
+"""Issue 17, PostgreSQL: a new store's events table is partitioned so that a month of token
+events can leave by dropping a table. Every event lands where its kind says, one event per
+aggregate version still holds across the partitions, a month whose ids already sit in the
+default table stays there and still leaves, and a store made before partitioning keeps
+working and is never cleaned by a DELETE."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from adapters.event_store import Ledger
+from adapters.postgres_recorder import ensure_token_months, month_table
+from adapters.token_event_rows import SingleTable
+from api.bootstrap import token_retention
+from api.settings import Settings
+from domain.signing_keys import SigningKeys
+from domain.token import IssuedToken, new_jti
+from domain.token_periods import TokenPeriod
+
+NOW = datetime.now(UTC)
+
+
+def token(issued_at: datetime, jti: str | None = None) -> IssuedToken:
+    return IssuedToken(
+        jti=jti or new_jti(issued_at, secrets.token_bytes(10)),
+        client_id=str(uuid.uuid4()),
+        scopes=["a"],
+        audience=["https://api.example.com"],
+        issued_at=issued_at,
+        expires_at=issued_at + timedelta(minutes=5),
+        kid="k",
+        client_version=1,
+        secret_generation=1,
+        auth_method="client_secret_basic",
+    )
+
+
+@pytest.fixture
+def ledger(postgres_url: str) -> Iterator[Ledger]:
+    store = Ledger(postgres_url)
+    yield store
+    store.close()
+
+
+def tables_of(url: str) -> dict[int, str]:
+    with psycopg.connect(url) as conn:
+        return {
+            int(row[0]): str(row[1])
+            for row in conn.execute(
+                "SELECT notification_id, tableoid::regclass::text FROM keyledger_events "
+                "ORDER BY notification_id"
+            )
+        }
+
+
+def test_each_event_lands_in_the_table_its_kind_says(ledger: Ledger, postgres_url: str) -> None:
+    ledger.save(
+        token(NOW),
+        token(NOW, jti=str(uuid.uuid4())),  # an older token: UUIDv4 jti, name-based id
+        SigningKeys(at=NOW),
+        token(datetime(2021, 5, 4, tzinfo=UTC)),  # a month without a table of its own
+    )
+    assert list(tables_of(postgres_url).values()) == [
+        month_table("keyledger_events", TokenPeriod.of(NOW)),
+        "keyledger_events_legacy_tokens",
+        "keyledger_events_kept",
+        "keyledger_events_tokens_default",
+    ]
+
+
+def test_month_tables_are_made_a_year_ahead(postgres_url: str, ledger: Ledger) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        names = {
+            row[0]
+            for row in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'keyledger_events_tokens'::regclass"
+            )
+        }
+    period = TokenPeriod.of(NOW)
+    for _ in range(13):
+        assert month_table("keyledger_events", period) in names
+        period = period.next()
+
+
+def test_one_event_per_aggregate_version_still_holds(ledger: Ledger) -> None:
+    first = token(NOW)
+    ledger.save(first)
+    with pytest.raises(IntegrityError):
+        ledger.save(token(NOW, jti=first.jti))  # the same token id, version 1 again
+
+
+def store_settings(url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=url, keys_dir=tmp_path / "keys", kafka_bootstrap="off")
+
+
+def test_a_month_already_in_the_default_table_stays_there_and_still_leaves(
+    ledger: Ledger, postgres_url: str, tmp_path: Path
+) -> None:
+    old = TokenPeriod(2021, 5)
+    ledger.save(*(token(old.start + timedelta(days=n)) for n in range(3)))
+    with psycopg.connect(postgres_url) as conn, conn.cursor() as curs:
+        assert ensure_token_months(curs, "public", "keyledger_events", old, months=0) == [old]
+    runner = token_retention(ledger, store_settings(postgres_url, tmp_path), tmp_path)
+    runner._behind = lambda position: []  # no read model in this test
+    [removal] = runner.run(NOW, "test")
+    assert (removal.period, removal.removed) == ("2021-05", 3)
+    assert "keyledger_events_tokens_default" not in tables_of(postgres_url).values()
+
+
+def test_a_store_made_before_partitioning_keeps_working_and_refuses_a_delete(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # as versions before made it
+        conn.execute(
+            "CREATE TABLE keyledger_events (originator_id uuid NOT NULL, "
+            "originator_version bigint NOT NULL, topic text, state bytea, "
+            "notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+        )
+        conn.execute("CREATE UNIQUE INDEX ON keyledger_events (notification_id)")
+    store = Ledger(postgres_url)
+    try:
+        old = token(datetime(2021, 5, 4, tzinfo=UTC))
+        store.save(old, token(NOW))
+        assert store.head() == 2
+        runner = token_retention(store, store_settings(postgres_url, tmp_path), tmp_path)
+        runner._behind = lambda position: []
+        with pytest.raises(SingleTable, match="created before token events were partitioned"):
+            runner.run(NOW, "test")
+        assert store.repository.get(old.id).jti == old.jti  # nothing removed
+    finally:
+        store.close()
