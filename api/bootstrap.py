@@ -54,7 +54,7 @@ from api.usecases.ports import Clock
 from api.usecases.projection_status import relay_lag
 from api.usecases.revocation import TokenRevoker
 from api.usecases.signing_keys import SigningKeyAdmin, SigningKeysKeeper
-from api.usecases.token_retention import TokenRetentionRun
+from api.usecases.token_retention import RetentionSchedule, TokenRetentionRun
 from domain.admin_scopes import TOKENS, Admin
 from domain.anomaly_detection import RULES, Alert, Thresholds
 from domain.installation import Installation
@@ -445,6 +445,7 @@ class Runtime:
     key_keeper: SigningKeysKeeper | None = None
     ledger_service: LedgerService | None = None
     ledger_admin: LedgerAdmin | None = None
+    retention: RetentionSchedule | None = None
     tracing: Tracing = field(default_factory=NoTracing)
     reports: AnalyticsReports = field(init=False)
     ledger_queries: LedgerQueries = field(init=False)
@@ -477,6 +478,8 @@ class Runtime:
             self.committer.start()
         if self.ledger_service is not None:
             self._tasks.append(asyncio.create_task(self.ledger_service.run(), name="ledger"))
+        if self.retention is not None:
+            self.retention.start()
         if not self.settings.kafka_enabled:
             log.warning(
                 "KEYLEDGER_KAFKA_BOOTSTRAP=off: the audit stream is disabled; no events or "
@@ -494,6 +497,8 @@ class Runtime:
             self.relay.stop()
         if self.ledger_service is not None:
             self.ledger_service.stop()
+        if self.retention is not None:
+            self.retention.stop()
         for task in self._tasks:
             if task.get_name() not in ("audit-relay", "ledger"):
                 task.cancel()
@@ -642,6 +647,16 @@ def build(
             clock,
             settings.ledger_name,
             nudge=ledger_service.nudge if ledger_service is not None else None,
+        ),
+        retention=(
+            RetentionSchedule(
+                token_retention(ledger, settings, settings.archive_dir),
+                clock.now,
+                settings.retention_interval,
+                first_after=min(5.0, settings.retention_interval),
+            )
+            if settings.retention_in_serve
+            else None
         ),
         tracing=tracing,
     )

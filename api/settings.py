@@ -112,6 +112,8 @@ class Settings:
     ledger_checkpoint_interval: float = 60.0
     token_event_retention: int = 400
     archive_dir: Path = Path("var/archives")
+    retention_in_serve: bool = False
+    retention_interval: float = 86_400.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -193,6 +195,8 @@ class Settings:
             raise SettingsError("KEYLEDGER_LEDGER_CHECKPOINT_INTERVAL must be positive (seconds)")
         if not 1 <= self.token_event_retention <= 36_500:
             raise SettingsError("KEYLEDGER_TOKEN_EVENT_RETENTION must be 1 to 36500 (days)")
+        if self.retention_interval <= 0:
+            raise SettingsError("KEYLEDGER_RETENTION_INTERVAL must be positive (seconds)")
         if self.ledger_origin is not None and (
             not self.ledger_origin
             or "+" in self.ledger_origin

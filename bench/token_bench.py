@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +28,10 @@ from domain.token import IssuedToken
 from tests.e2e.server import cli_json, environment, free_port, serve
 from tests.otlp_collector import otlp_collector
 
+INSTALL = (
+    "from api.bootstrap import prepare; from api.settings import Settings; "
+    "prepare(Settings.from_env(), create=True)"
+)
 LUA = """
 wrk.method = "POST"
 wrk.body = "grant_type=client_credentials&scope=invoices:read"
@@ -58,10 +63,27 @@ def count_issued(dsn: str) -> int:
 def token_server(
     label: str, dsn: str, workdir: Path, args: argparse.Namespace, **extra: str
 ) -> Iterator[tuple[str, Path]]:
-    """`serve` on `dsn` with a registered client, warmed up: its URL and the wrk script."""
+    """`serve` on `dsn` with a registered client, warmed up: its URL and the wrk script.
+    With PYTHONPATH in `extra` (another commit's tree), that tree also sets the store up, so
+    the tables are the ones its own code makes."""
+    other_tree = "PYTHONPATH" in extra
     env = environment(
-        dsn, workdir / "keys", free_port(), KEYLEDGER_WORKERS=str(args.workers), **extra
+        dsn,
+        workdir / "keys",
+        free_port(),
+        install=not other_tree,
+        KEYLEDGER_WORKERS=str(args.workers),
+        **extra,
     )
+    if other_tree:
+        subprocess.run(  # from that tree: `-c` puts the working directory first on the path
+            [sys.executable, "-c", INSTALL],
+            env=env,
+            cwd=extra["PYTHONPATH"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     with serve(env, log=workdir / f"{label}.log") as base:
         created = cli_json(
             env, "clients", "register", "--name", "bench", "--scope", "invoices:read"

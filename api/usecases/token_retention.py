@@ -11,6 +11,8 @@ that the next run finishes. One runner at a time across replicas (a named lock).
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -23,6 +25,8 @@ from adapters.token_archives import ArchiveDirectory, ArchiveError, Manifest
 from adapters.token_event_rows import TokenEventRows
 from domain.token_periods import TokenPeriod, removable_periods
 from domain.token_retention import TOKEN_RETENTION_ID, TokenRetention
+
+log = logging.getLogger("keyledger")
 
 
 class AnotherRunner(Exception):
@@ -163,3 +167,58 @@ class TokenRetentionRun:
                 f"{', '.join(behind)} not past position {manifest.last_position} yet: "
                 f"{period} stays (its archive is written) until they are"
             )
+
+
+class RetentionSchedule:
+    """`retention run` inside `serve` (KEYLEDGER_RETENTION_IN_SERVE): once a few seconds after
+    start, then every `interval` seconds, on a thread of its own; the named lock lets one
+    replica run at a time, the others find nothing left or the lock taken."""
+
+    def __init__(
+        self,
+        runner: TokenRetentionRun,
+        now: Callable[[], datetime],
+        interval: float,
+        first_after: float = 5.0,
+    ) -> None:
+        self._runner = runner
+        self._now = now
+        self._interval = interval
+        self._first_after = first_after
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="token-retention", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()  # a run in progress finishes its current month; the thread is a daemon
+
+    def _loop(self) -> None:
+        wait = self._first_after
+        while not self._stop.wait(wait):
+            self.run_once()
+            wait = self._interval
+
+    def run_once(self) -> None:
+        try:
+            removals = self._runner.run(self._now(), "keyledger serve")
+        except AnotherRunner:
+            log.info("token retention: another replica is running it")
+        except FollowersBehind as behind:
+            log.warning("token retention waits: %s", behind)
+        except Exception:
+            log.exception("token retention failed; it runs again in %.0f s", self._interval)
+        else:
+            for r in removals:
+                log.info(
+                    "token retention removed %s: %d events of %d tokens, archived in %s",
+                    r.period,
+                    r.removed,
+                    r.tokens,
+                    r.archive,
+                )
+        finally:
+            self.runs += 1

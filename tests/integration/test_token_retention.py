@@ -319,3 +319,21 @@ async def test_a_removed_token_answers_where_it_was_archived(
         never = await http.get(f"/admin/tokens/{new_jti(NOW, bytes(10))}", headers=bearer(admin))
         assert never.status_code == 404
         assert "no token with jti" in never.text
+
+
+async def test_serve_runs_retention_itself_when_asked(settings: Settings, tmp_path: Path) -> None:
+    scheduled = replace(
+        settings,
+        retention_in_serve=True,
+        retention_interval=0.2,
+        archive_dir=tmp_path / "archives",
+    )
+    async with running(scheduled) as (_, runtime):
+        made = tokens_in(OLD[0], 3)
+        runtime.ledger.save(*made)
+        async with asyncio.timeout(30):
+            while any(t.id in runtime.ledger.repository for t in made):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)  # the schedule's thread removes them
+        assert (tmp_path / "archives" / "tokens-2024-01.manifest.json").exists()
+        record = runtime.ledger.repository.get(TOKEN_RETENTION_ID)
+        assert record.removed["2024-01"].events == 4
