@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.assertion_bench
 	$(BIN)/python -m bench.ledger_bench
 	$(BIN)/python -m bench.storage_bench
+	$(BIN)/python -m bench.retention_bench
 
 # Mutation testing of the rule modules ([tool.mutmut] in pyproject.toml): a fresh run, then the
 # kill rate per module (bench/mutation_equivalents.toml: the survivors no test can kill).

@@ -22,9 +22,11 @@ leave by dropping a table instead of a DELETE that bloats the live one:
         keyledger_events_tokens_default      ids of months without a table of their own
 
 The append function derives `kind` from the topic and the id's version, and an aggregate's
-kind never changes, so the primary key (id, version, kind) still allows one event per
-version. Month tables are made a year ahead at every start and every retention run. A store
-created before keeps its single table and its own append function.
+kind never changes: each partition's primary key (id, version) is then unique across the
+store, one event per version as before, with index entries no wider than before. `kind`
+sits between the version and the topic, in padding the row had anyway. Month tables are made
+a year ahead at every start and every retention run. A store created before keeps its single
+table and its own append function.
 
 The batch travels as one array per column (`uuid[]`, `bigint[]`, `text[]`, `bytea[]`), which
 psycopg dumps natively, rather than an array of a composite type, which it dumps as text
@@ -52,7 +54,7 @@ log = logging.getLogger("keyledger")
 MONTHS_AHEAD = 12
 
 # Serialises schema creation across processes (CREATE OR REPLACE FUNCTION is not race-safe).
-_SCHEMA_LOCK_KEY = 0x6B6C_6564_6765_72  # "kledger"
+SCHEMA_LOCK_KEY = 0x6B6C_6564_6765_72  # "kledger"
 
 
 class GroupCommitPostgresApplicationRecorder(PostgresApplicationRecorder):
@@ -96,7 +98,7 @@ class GroupCommitPostgresApplicationRecorder(PostgresApplicationRecorder):
         )
 
     def _create_table(self, curs: Cursor[DictRow]) -> None:
-        curs.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         curs.execute(
             "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relname = %s",
@@ -160,18 +162,20 @@ def partitioned_layout(
     return [
         SQL(
             "CREATE TABLE IF NOT EXISTS {t} (originator_id uuid NOT NULL, "
-            "originator_version bigint NOT NULL, topic text, state bytea, "
-            "notification_id bigserial, kind smallint NOT NULL, "
-            "PRIMARY KEY (originator_id, originator_version, kind)) PARTITION BY LIST (kind)"
+            "originator_version bigint NOT NULL, kind smallint NOT NULL, topic text, "
+            "state bytea, notification_id bigserial) PARTITION BY LIST (kind)"
         ).format(t=name()),
-        SQL("CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} FOR VALUES IN (0) {v}").format(
-            p=name("_kept"), t=name(), v=_autovacuum()
-        ),
-        SQL("CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} FOR VALUES IN (2) {v}").format(
-            p=name("_legacy_tokens"), t=name(), v=_autovacuum()
-        ),
         SQL(
-            "CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} FOR VALUES IN (1) "
+            "CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} "
+            "(PRIMARY KEY (originator_id, originator_version)) FOR VALUES IN (0) {v}"
+        ).format(p=name("_kept"), t=name(), v=_autovacuum()),
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} "
+            "(PRIMARY KEY (originator_id, originator_version)) FOR VALUES IN (2) {v}"
+        ).format(p=name("_legacy_tokens"), t=name(), v=_autovacuum()),
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} "
+            "(PRIMARY KEY (originator_id, originator_version)) FOR VALUES IN (1) "
             "PARTITION BY RANGE (originator_id)"
         ).format(p=name("_tokens"), t=name()),
         SQL("CREATE TABLE IF NOT EXISTS {p} PARTITION OF {t} DEFAULT {v}").format(

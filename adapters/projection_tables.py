@@ -15,6 +15,7 @@ from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
+from adapters.postgres_recorder import SCHEMA_LOCK_KEY
 from domain.client_record import ClientRecord
 
 R = TypeVar("R")
@@ -118,6 +119,12 @@ class PostgresProjectionTable(_Operations[R], PostgresTrackingRecorder):
         self._upsert_sql = SQL(UPSERT.replace("{1}", "%s")).format(name)
         self._select_sql = SQL("SELECT record FROM {0}").format(name)
         self._range_sql = SQL(_RANGE.replace("?", "%s")).format(name)
+
+    def _create_table(self, curs: Any) -> None:
+        """Under the schema lock: two workers starting at once on a fresh database would
+        otherwise race on CREATE TABLE IF NOT EXISTS, and one fails (its row type exists)."""
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        super()._create_table(curs)
 
 
 class SQLiteProjectionTable(_Operations[R], SQLiteTrackingRecorder):

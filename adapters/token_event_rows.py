@@ -127,7 +127,19 @@ class TokenEventRows:
             if row is None or row[0] is None:
                 return 0
             curs.execute("SET LOCAL lock_timeout = '10s'")
-            curs.execute(SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
+            # In the order writers and readers take them, root first, or a writer holding the
+            # root and waiting for this month deadlocks with this drop waiting for the root:
+            # the writers' lock (no append meanwhile), then every token table (readers done).
+            curs.execute(
+                SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
+                    Identifier(self._schema, self._events)
+                )
+            )
+            curs.execute(
+                SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                    Identifier(self._schema, f"{self._events}_tokens")
+                )
+            )
             curs.execute(SQL("SELECT count(*) FROM {}").format(table))
             counted = curs.fetchone()
             held = int(counted[0]) if counted else 0

@@ -93,7 +93,7 @@ def sizes(dsn: str) -> tuple[int, float, float, float]:
     assert row is not None
     assert counted is not None
     count = int(counted[0])
-    return count, row[1] / count, row[2] / count, row[3] / count
+    return count, row[0] / count, row[1] / count, row[2] / count
 
 
 def main() -> int:
