@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
@@ -39,11 +39,19 @@ def stored_rows(tables: Any) -> Iterator[tuple[int, Any, int, str, bytes]]:
 
 
 class StoreEntries:
-    def __init__(self, tables: Any) -> None:
+    """The store's events, and those retention moved to archives (`archived`: each an
+    iterable of the same rows), merged back in position order."""
+
+    def __init__(self, tables: Any, archived: Iterable[Iterable[Any]] = ()) -> None:
         self._tables = tables
+        self._archived = archived
 
     def entries(self) -> list[LedgerEntry]:
-        return [LedgerEntry.of_row(*row) for row in stored_rows(self._tables)]
+        rows = list(stored_rows(self._tables))
+        moved = [row for archive in self._archived for row in archive]
+        if moved:
+            rows = sorted([*rows, *moved], key=lambda row: row[0])
+        return [LedgerEntry.of_row(*row) for row in rows]
 
 
 def write_export(tables: Any, out: IO[str]) -> int:

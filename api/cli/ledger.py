@@ -106,6 +106,12 @@ database_url_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Recompute from this export instead of the store.",
 )
+@click.option(
+    "--archive-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the archives of token events removed by retention are, when not where each "
+    "removal recorded them; their events are verified with the store's.",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def verify(
     database_url: str | None,
@@ -113,6 +119,7 @@ def verify(
     checkpoint_files: tuple[Path, ...],
     audit_topic: bool,
     export_file: Path | None,
+    archive_dir: Path | None,
     as_json: bool,
 ) -> None:
     from adapters.ledger_signer import ed25519_verify
@@ -157,7 +164,11 @@ def verify(
                     click.echo(
                         "note: no --key given: trusting the store's own ledger keys", err=True
                     )
-                source: Any = ExportEntries(export_file) if export_file else StoreEntries(tables)
+                source: Any = (
+                    ExportEntries(export_file)
+                    if export_file
+                    else StoreEntries(tables, _archived(store, archive_dir))
+                )
                 report = verify_ledger(
                     source, [*stored, *notes], verifier_keys, ed25519_verify, recorded=tables
                 )
@@ -184,6 +195,41 @@ def _verify_topic(notes: list[tuple[str, str]], keys: list[Any]) -> Verification
     except Exception as exc:  # aiokafka's errors: the broker, its TLS or SASL
         raise CliError(f"reading {settings.audit_topic}: {type(exc).__name__}: {exc}") from None
     return verify_ledger(source, [*source.notes, *notes], keys, ed25519_verify)
+
+
+def _archived(store: Ledger, archive_dir: Path | None) -> list[list[Any]]:
+    """The rows of every archive retention removed from the store, each archive checked
+    against its manifest and against the hash its removal recorded."""
+    from eventsourcing.application import AggregateNotFoundError
+
+    from adapters.token_archives import ArchiveDirectory, ArchiveError
+    from domain.token_periods import TokenPeriod
+    from domain.token_retention import TOKEN_RETENTION_ID
+
+    try:
+        record: Any = store.repository.get(TOKEN_RETENTION_ID)
+    except AggregateNotFoundError:
+        return []
+    archived = []
+    for name, removed in sorted(record.removed.items()):
+        period = TokenPeriod.named(name)
+        directory = ArchiveDirectory(archive_dir or Path(removed.archive).parent)
+        manifest = directory.manifest(period)
+        try:
+            if manifest is None:
+                raise ArchiveError(f"no archive of {period} in {directory}")
+            if manifest.sha256 != removed.sha256:
+                raise ArchiveError(
+                    f"the archive of {period} in {directory} is not the one its removal "
+                    f"recorded (SHA-256 {manifest.sha256}, recorded {removed.sha256})"
+                )
+            archived.append(list(directory.rows(period)))
+        except ArchiveError as exc:
+            raise CliError(
+                f"{exc}: its {removed.events} events cannot be verified "
+                "(--archive-dir names where the archives are)"
+            ) from None
+    return archived
 
 
 def _tables(store: Ledger) -> Any:

@@ -6,6 +6,7 @@ the removal back, a second runner waits its turn, and a run that stopped midway 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import threading
 import uuid
@@ -13,12 +14,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
 from click.testing import CliRunner
 
 from adapters.event_store import Ledger
+from adapters.ledger_signer import note_key
 from adapters.ledger_sources import stored_rows
 from adapters.token_archives import ArchiveDirectory
 from api.bootstrap import ledger_tables, token_retention
@@ -27,12 +30,14 @@ from api.settings import Settings
 from api.usecases.analytics import analytics_follower
 from api.usecases.token_retention import AnotherRunner, FollowersBehind, TokenRetentionRun
 from domain.admin_scopes import READ
+from domain.ledger_keys import LEDGER_KEYS_ID
 from domain.signing_keys import SigningKeys
 from domain.token import IssuedToken, new_jti
 from domain.token_periods import TokenPeriod
 from domain.token_retention import TOKEN_RETENTION_ID, TokenRetention
 from projections.tokens import RevokedTokensFollower, RevokedTokensView, revoked_tokens_table
 from tests.integration.helpers import FORM, basic, register, running, stored_token
+from tests.integration.test_ledger_checkpoints import service
 from tests.integration.test_signing_keys_admin_api import bearer, token_for
 
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
@@ -337,3 +342,30 @@ async def test_serve_runs_retention_itself_when_asked(settings: Settings, tmp_pa
         assert (tmp_path / "archives" / "tokens-2024-01.manifest.json").exists()
         record = runtime.ledger.repository.get(TOKEN_RETENTION_ID)
         assert record.removed["2024-01"].events == 4
+
+
+def test_the_ledger_still_verifies_after_a_removal_from_the_archives(
+    ledger: Ledger, settings: Settings, tmp_path: Path
+) -> None:
+    fill(ledger)
+    tree_ledger, _, builder = service(settings.database_url)
+    builder.step(force=True)  # the tree over every event, and a signed checkpoint
+    builder.step()
+    keys: Any = tree_ledger.repository.get(LEDGER_KEYS_ID)
+    key = note_key(keys.current).encoded()
+    assert [r.period for r in token_retention(ledger, settings, tmp_path / "a").run(NOW, "t")] == [
+        "2024-01",
+        "2024-02",
+    ]
+    args = ["ledger", "verify", "--database-url", settings.database_url, "--key", key]
+
+    verified = CliRunner().invoke(cli, [*args, "--json"])
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["events"] == len(kept_rows(ledger)) + 14
+
+    (tmp_path / "a").rename(tmp_path / "moved")
+    lost = CliRunner().invoke(cli, args)
+    assert lost.exit_code == 1
+    assert "no archive of 2024-01" in lost.stderr
+    found = CliRunner().invoke(cli, [*args, "--archive-dir", str(tmp_path / "moved")])
+    assert found.exit_code == 0, found.output
