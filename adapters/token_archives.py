@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import json
 import os
+import secrets
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -132,12 +133,51 @@ class ArchiveDirectory:
     def location(self, period: TokenPeriod) -> str:
         return str(self.path / file_names(period)[0])
 
-    def write(self, period: TokenPeriod, rows: Iterable[Row], written_at: datetime) -> Manifest:
+    def write(
+        self,
+        period: TokenPeriod,
+        rows: Iterable[Row],
+        written_at: datetime,
+        *,
+        replace: bool = False,
+    ) -> Manifest:
         """Archive `rows` (the period's token events in id and version order); the manifest
-        is on disk when this returns, and not before."""
+        is on disk when this returns, and not before. An existing archive of the period is
+        replaced only when asked (its manifest goes first, so a replacement that stops midway
+        leaves no archive, never a manifest beside another archive's data)."""
         self.path.mkdir(parents=True, exist_ok=True)
         data_name, manifest_name = file_names(period)
-        temporary = self.path / f".{data_name}.partial"
+        if (self.path / manifest_name).exists():
+            if not replace:
+                raise ArchiveError(f"an archive of {period} exists in {self.path} already")
+            (self.path / manifest_name).unlink()
+        temporary = self.path / f".{data_name}.{secrets.token_hex(6)}.partial"  # one per writer
+        try:
+            events, tokens, first, last, blocks = self._write_rows(period, rows, temporary)
+        except BaseException:
+            temporary.unlink(missing_ok=True)  # an interrupted archive leaves nothing behind
+            raise
+        manifest = Manifest(
+            period=period.name,
+            file=data_name,
+            events=events,
+            tokens=tokens,
+            first_position=first,
+            last_position=last,
+            sha256=_file_sha256(temporary),
+            blocks=blocks,
+            written_at=written_at.isoformat(),
+        )
+        _replace_durably(temporary, self.path / data_name)
+        manifest_temporary = self.path / f".{manifest_name}.{secrets.token_hex(6)}.partial"
+        manifest_temporary.write_text(manifest.to_json(), encoding="utf-8")
+        _replace_durably(manifest_temporary, self.path / manifest_name)
+        return manifest
+
+    @staticmethod
+    def _write_rows(
+        period: TokenPeriod, rows: Iterable[Row], temporary: Path
+    ) -> tuple[int, int, int | None, int | None, list[str]]:
         events, tokens, first, last = 0, 0, None, None
         blocks: list[str] = []
         block = hashlib.sha256()
@@ -165,22 +205,7 @@ class ArchiveDirectory:
                         block = hashlib.sha256()
             if events % BLOCK_LINES:
                 blocks.append(block.hexdigest())
-        manifest = Manifest(
-            period=period.name,
-            file=data_name,
-            events=events,
-            tokens=tokens,
-            first_position=first,
-            last_position=last,
-            sha256=_file_sha256(temporary),
-            blocks=blocks,
-            written_at=written_at.isoformat(),
-        )
-        _replace_durably(temporary, self.path / data_name)
-        manifest_temporary = self.path / f".{manifest_name}.partial"
-        manifest_temporary.write_text(manifest.to_json(), encoding="utf-8")
-        _replace_durably(manifest_temporary, self.path / manifest_name)
-        return manifest
+        return events, tokens, first, last, blocks
 
     def manifest(self, period: TokenPeriod) -> Manifest | None:
         """The period's manifest; None when there is none (never written, or interrupted)."""

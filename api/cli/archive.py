@@ -58,6 +58,18 @@ def _located(path: Path) -> tuple[Path, TokenPeriod]:
     return path.parent, _period(match.group(1))
 
 
+def _removed(store: Ledger, period: TokenPeriod) -> bool:
+    from eventsourcing.application import AggregateNotFoundError
+
+    from domain.token_retention import TOKEN_RETENTION_ID
+
+    try:
+        record: Any = store.repository.get(TOKEN_RETENTION_ID)
+    except AggregateNotFoundError:
+        return False
+    return record.archive_of(period) is not None
+
+
 def _rows(store: Ledger) -> TokenEventRows:
     from adapters.named_lock import sqlite_path
     from adapters.token_event_rows import TokenEventRows
@@ -84,15 +96,31 @@ def _rows(store: Ledger) -> TokenEventRows:
     help="The directory to write to (created if missing).",
 )
 @database_url_option
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Write it again over an existing archive of the period (never over the archive of a "
+    "period retention removed: that archive is the only copy).",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
-def write(period: str, directory: Path, database_url: str | None, as_json: bool) -> None:
-    from adapters.token_archives import ArchiveDirectory, describe
+def write(
+    period: str, directory: Path, database_url: str | None, replace: bool, as_json: bool
+) -> None:
+    from adapters.token_archives import ArchiveDirectory, ArchiveError, describe
 
     chosen = _period(period)
     with _store(_database_url(database_url)) as store:
-        manifest = ArchiveDirectory(directory).write(
-            chosen, _rows(store).period(chosen), datetime.now(UTC)
-        )
+        if _removed(store, chosen):
+            raise CliError(
+                f"{chosen} was removed from the store by retention: its archive is the only "
+                "copy of its events (`keyledger archive load` brings them back)"
+            )
+        try:
+            manifest = ArchiveDirectory(directory).write(
+                chosen, _rows(store).period(chosen), datetime.now(UTC), replace=replace
+            )
+        except ArchiveError as exc:
+            raise CliError(f"{exc} (--replace writes it again)") from None
     _show(describe(manifest), as_json, f"archived {manifest.events} events of {chosen}")
 
 

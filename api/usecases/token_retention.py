@@ -136,7 +136,8 @@ class TokenRetentionRun:
     ) -> Removal | None:
         if next(self._rows.period(period, batch=1), None) is None:
             return None  # no token of that month is stored: nothing to archive
-        manifest = self._archives.write(period, self._rows.period(period), now)
+        # Not removed yet: the store holds the period whole, so an older archive is replaced.
+        manifest = self._archives.write(period, self._rows.period(period), now, replace=True)
         _, problems = self._archives.verify(period)
         if problems:
             raise ArchiveError(f"the archive of {period} does not verify: {'; '.join(problems)}")

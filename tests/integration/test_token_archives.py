@@ -238,3 +238,15 @@ def test_a_period_is_a_month_as_yyyy_mm(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["archive", "write", "2026-13", "--to", str(tmp_path)])
     assert result.exit_code == 2
     assert "not a month between 1970-01 and 9998-12" in result.output
+
+
+def test_an_archive_is_not_written_over_unless_asked(ledger: Ledger, tmp_path: Path) -> None:
+    fill(ledger, 3)
+    archives = ArchiveDirectory(tmp_path)
+    first = archives.write(NOVEMBER, rows_of(ledger).period(NOVEMBER), NOW)
+    with pytest.raises(ArchiveError, match="an archive of 2026-11 exists"):
+        archives.write(NOVEMBER, iter([]), NOW)
+    assert archives.verify(NOVEMBER) == (first, [])
+    again = archives.write(NOVEMBER, rows_of(ledger).period(NOVEMBER), NOW, replace=True)
+    assert again.sha256 == first.sha256  # the same events, the same bytes
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

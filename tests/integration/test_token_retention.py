@@ -369,3 +369,18 @@ def test_the_ledger_still_verifies_after_a_removal_from_the_archives(
     assert "no archive of 2024-01" in lost.stderr
     found = CliRunner().invoke(cli, [*args, "--archive-dir", str(tmp_path / "moved")])
     assert found.exit_code == 0, found.output
+
+
+def test_the_archive_of_a_removed_month_is_never_written_over(
+    ledger: Ledger, settings: Settings, tmp_path: Path
+) -> None:
+    fill(ledger)
+    token_retention(ledger, settings, tmp_path).run(NOW, "test")
+    before = (tmp_path / "tokens-2024-01.jsonl.gz").read_bytes()
+    url = ["--database-url", settings.database_url]
+    result = CliRunner().invoke(
+        cli, ["archive", "write", "2024-01", "--to", str(tmp_path), "--replace", *url]
+    )
+    assert result.exit_code == 1
+    assert "2024-01 was removed from the store by retention" in result.stderr
+    assert (tmp_path / "tokens-2024-01.jsonl.gz").read_bytes() == before
