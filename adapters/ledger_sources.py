@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import heapq
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -40,24 +41,28 @@ def stored_rows(tables: Any) -> Iterator[tuple[int, Any, int, str, bytes]]:
 
 class StoreEntries:
     """The store's events, and those retention moved to archives (`archived`: each an
-    iterable of the same rows), merged back in position order."""
+    iterable of the same rows in position order), merged back in position order."""
 
     def __init__(self, tables: Any, archived: Iterable[Iterable[Any]] = ()) -> None:
         self._tables = tables
         self._archived = archived
 
     def entries(self) -> list[LedgerEntry]:
-        rows = list(stored_rows(self._tables))
-        moved = [row for archive in self._archived for row in archive]
-        if moved:
-            rows = sorted([*rows, *moved], key=lambda row: row[0])
-        return [LedgerEntry.of_row(*row) for row in rows]
+        return [LedgerEntry.of_row(*row) for row in with_archived(self._tables, self._archived)]
 
 
-def write_export(tables: Any, out: IO[str]) -> int:
+def with_archived(
+    tables: Any, archived: Iterable[Iterable[Any]] = ()
+) -> Iterator[tuple[int, Any, int, str, bytes]]:
+    """Every stored row and every archived one, in position order (each read once, forward)."""
+    return heapq.merge(stored_rows(tables), *archived, key=lambda row: int(row[0]))
+
+
+def write_export(rows: Iterable[tuple[int, Any, int, str, bytes]], out: IO[str]) -> int:
+    """`rows` (`with_archived`) as an export: a header line, then one JSON line per event."""
     out.write(json.dumps({"format": EXPORT_FORMAT}) + "\n")
     count = 0
-    for position, originator_id, version, topic, state in stored_rows(tables):
+    for position, originator_id, version, topic, state in rows:
         line = {
             "position": position,
             "originator_id": str(originator_id),

@@ -3,8 +3,9 @@
 An archive holds the token events of one period (the month, UTC, their tokens were issued in,
 domain/token_periods.py) exactly as the store held them: after a header line, one JSON line
 per event with its position, token id, version, topic and stored state in base64 (the line
-`keyledger ledger export` writes, so every ledger leaf can be recomputed from it), in token id
-and version order, gzip-compressed (`tokens-2026-11.jsonl.gz`).
+`keyledger ledger export` writes, so every ledger leaf can be recomputed from it), in position
+order (the order followers read the log in, so a replay can merge an archive back into it),
+gzip-compressed (`tokens-2026-11.jsonl.gz`).
 
 Beside it, the manifest (`tokens-2026-11.manifest.json`): the format, the period, how many
 events and tokens, the first and last position, the SHA-256 of the compressed file and of
@@ -131,7 +132,9 @@ class ArchiveDirectory:
         return str(self.path)
 
     def location(self, period: TokenPeriod) -> str:
-        return str(self.path / file_names(period)[0])
+        """The archive's data file, as an absolute path (recorded by a removal: read back
+        from any working directory)."""
+        return str(self.path.absolute() / file_names(period)[0])
 
     def write(
         self,
@@ -141,7 +144,7 @@ class ArchiveDirectory:
         *,
         replace: bool = False,
     ) -> Manifest:
-        """Archive `rows` (the period's token events in id and version order); the manifest
+        """Archive `rows` (the period's token events in position order); the manifest
         is on disk when this returns, and not before. An existing archive of the period is
         replaced only when asked (its manifest goes first, so a replacement that stops midway
         leaves no archive, never a manifest beside another archive's data)."""
@@ -181,7 +184,7 @@ class ArchiveDirectory:
         events, tokens, first, last = 0, 0, None, None
         blocks: list[str] = []
         block = hashlib.sha256()
-        previous: tuple[UUID, int] | None = None
+        previous: int | None = None
         with temporary.open("wb") as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as out:
                 out.write(_header(period))
@@ -189,11 +192,10 @@ class ArchiveDirectory:
                     position, token_id, version = row[0], row[1], row[2]
                     if not period.holds(token_id):
                         raise ArchiveError(f"token {token_id} was not issued in {period}")
-                    if previous is not None and (token_id, version) <= previous:
-                        raise ArchiveError(f"rows out of token id order at {token_id}")
-                    if previous is None or token_id != previous[0]:
-                        tokens += 1
-                    previous = (token_id, version)
+                    if previous is not None and position <= previous:
+                        raise ArchiveError(f"rows out of position order at {position}")
+                    tokens += version == 1  # a token's first event: it was issued
+                    previous = position
                     line = _line(row)
                     out.write(line)
                     block.update(line)
@@ -261,7 +263,7 @@ def _problems(path: Path, manifest: Manifest, period: TokenPeriod) -> Iterator[s
 
 def _line_problems(path: Path, manifest: Manifest, period: TokenPeriod) -> Iterator[str]:
     events, tokens, number = 0, 0, 1
-    previous: tuple[UUID, int] | None = None
+    previous: int | None = None
     block = hashlib.sha256()
     try:
         with gzip.open(path, "rb") as lines:
@@ -278,11 +280,10 @@ def _line_problems(path: Path, manifest: Manifest, period: TokenPeriod) -> Itera
                 else:
                     if not period.holds(token_id):
                         yield f"line {number}: token {token_id} was not issued in {period}"
-                    if previous is not None and (token_id, version) <= previous:
-                        yield f"line {number}: out of token id and version order"
-                    if previous is None or token_id != previous[0]:
-                        tokens += 1
-                    previous = (token_id, version)
+                    if previous is not None and position <= previous:
+                        yield f"line {number}: out of position order"
+                    tokens += version == 1
+                    previous = position
                     if not (
                         manifest.first_position is not None
                         and manifest.last_position is not None

@@ -175,20 +175,40 @@ class TokenEventRows:
             return int(cursor.rowcount or 0)
 
     def period(self, period: TokenPeriod, batch: int = _BATCH) -> Iterator[Row]:
-        """The period's token events in token id and version order, read in batches."""
+        """The period's token events in position order (the order followers read them in),
+        read in batches."""
         low, high = period.id_range()
-        after: tuple[Any, int] = (self._id(low), 0)
-        first = True
+        after = 0
         while True:
-            rows = self._batch(after, self._id(high), batch, inclusive=first)
-            first = False
+            rows = self._positions(after, self._id(low), self._id(high), batch)
             for row in rows:
                 token_id = row[1] if isinstance(row[1], UUID) else UUID(row[1])
                 if row[3] in TOKEN_EVENT_TOPICS and period.holds(token_id):
                     yield row[0], token_id, row[2], row[3], row[4]
             if len(rows) < batch:
                 return
-            after = (rows[-1][1], rows[-1][2])
+            after = rows[-1][0]
+
+    def _positions(
+        self, after: int, low: Any, high: Any, limit: int
+    ) -> list[tuple[int, Any, int, str, bytes]]:
+        """Up to `limit` events with ids in [low, high), after position `after`."""
+        position = "notification_id" if self._postgres else "rowid"
+        statement = (
+            f"SELECT {position}, originator_id, originator_version, topic, state "  # noqa: S608
+            f"FROM {self._events} WHERE {position} > ? AND originator_id >= ? "
+            f"AND originator_id < ? ORDER BY {position} LIMIT ?"
+        )
+        if self._postgres:
+            statement = statement.replace("?", "%s")
+            if self.partitioned():  # only the token partitions: the others hold no token
+                statement = statement.replace("ORDER BY", "AND kind = 1 ORDER BY")
+        with self._datastore.transaction(commit=False) as curs:
+            if self._postgres:
+                curs.row_factory = tuple_row
+            curs.execute(statement, (after, low, high, limit))
+            rows = curs.fetchall()
+        return [(int(r[0]), r[1], int(r[2]), str(r[3]), bytes(r[4] or b"")) for r in rows]
 
     def _id(self, value: UUID) -> Any:
         return value if self._postgres else value.hex  # how eventsourcing's SQLite stores it

@@ -67,6 +67,12 @@ database_url_option = click.option(
     metavar="URL",
     help="The event store to read (default: KEYLEDGER_DATABASE_URL, else the default store).",
 )
+archive_dir_option = click.option(
+    "--archive-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the archives of token events removed by retention are, when not where each "
+    "removal recorded them; their events are read with the store's.",
+)
 
 
 @ledger.command(
@@ -106,12 +112,7 @@ database_url_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Recompute from this export instead of the store.",
 )
-@click.option(
-    "--archive-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the archives of token events removed by retention are, when not where each "
-    "removal recorded them; their events are verified with the store's.",
-)
+@archive_dir_option
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def verify(
     database_url: str | None,
@@ -169,9 +170,10 @@ def verify(
                     if export_file
                     else StoreEntries(tables, _archived(store, archive_dir))
                 )
-                report = verify_ledger(
-                    source, [*stored, *notes], verifier_keys, ed25519_verify, recorded=tables
-                )
+                with _archives_readable():
+                    report = verify_ledger(
+                        source, [*stored, *notes], verifier_keys, ed25519_verify, recorded=tables
+                    )
     except ExportError as exc:
         raise CliError(str(exc)) from None
     _show(report, as_json)
@@ -197,39 +199,35 @@ def _verify_topic(notes: list[tuple[str, str]], keys: list[Any]) -> Verification
     return verify_ledger(source, [*source.notes, *notes], keys, ed25519_verify)
 
 
-def _archived(store: Ledger, archive_dir: Path | None) -> list[list[Any]]:
-    """The rows of every archive retention removed from the store, each archive checked
-    against its manifest and against the hash its removal recorded."""
-    from eventsourcing.application import AggregateNotFoundError
-
-    from adapters.token_archives import ArchiveDirectory, ArchiveError
+def _archived(store: Ledger, archive_dir: Path | None) -> list[Iterator[Any]]:
+    """The rows of every archive retention removed from the store, each archive found and
+    its manifest checked against the hash its removal recorded now; each is verified whole
+    when first read (an `ArchiveError` then)."""
+    from adapters.token_archives import ArchiveError
+    from api.usecases.token_retention import archive_of, checked_archive, removed_periods
     from domain.token_periods import TokenPeriod
-    from domain.token_retention import TOKEN_RETENTION_ID
+
+    archived = []
+    for removed in removed_periods(store):
+        try:
+            archive = checked_archive(removed, archive_of(removed, archive_dir))
+        except ArchiveError as exc:
+            raise CliError(f"{exc}: its {removed.events} events {_ARCHIVE_HINT}") from None
+        archived.append(archive.rows(TokenPeriod.named(removed.period)))
+    return archived
+
+
+_ARCHIVE_HINT = "cannot be read (--archive-dir names where the archives are)"
+
+
+@contextmanager
+def _archives_readable() -> Iterator[None]:
+    from adapters.token_archives import ArchiveError
 
     try:
-        record: Any = store.repository.get(TOKEN_RETENTION_ID)
-    except AggregateNotFoundError:
-        return []
-    archived = []
-    for name, removed in sorted(record.removed.items()):
-        period = TokenPeriod.named(name)
-        directory = ArchiveDirectory(archive_dir or Path(removed.archive).parent)
-        manifest = directory.manifest(period)
-        try:
-            if manifest is None:
-                raise ArchiveError(f"no archive of {period} in {directory}")
-            if manifest.sha256 != removed.sha256:
-                raise ArchiveError(
-                    f"the archive of {period} in {directory} is not the one its removal "
-                    f"recorded (SHA-256 {manifest.sha256}, recorded {removed.sha256})"
-                )
-            archived.append(list(directory.rows(period)))
-        except ArchiveError as exc:
-            raise CliError(
-                f"{exc}: its {removed.events} events cannot be verified "
-                "(--archive-dir names where the archives are)"
-            ) from None
-    return archived
+        yield
+    except ArchiveError as exc:
+        raise CliError(f"an archive of removed token events {_ARCHIVE_HINT}: {exc}") from None
 
 
 def _tables(store: Ledger) -> Any:
@@ -281,7 +279,8 @@ def _show(report: VerificationReport, as_json: bool) -> None:
 
 @ledger.command(
     help="Write every event (position, identity, topic, stored state) as JSON Lines, for "
-    "`ledger verify --export` elsewhere. " + READS_STORE,
+    "`ledger verify --export` elsewhere; the events of months retention removed are read "
+    "from their archives and written at their positions. " + READS_STORE,
     epilog=o.example("keyledger ledger export --output history.jsonl"),
 )
 @database_url_option
@@ -290,17 +289,19 @@ def _show(report: VerificationReport, as_json: bool) -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="The file to write (default: standard output).",
 )
-def export(database_url: str | None, output: Path | None) -> None:
-    from adapters.ledger_sources import write_export
+@archive_dir_option
+def export(database_url: str | None, output: Path | None, archive_dir: Path | None) -> None:
+    from adapters.ledger_sources import with_archived, write_export
     from api.bootstrap import ledger_tables
 
     with _store(_database_url(database_url)) as store:
-        tables = ledger_tables(store)
-        if output is None:
-            count = write_export(tables, sys.stdout)
-        else:
-            with output.open("w", encoding="utf-8") as out:
-                count = write_export(tables, out)
+        rows = with_archived(ledger_tables(store), _archived(store, archive_dir))
+        with _archives_readable():
+            if output is None:
+                count = write_export(rows, sys.stdout)
+            else:
+                with output.open("w", encoding="utf-8") as out:
+                    count = write_export(rows, out)
     click.echo(f"exported {count} events", err=True)
 
 

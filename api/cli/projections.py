@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -139,9 +140,15 @@ def _say(report: RebuildReport, as_json: bool) -> None:
 )
 @click.argument("name")
 @click.option("--until", metavar="RFC3339", help="a point-in-time copy, e.g. 2026-11-20T10:00Z")
+@click.option(
+    "--archive-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the archives of months retention removed are, when not where each removal "
+    "recorded them.",
+)
 @o.as_json
 @local
-def rebuild(name: str, until: str | None, as_json: bool) -> None:
+def rebuild(name: str, until: str | None, archive_dir: Path | None, as_json: bool) -> None:
     from api.usecases.projection_rebuild import copy_until
     from api.usecases.projection_rebuild import rebuild as replay
     from api.usecases.timestamps import parse_rfc3339
@@ -150,10 +157,10 @@ def rebuild(name: str, until: str | None, as_json: bool) -> None:
     with open_ledger_here() as ledger:
         if moment is None:
             with progress_bar(f"rebuilding {name}") as progress:
-                report = replay(ledger, name, progress)
+                report = replay(ledger, name, progress, archive_dir)
         else:
             with progress_bar(f"copying {name} as of {moment.isoformat()}") as progress:
-                report = copy_until(ledger, name, moment, datetime.now(UTC), progress)
+                report = copy_until(ledger, name, moment, datetime.now(UTC), progress, archive_dir)
     _say(report, as_json)
 
 

@@ -14,9 +14,11 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+from adapters.archived_log import LogWithArchives
 from adapters.event_store import Ledger
 from adapters.named_lock import exclusive
 from adapters.projection_tables import ProjectionTable, projection_table
+from api.usecases.token_retention import archived_log
 from domain.admin_scopes import Admin, Permission
 from projections.analytics import (
     ANALYTICS_TABLE,
@@ -52,8 +54,10 @@ def analytics_table(ledger: Ledger) -> ProjectionTable[Row]:
 
 
 def analytics_follower(ledger: Ledger, interval: float) -> LogFollower[Row]:
+    """The follower of the analytics table; from the start of the log (a new table) it
+    reads the archives of months retention removed, so their counts survive."""
     return LogFollower(
-        ledger,
+        LogWithArchives(ledger, archived_log(ledger)),
         analytics_table(ledger),
         AnalyticsView(),
         ANALYTICS_TOPICS,

@@ -14,12 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from eventsourcing.persistence import Notification
 
 from adapters.event_store import Ledger
 from adapters.named_lock import exclusive
 from adapters.projection_rebuild import RebuildTables
 from adapters.projection_tables import projection_table
+from adapters.token_archives import ArchiveError
+from api.usecases.token_retention import archived_log, removed_periods
 from projections.replay import CATALOG, ProjectionSpec, Replay
 
 BATCH = 10_000
@@ -59,6 +64,15 @@ def spec_named(name: str) -> ProjectionSpec[Any]:
 
 
 @contextmanager
+def _archives_needed() -> Iterator[None]:
+    """An archive of a removed month that cannot be found or is not the one recorded."""
+    try:
+        yield
+    except ArchiveError as exc:
+        raise RebuildRefused(f"{exc} (--archive-dir names where the archives are)") from None
+
+
+@contextmanager
 def _no_garbage_collection() -> Iterator[None]:
     """A replay allocates millions of objects and no reference cycles: the cyclic collector
     would only walk the growing heap again and again (a fifth of a rebuild's time)."""
@@ -69,28 +83,50 @@ def _no_garbage_collection() -> Iterator[None]:
         gc.enable()
 
 
-def _replay(ledger: Ledger, replay: Replay[Any], progress: Progress) -> int:
+def _replay(
+    ledger: Ledger, replay: Replay[Any], progress: Progress, archive_dir: Path | None
+) -> int:
     """Fold every event of the projection's topics up to the head; the position reached.
+    The months retention removed are read from their archives, merged back in position order.
 
     The log is read in windows of `BATCH` positions, the next one on another thread (and
     connection) while this one folds: the database driver lets go of the GIL while it waits."""
     tables = RebuildTables(ledger)
     head, topics = ledger.head(), replay.spec.topics
+    known = {r.period for r in removed_periods(ledger)}
+    archived = archived_log(ledger, archive_dir)
+
+    def window(after: int, upto: int, topics: tuple[str, ...]) -> list[Notification]:
+        return archived.merged(tables.window(after, upto, topics), after, upto, topics)
+
     progress(0, head)
     reading = ThreadPoolExecutor(1, thread_name_prefix="replay-read")
-    with reading as reader, _no_garbage_collection():
+    with reading as reader, _no_garbage_collection(), _archives_needed():
         windows = [(a, min(a + BATCH, head)) for a in range(0, head, BATCH)]
-        pending = [reader.submit(tables.window, a, b, topics) for a, b in windows[:1]]
+        pending = [reader.submit(window, a, b, topics) for a, b in windows[:1]]
         for i, (_, upto) in enumerate(windows):
             batch = pending.pop().result()
             if i + 1 < len(windows):
-                pending.append(reader.submit(tables.window, *windows[i + 1], topics))
+                pending.append(reader.submit(window, *windows[i + 1], topics))
             replay.fold(batch)
             progress(upto, head)
+    _check_nothing_removed_meanwhile(ledger, known)
     return head
 
 
-def rebuild(ledger: Ledger, name: str, progress: Progress) -> RebuildReport:
+def _check_nothing_removed_meanwhile(ledger: Ledger, known: set[str]) -> None:
+    """A month retention removed while the replay read the log may have been read in part."""
+    removed = [r.period for r in removed_periods(ledger) if r.period not in known]
+    if removed:
+        raise RebuildRefused(
+            f"retention removed {', '.join(removed)} while this replay read the log; "
+            "run it again (it reads the archive now)"
+        )
+
+
+def rebuild(
+    ledger: Ledger, name: str, progress: Progress, archive_dir: Path | None = None
+) -> RebuildReport:
     """Replay `name` into a fresh table, then swap it for the live one atomically."""
     spec = spec_named(name)
     started = time.perf_counter()
@@ -102,7 +138,7 @@ def rebuild(ledger: Ledger, name: str, progress: Progress) -> RebuildReport:
         fresh = f"{spec.table}__rebuild"
         tables.create_fresh(fresh)
         replay = Replay(spec, ledger.mapper)
-        reached = _replay(ledger, replay, progress)
+        reached = _replay(ledger, replay, progress, archive_dir)
         tables.insert(fresh, replay.rows())
         position = tables.swap(
             spec.table,
@@ -129,7 +165,12 @@ def copy_name(spec: ProjectionSpec[Any], until: datetime) -> tuple[str, str]:
 
 
 def copy_until(
-    ledger: Ledger, name: str, until: datetime, now: datetime, progress: Progress
+    ledger: Ledger,
+    name: str,
+    until: datetime,
+    now: datetime,
+    progress: Progress,
+    archive_dir: Path | None = None,
 ) -> RebuildReport:
     """A copy of `name` as it was at `until`, in a table of its own; listed by `copies`."""
     spec = spec_named(name)
@@ -145,7 +186,7 @@ def copy_until(
             raise RebuildRefused(f"the copy {copy} exists; drop it first to build it again")
         tables.create_fresh(table)
         replay = Replay(spec, ledger.mapper, until=until)
-        position = _replay(ledger, replay, progress)
+        position = _replay(ledger, replay, progress, archive_dir)
         rows = replay.rows()
         tables.insert(table, rows)
         tables.register_copy(copy, spec.name, table, until, position, len(rows), now)

@@ -17,14 +17,17 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
 
 from eventsourcing.application import AggregateNotFoundError
 
+from adapters.archived_log import ArchivedLog, ArchivedRange
 from adapters.event_store import Ledger
-from adapters.token_archives import ArchiveDirectory, ArchiveError, Manifest
+from adapters.token_archives import ArchiveDirectory, ArchiveError, Manifest, Row
 from adapters.token_event_rows import TokenEventRows
 from domain.token_periods import TokenPeriod, removable_periods
-from domain.token_retention import TOKEN_RETENTION_ID, TokenRetention
+from domain.token_retention import TOKEN_RETENTION_ID, RemovedPeriod, TokenRetention
 
 log = logging.getLogger("keyledger")
 
@@ -223,3 +226,71 @@ class RetentionSchedule:
                 )
         finally:
             self.runs += 1
+
+
+def removed_periods(ledger: Ledger) -> list[RemovedPeriod]:
+    """Every period retention removed from this store, oldest first."""
+    try:
+        found: object = ledger.repository.get(TOKEN_RETENTION_ID)
+    except AggregateNotFoundError:
+        return []
+    assert isinstance(found, TokenRetention)
+    return [found.removed[name] for name in sorted(found.removed)]
+
+
+def checked_archive(removed: RemovedPeriod, store: ArchiveDirectory) -> ArchiveDirectory:
+    """`store`, once it holds the very archive the removal recorded (by its SHA-256)."""
+    period = TokenPeriod.named(removed.period)
+    manifest = store.manifest(period)
+    if manifest is None:
+        raise ArchiveError(f"no archive of {period} in {store}")
+    if manifest.sha256 != removed.sha256:
+        raise ArchiveError(
+            f"the archive of {period} in {store} is not the one its removal recorded "
+            f"(SHA-256 {manifest.sha256}, recorded {removed.sha256})"
+        )
+    return store
+
+
+def archive_of(removed: RemovedPeriod, archive_dir: Path | None = None) -> ArchiveDirectory:
+    """Where the archive of a removed period is: `archive_dir` if given, else where its
+    removal wrote it."""
+    return ArchiveDirectory(archive_dir or Path(removed.archive).parent)
+
+
+def archived_log(ledger: Ledger, archive_dir: Path | None = None) -> ArchivedLog:
+    """The events retention removed, to merge back into a read from the first event. Each
+    archive is found and checked when a read first reaches its positions."""
+    ranges = []
+    for removed in removed_periods(ledger):
+        if removed.first_position is None or removed.last_position is None:
+            continue  # an empty period: nothing to merge back
+        ranges.append(
+            ArchivedRange(
+                removed.first_position,
+                removed.last_position,
+                partial(_archived_rows, removed, archive_dir),
+            )
+        )
+    return ArchivedLog(ranges)
+
+
+def archived_rows(ledger: Ledger, archive_dir: Path | None = None) -> list[Iterator[Row]]:
+    """The rows of every removed period's archive, each in position order, read (and the
+    archive found and checked) when first iterated."""
+    return [
+        _archived_rows(r, archive_dir)
+        for r in removed_periods(ledger)
+        if r.first_position is not None
+    ]
+
+
+def _archived_rows(removed: RemovedPeriod, archive_dir: Path | None) -> Iterator[Row]:
+    period = TokenPeriod.named(removed.period)
+    try:
+        yield from checked_archive(removed, archive_of(removed, archive_dir)).rows(period)
+    except ArchiveError as exc:
+        raise ArchiveError(
+            f"{exc}: the {removed.events} events retention removed from {period} are needed "
+            "to read the log from its start"
+        ) from None

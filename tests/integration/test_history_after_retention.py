@@ -1,0 +1,194 @@
+"""Issue 17, everything keeps answering: after retention removed months of token events, a
+read model replayed from the first event (a rebuild, an as-of copy, a follower on a new
+table) reads them back from their archives, so the hourly analytics of those months survive;
+an archive that cannot be found stops the replay and says where it looked."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from adapters.archived_log import LogWithArchives
+from adapters.event_store import Ledger
+from adapters.ledger_signer import note_key
+from adapters.ledger_sources import stored_rows
+from adapters.projection_tables import projection_table
+from adapters.token_archives import ArchiveError
+from api.bootstrap import ledger_audit, ledger_tables, token_retention
+from api.cli.main import cli
+from api.settings import Settings
+from api.usecases.analytics import analytics_table
+from api.usecases.projection_rebuild import (
+    RebuildRefused,
+    copy_records,
+    copy_until,
+    rebuild,
+)
+from api.usecases.token_retention import archived_log
+from domain.ledger_keys import LEDGER_KEYS_ID
+from projections.analytics import ANALYTICS_TOPICS, AnalyticsCodec, AnalyticsView, Bucket
+from projections.follower import LogFollower
+from tests.integration.test_ledger_checkpoints import service
+from tests.integration.test_token_retention import NOW, OLD, fill, ledger  # noqa: F401
+
+CODEC = AnalyticsCodec()
+
+
+def rows_of(records: Any) -> dict[str, str]:
+    return {CODEC.key(r): CODEC.to_json(r) for r in records}
+
+
+def live_rows(ledger: Ledger) -> dict[str, str]:  # noqa: F811
+    return rows_of(analytics_table(ledger).load()[0])
+
+
+def removed_month_buckets(rows: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in rows.items() if k.split("|")[1][:7] in {p.name for p in OLD}}
+
+
+def nothing(reached: int, head: int) -> None:
+    return None
+
+
+@pytest.fixture
+def removed(ledger: Ledger, settings: Settings, tmp_path: Path) -> dict[str, str]:  # noqa: F811
+    """The analytics rows before two months were removed (archived in tmp_path/archives)."""
+    fill(ledger)
+    before = live_rows(ledger)
+    assert len(removed_month_buckets(before)) == 2 * 6 * 2  # hour, day: 6 clients, 2 months
+    runner = token_retention(ledger, settings, tmp_path / "archives")
+    assert [r.period for r in runner.run(NOW, "test")] == [p.name for p in OLD]
+    return before
+
+
+def test_a_rebuild_after_a_removal_keeps_the_removed_months_counts(
+    ledger: Ledger,  # noqa: F811
+    removed: dict[str, str],
+) -> None:
+    report = rebuild(ledger, "analytics", nothing)
+
+    assert live_rows(ledger) == removed
+    assert report.events > 14  # the archived events were folded again
+
+
+def test_an_as_of_copy_inside_a_removed_month_counts_its_tokens(
+    ledger: Ledger,  # noqa: F811
+    removed: dict[str, str],
+) -> None:
+    moment = OLD[1].start + timedelta(hours=12)  # three of February's tokens, all of January's
+
+    copy_until(ledger, "analytics", moment, NOW, nothing)
+
+    copy = [r for r in copy_records(ledger, "analytics@20240201T120000Z", "analytics")]
+    hours = {r.bucket: r.issued for r in copy if isinstance(r, Bucket) and r.granularity == "hour"}
+    assert sum(n for b, n in hours.items() if b.startswith(OLD[0].name)) == 6
+    assert sorted(b for b in hours if b.startswith(OLD[1].name)) == [
+        "2024-02-01T01",
+        "2024-02-01T06",
+        "2024-02-01T11",
+    ]
+
+
+def test_a_follower_on_a_new_table_reads_the_archives_from_the_start(
+    ledger: Ledger,  # noqa: F811
+    removed: dict[str, str],
+) -> None:
+    table = projection_table(
+        ledger.datastore, "keyledger_analytics_test_new", "analytics-test-new", CODEC
+    )
+    follower = LogFollower(
+        LogWithArchives(ledger, archived_log(ledger)), table, AnalyticsView(), ANALYTICS_TOPICS
+    )
+
+    follower.load()
+
+    assert rows_of(table.load()[0]) == removed
+
+
+def test_a_replay_without_the_archive_stops_and_says_where_it_looked(
+    ledger: Ledger,  # noqa: F811
+    removed: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "archives").rename(tmp_path / "moved")
+
+    with pytest.raises(RebuildRefused) as lost:
+        rebuild(ledger, "analytics", nothing)
+
+    assert f"no archive of 2024-01 in {tmp_path / 'archives'}" in str(lost.value)
+    assert "--archive-dir" in str(lost.value)
+    assert live_rows(ledger) == removed  # the live table is untouched
+    rebuild(ledger, "analytics", nothing, archive_dir=tmp_path / "moved")
+    assert live_rows(ledger) == removed
+
+
+def test_a_month_removed_while_a_replay_reads_the_log_stops_the_replay(
+    ledger: Ledger,  # noqa: F811
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    fill(ledger)
+    runner = token_retention(ledger, settings, tmp_path / "archives")
+
+    def remove_once(reached: int, head: int) -> None:
+        if reached == 0:
+            runner.run(NOW, "test")
+
+    with pytest.raises(RebuildRefused, match="retention removed 2024-01, 2024-02 while"):
+        rebuild(ledger, "analytics", remove_once)
+
+
+@pytest.fixture
+def checkpointed(ledger: Ledger, settings: Settings) -> str:  # noqa: F811
+    """A store with a signed checkpoint over every event, then two months removed; the
+    checkpoint key."""
+    fill(ledger)
+    tree_ledger, _, builder = service(settings.database_url)
+    builder.step(force=True)
+    builder.step()
+    keys: Any = tree_ledger.repository.get(LEDGER_KEYS_ID)
+    return note_key(keys.current).encoded()
+
+
+def test_an_export_after_a_removal_holds_the_archived_events_and_verifies(
+    ledger: Ledger,  # noqa: F811
+    settings: Settings,
+    checkpointed: str,
+    tmp_path: Path,
+) -> None:
+    before = [(r[0], str(r[1]), r[2]) for r in stored_rows(ledger_tables(ledger))]
+    token_retention(ledger, settings, tmp_path / "archives").run(NOW, "test")
+    export = tmp_path / "history.jsonl"
+    url = ["--database-url", settings.database_url]
+
+    written = CliRunner().invoke(cli, ["ledger", "export", *url, "--output", str(export)])
+
+    assert written.exit_code == 0, written.output
+    lines = [json.loads(line) for line in export.read_text().splitlines()[1:]]
+    exported = [(v["position"], str(uuid.UUID(v["originator_id"])), v["version"]) for v in lines]
+    assert exported[: len(before)] == [(p, str(uuid.UUID(str(i))), v) for p, i, v in before]
+    verified = CliRunner().invoke(
+        cli, ["ledger", "verify", *url, "--export", str(export), "--key", checkpointed]
+    )
+    assert verified.exit_code == 0, verified.output
+
+
+def test_the_detectors_hourly_ledger_audit_raises_nothing_after_a_removal(
+    ledger: Ledger,  # noqa: F811
+    settings: Settings,
+    checkpointed: str,
+    tmp_path: Path,
+) -> None:
+    token_retention(ledger, settings, tmp_path / "archives").run(NOW, "test")
+    audit = ledger_audit(settings, ledger)
+
+    assert audit() == []
+    (tmp_path / "archives").rename(tmp_path / "moved")
+    with pytest.raises(ArchiveError, match="no archive of 2024-01"):
+        audit()  # the detector logs it; no tampering is claimed
