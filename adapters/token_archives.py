@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from domain.token_periods import TokenPeriod
@@ -120,6 +120,39 @@ def _replace_durably(temporary: Path, final: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+class Archives(Protocol):
+    """Where archives are kept: a directory, or a bucket of an S3-compatible store."""
+
+    def location(self, period: TokenPeriod) -> str:
+        """Where the period's archived events are (a path or an `s3://` URL)."""
+
+    def write(
+        self, period: TokenPeriod, rows: Iterable[Row], written_at: datetime, *, replace: bool
+    ) -> Manifest: ...
+
+    def manifest(self, period: TokenPeriod) -> Manifest | None: ...
+
+    def verify(self, period: TokenPeriod) -> tuple[Manifest | None, list[str]]: ...
+
+    def rows(self, period: TokenPeriod) -> Iterator[Row]: ...
+
+
+def open_archives(where: str | Path) -> Archives:
+    """The archives at `where`: `s3://bucket/prefix` (the `s3` extra), else a directory."""
+    if str(where).startswith("s3://"):
+        from adapters.s3_archives import S3Archives
+
+        return S3Archives(str(where))
+    return ArchiveDirectory(Path(where))
+
+
+def archives_holding(location: str) -> Archives:
+    """The archives an archive's recorded location (`Archives.location`) is in."""
+    return open_archives(
+        location.rsplit("/", 1)[0] if location.startswith("s3://") else str(Path(location).parent)
+    )
 
 
 class ArchiveDirectory:

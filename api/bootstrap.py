@@ -34,7 +34,7 @@ from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
 from adapters.relay_store import relay_store
 from adapters.signing import JwtSigner, JwtVerifier, KeyRing
-from adapters.token_archives import ArchiveDirectory
+from adapters.token_archives import open_archives
 from adapters.token_event_rows import TokenEventRows
 from adapters.tracing import NoTracing, Tracing, otlp_headers, otlp_tracing
 from api import shutdown
@@ -653,7 +653,7 @@ def build(
         ),
         retention=(
             RetentionSchedule(
-                token_retention(ledger, settings, settings.archive_dir),
+                token_retention(ledger, settings),
                 clock.now,
                 settings.retention_interval,
                 first_after=min(5.0, settings.retention_interval),
@@ -705,8 +705,11 @@ def retention_followers(ledger: Ledger, settings: Settings) -> Callable[[int], l
     return behind
 
 
-def token_retention(ledger: Ledger, settings: Settings, archive_dir: Path) -> TokenRetentionRun:
-    """The retention run over this store, archiving to `archive_dir`."""
+def token_retention(
+    ledger: Ledger, settings: Settings, archives: str | Path | None = None
+) -> TokenRetentionRun:
+    """The retention run over this store, archiving to `archives` (a directory or an
+    `s3://bucket/prefix`; KEYLEDGER_ARCHIVE_URL, else KEYLEDGER_ARCHIVE_DIR, by default)."""
     postgres = sqlite_path(ledger.database_url) is None
     rows = TokenEventRows(
         ledger.datastore,
@@ -716,7 +719,7 @@ def token_retention(ledger: Ledger, settings: Settings, archive_dir: Path) -> To
     return TokenRetentionRun(
         ledger,
         rows,
-        ArchiveDirectory(archive_dir),
+        open_archives(archives or settings.archive_location),
         retention_followers(ledger, settings),
         lambda: exclusive(ledger.database_url, "token-retention"),
         timedelta(days=settings.token_event_retention),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -112,6 +113,7 @@ class Settings:
     ledger_checkpoint_interval: float = 60.0
     token_event_retention: int = 400
     archive_dir: Path = Path("var/archives")
+    archive_url: str | None = None  # s3://bucket/prefix: archives in an S3-compatible store
     retention_in_serve: bool = False
     retention_interval: float = 86_400.0
 
@@ -195,6 +197,14 @@ class Settings:
             raise SettingsError("KEYLEDGER_LEDGER_CHECKPOINT_INTERVAL must be positive (seconds)")
         if not 1 <= self.token_event_retention <= 36_500:
             raise SettingsError("KEYLEDGER_TOKEN_EVENT_RETENTION must be 1 to 36500 (days)")
+        if str(self.archive_dir).startswith("s3:"):
+            raise SettingsError(
+                "KEYLEDGER_ARCHIVE_DIR is a directory; an S3 bucket goes in KEYLEDGER_ARCHIVE_URL"
+            )
+        if self.archive_url is not None and not re.fullmatch(
+            r"s3://[^/?#]+(/[^?#]*)?", self.archive_url
+        ):
+            raise SettingsError("KEYLEDGER_ARCHIVE_URL must be s3://bucket or s3://bucket/prefix")
         if self.retention_interval <= 0:
             raise SettingsError("KEYLEDGER_RETENTION_INTERVAL must be positive (seconds)")
         if self.ledger_origin is not None and (
@@ -228,6 +238,11 @@ class Settings:
             otlp_headers(self.otlp_headers)
         except ValueError as bad:  # the message never repeats the value: it holds secrets
             raise SettingsError(f"KEYLEDGER_OTLP_HEADERS: {bad}") from None
+
+    @property
+    def archive_location(self) -> str:
+        """Where retention writes its archives: the bucket if one is set, else the directory."""
+        return self.archive_url or str(self.archive_dir)
 
     @property
     def kafka_enabled(self) -> bool:

@@ -8,10 +8,9 @@ commands read or write the store directly and need no server and no installation
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -22,6 +21,7 @@ from api.cli.output import CliError, emit, emit_json
 
 if TYPE_CHECKING:
     from adapters.event_store import Ledger
+    from adapters.token_archives import Archives
     from adapters.token_event_rows import TokenEventRows
     from domain.token_periods import TokenPeriod
 
@@ -47,15 +47,28 @@ def _period(name: str) -> TokenPeriod:
         raise click.BadParameter(str(exc)) from None
 
 
-def _located(path: Path) -> tuple[Path, TokenPeriod]:
-    """The directory and period of an archive named by either of its files."""
-    match = _ARCHIVE_FILE.fullmatch(path.name)
+def _located(path: str) -> tuple[Archives, TokenPeriod]:
+    """The archives and period of an archive named by either of its files (a path, or an
+    s3://bucket/prefix/... URL)."""
+    from adapters.token_archives import archives_holding
+
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    match = _ARCHIVE_FILE.fullmatch(name)
     if match is None:
         raise click.BadParameter(
-            f"{path.name} is not an archive file (tokens-YYYY-MM.manifest.json or "
+            f"{name} is not an archive file (tokens-YYYY-MM.manifest.json or "
             "tokens-YYYY-MM.jsonl.gz)"
         )
-    return path.parent, _period(match.group(1))
+    return _opened(archives_holding, path), _period(match.group(1))
+
+
+def _opened(how: Callable[[str], Archives], where: str) -> Archives:
+    from adapters.token_archives import ArchiveError
+
+    try:
+        return how(where)
+    except ArchiveError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _removed(store: Ledger, period: TokenPeriod) -> bool:
@@ -82,18 +95,24 @@ def _rows(store: Ledger) -> TokenEventRows:
 
 
 @archive.command(
-    help="Archive the token events of the tokens issued in PERIOD (YYYY-MM) to a directory, "
+    help="Archive the token events of the tokens issued in PERIOD (YYYY-MM) to a directory or "
+    "an S3-compatible bucket, "
     "leaving the store as it is. The manifest is written last: a run that stops midway leaves "
     "no manifest, and no archive.",
-    epilog=o.example("keyledger archive write 2026-11 --to /var/lib/keyledger/archives"),
+    epilog=o.example(
+        "keyledger archive write 2026-11 --to /var/lib/keyledger/archives",
+        "keyledger archive write 2026-11 --to s3://audit-archives/keyledger",
+    ),
 )
 @click.argument("period")
 @click.option(
     "--to",
     "directory",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The directory to write to (created if missing).",
+    metavar="DIR|S3URL",
+    help="The directory to write to (created if missing), or s3://bucket/prefix (credentials, "
+    "region and endpoint from the AWS SDK's settings: AWS_ACCESS_KEY_ID, AWS_REGION, "
+    "AWS_ENDPOINT_URL_S3...).",
 )
 @database_url_option
 @click.option(
@@ -104,9 +123,9 @@ def _rows(store: Ledger) -> TokenEventRows:
 )
 @click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
 def write(
-    period: str, directory: Path, database_url: str | None, replace: bool, as_json: bool
+    period: str, directory: str, database_url: str | None, replace: bool, as_json: bool
 ) -> None:
-    from adapters.token_archives import ArchiveDirectory, ArchiveError, describe
+    from adapters.token_archives import ArchiveError, describe, open_archives
 
     chosen = _period(period)
     with _store(_database_url(database_url)) as store:
@@ -116,7 +135,7 @@ def write(
                 "copy of its events (`keyledger archive load` brings them back)"
             )
         try:
-            manifest = ArchiveDirectory(directory).write(
+            manifest = _opened(open_archives, directory).write(
                 chosen, _rows(store).period(chosen), datetime.now(UTC), replace=replace
             )
         except ArchiveError as exc:
@@ -128,15 +147,21 @@ def write(
     help="Check an archive against its manifest: every file present, the SHA-256 of the file "
     "and of each block of 10,000 events, the counts, the order and the period of every event. "
     "Names the lines that differ. Exit status 1 when anything does.",
-    epilog=o.example("keyledger archive verify archives/tokens-2026-11.manifest.json"),
+    epilog=o.example(
+        "keyledger archive verify archives/tokens-2026-11.manifest.json",
+        "keyledger archive verify s3://audit-archives/keyledger/tokens-2026-11.manifest.json",
+    ),
 )
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", metavar="PATH|S3URL")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def verify(path: Path, as_json: bool) -> None:
-    from adapters.token_archives import ArchiveDirectory
+def verify(path: str, as_json: bool) -> None:
+    from adapters.token_archives import ArchiveError
 
-    directory, period = _located(path)
-    manifest, problems = ArchiveDirectory(directory).verify(period)
+    archives, period = _located(path)
+    try:
+        manifest, problems = archives.verify(period)
+    except ArchiveError as exc:
+        raise CliError(str(exc)) from None
     if as_json:
         emit_json({"ok": not problems, "period": period.name, "problems": problems})
     else:
@@ -161,18 +186,17 @@ def verify(path: Path, as_json: bool) -> None:
         "--database-url sqlite:///investigation.db",
     ),
 )
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", metavar="PATH|S3URL")
 @database_url_option
 @click.option("--json", "as_json", is_flag=True, help="print the counts as JSON")
-def load(path: Path, database_url: str | None, as_json: bool) -> None:
-    from adapters.token_archives import ArchiveDirectory, ArchiveError
+def load(path: str, database_url: str | None, as_json: bool) -> None:
+    from adapters.token_archives import ArchiveError
     from adapters.token_event_rows import PositionTaken
 
-    directory, period = _located(path)
-    archive_dir = ArchiveDirectory(directory)
+    archives, period = _located(path)
     with _target(database_url) as store:
         try:
-            restored, present = _rows(store).restore(archive_dir.rows(period))
+            restored, present = _rows(store).restore(archives.rows(period))
         except (ArchiveError, PositionTaken) as exc:
             raise CliError(f"{path}: {exc}") from None
     _show(

@@ -69,8 +69,9 @@ database_url_option = click.option(
 )
 archive_dir_option = click.option(
     "--archive-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the archives of token events removed by retention are, when not where each "
+    metavar="DIR|S3URL",
+    help="Where the archives of token events removed by retention are (a directory or "
+    "s3://bucket/prefix), when not where each "
     "removal recorded them; their events are read with the store's.",
 )
 
@@ -120,7 +121,7 @@ def verify(
     checkpoint_files: tuple[Path, ...],
     audit_topic: bool,
     export_file: Path | None,
-    archive_dir: Path | None,
+    archive_dir: str | None,
     as_json: bool,
 ) -> None:
     from adapters.ledger_signer import ed25519_verify
@@ -199,7 +200,7 @@ def _verify_topic(notes: list[tuple[str, str]], keys: list[Any]) -> Verification
     return verify_ledger(source, [*source.notes, *notes], keys, ed25519_verify)
 
 
-def _archived(store: Ledger, archive_dir: Path | None) -> list[Iterator[Any]]:
+def _archived(store: Ledger, archive_dir: str | None) -> list[Iterator[Any]]:
     """The rows of every archive retention removed from the store, each archive found and
     its manifest checked against the hash its removal recorded now; each is verified whole
     when first read (an `ArchiveError` then)."""
@@ -290,7 +291,7 @@ def _show(report: VerificationReport, as_json: bool) -> None:
     help="The file to write (default: standard output).",
 )
 @archive_dir_option
-def export(database_url: str | None, output: Path | None, archive_dir: Path | None) -> None:
+def export(database_url: str | None, output: Path | None, archive_dir: str | None) -> None:
     from adapters.ledger_sources import with_archived, write_export
     from api.bootstrap import ledger_tables
 

@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -142,13 +141,13 @@ def _say(report: RebuildReport, as_json: bool) -> None:
 @click.option("--until", metavar="RFC3339", help="a point-in-time copy, e.g. 2026-11-20T10:00Z")
 @click.option(
     "--archive-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the archives of months retention removed are, when not where each removal "
-    "recorded them.",
+    metavar="DIR|S3URL",
+    help="Where the archives of months retention removed are (a directory or "
+    "s3://bucket/prefix), when not where each removal recorded them.",
 )
 @o.as_json
 @local
-def rebuild(name: str, until: str | None, archive_dir: Path | None, as_json: bool) -> None:
+def rebuild(name: str, until: str | None, archive_dir: str | None, as_json: bool) -> None:
     from api.usecases.projection_rebuild import copy_until
     from api.usecases.projection_rebuild import rebuild as replay
     from api.usecases.timestamps import parse_rfc3339

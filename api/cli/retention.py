@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 
@@ -43,12 +42,13 @@ def retention() -> None:
 @database_url_option
 @click.option(
     "--archive-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the archives go (default: KEYLEDGER_ARCHIVE_DIR).",
+    metavar="DIR|S3URL",
+    help="Where the archives go: a directory or s3://bucket/prefix (default: "
+    "KEYLEDGER_ARCHIVE_URL, else KEYLEDGER_ARCHIVE_DIR).",
 )
 @click.option("--dry-run", is_flag=True, help="say what would go; change nothing")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def run(database_url: str | None, archive_dir: Path | None, dry_run: bool, as_json: bool) -> None:
+def run(database_url: str | None, archive_dir: str | None, dry_run: bool, as_json: bool) -> None:
     from adapters.token_archives import ArchiveError
     from adapters.token_event_rows import ArchiveMismatch, SingleTable
     from api.bootstrap import token_retention
@@ -58,7 +58,7 @@ def run(database_url: str | None, archive_dir: Path | None, dry_run: bool, as_js
     settings = Settings.from_env()
     now = datetime.now(UTC)
     with _store(_database_url(database_url)) as store:
-        runner = token_retention(store, settings, archive_dir or settings.archive_dir)
+        runner = token_retention(store, settings, archive_dir)
         if dry_run:
             planned = runner.plan(now)
             if as_json:

@@ -84,7 +84,7 @@ def _no_garbage_collection() -> Iterator[None]:
 
 
 def _replay(
-    ledger: Ledger, replay: Replay[Any], progress: Progress, archive_dir: Path | None
+    ledger: Ledger, replay: Replay[Any], progress: Progress, archive_dir: str | Path | None
 ) -> int:
     """Fold every event of the projection's topics up to the head; the position reached.
     The months retention removed are read from their archives, merged back in position order.
@@ -125,7 +125,7 @@ def _check_nothing_removed_meanwhile(ledger: Ledger, known: set[str]) -> None:
 
 
 def rebuild(
-    ledger: Ledger, name: str, progress: Progress, archive_dir: Path | None = None
+    ledger: Ledger, name: str, progress: Progress, archive_dir: str | Path | None = None
 ) -> RebuildReport:
     """Replay `name` into a fresh table, then swap it for the live one atomically."""
     spec = spec_named(name)
@@ -170,7 +170,7 @@ def copy_until(
     until: datetime,
     now: datetime,
     progress: Progress,
-    archive_dir: Path | None = None,
+    archive_dir: str | Path | None = None,
 ) -> RebuildReport:
     """A copy of `name` as it was at `until`, in a table of its own; listed by `copies`."""
     spec = spec_named(name)

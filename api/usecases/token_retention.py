@@ -24,7 +24,14 @@ from eventsourcing.application import AggregateNotFoundError
 
 from adapters.archived_log import ArchivedLog, ArchivedRange
 from adapters.event_store import Ledger
-from adapters.token_archives import ArchiveDirectory, ArchiveError, Manifest, Row
+from adapters.token_archives import (
+    ArchiveError,
+    Archives,
+    Manifest,
+    Row,
+    archives_holding,
+    open_archives,
+)
 from adapters.token_event_rows import TokenEventRows
 from domain.token_periods import TokenPeriod, removable_periods
 from domain.token_retention import TOKEN_RETENTION_ID, RemovedPeriod, TokenRetention
@@ -66,7 +73,7 @@ class TokenRetentionRun:
         self,
         ledger: Ledger,
         rows: TokenEventRows,
-        archives: ArchiveDirectory,
+        archives: Archives,
         followers_behind: Followers,
         lock: Callable[[], AbstractContextManager[bool]],
         retention: timedelta,
@@ -238,7 +245,7 @@ def removed_periods(ledger: Ledger) -> list[RemovedPeriod]:
     return [found.removed[name] for name in sorted(found.removed)]
 
 
-def checked_archive(removed: RemovedPeriod, store: ArchiveDirectory) -> ArchiveDirectory:
+def checked_archive(removed: RemovedPeriod, store: Archives) -> Archives:
     """`store`, once it holds the very archive the removal recorded (by its SHA-256)."""
     period = TokenPeriod.named(removed.period)
     manifest = store.manifest(period)
@@ -252,13 +259,15 @@ def checked_archive(removed: RemovedPeriod, store: ArchiveDirectory) -> ArchiveD
     return store
 
 
-def archive_of(removed: RemovedPeriod, archive_dir: Path | None = None) -> ArchiveDirectory:
-    """Where the archive of a removed period is: `archive_dir` if given, else where its
-    removal wrote it."""
-    return ArchiveDirectory(archive_dir or Path(removed.archive).parent)
+def archive_of(removed: RemovedPeriod, archive_dir: str | Path | None = None) -> Archives:
+    """Where the archive of a removed period is: `archive_dir` (a directory or an
+    `s3://bucket/prefix`) if given, else where its removal wrote it."""
+    if archive_dir is not None:
+        return open_archives(archive_dir)
+    return archives_holding(removed.archive)
 
 
-def archived_log(ledger: Ledger, archive_dir: Path | None = None) -> ArchivedLog:
+def archived_log(ledger: Ledger, archive_dir: str | Path | None = None) -> ArchivedLog:
     """The events retention removed, to merge back into a read from the first event. Each
     archive is found and checked when a read first reaches its positions."""
     ranges = []
@@ -275,7 +284,7 @@ def archived_log(ledger: Ledger, archive_dir: Path | None = None) -> ArchivedLog
     return ArchivedLog(ranges)
 
 
-def archived_rows(ledger: Ledger, archive_dir: Path | None = None) -> list[Iterator[Row]]:
+def archived_rows(ledger: Ledger, archive_dir: str | Path | None = None) -> list[Iterator[Row]]:
     """The rows of every removed period's archive, each in position order, read (and the
     archive found and checked) when first iterated."""
     return [
@@ -285,7 +294,7 @@ def archived_rows(ledger: Ledger, archive_dir: Path | None = None) -> list[Itera
     ]
 
 
-def _archived_rows(removed: RemovedPeriod, archive_dir: Path | None) -> Iterator[Row]:
+def _archived_rows(removed: RemovedPeriod, archive_dir: str | Path | None) -> Iterator[Row]:
     period = TokenPeriod.named(removed.period)
     try:
         yield from checked_archive(removed, archive_of(removed, archive_dir)).rows(period)
