@@ -9,6 +9,7 @@ at exactly their positions, so the ledger still verifies and followers that are 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -73,6 +74,17 @@ class TokenEventRows:
             )
             found = curs.fetchone()
         return found is not None and found[0] == "p"
+
+    def database_now(self) -> datetime | None:
+        """The database server's clock (PostgreSQL); None for SQLite, which has no clock of
+        its own apart from this machine's."""
+        if not self._postgres:
+            return None
+        with self._datastore.transaction(commit=False) as curs:
+            curs.row_factory = tuple_row
+            curs.execute("SELECT now()")
+            found = curs.fetchone()
+        return found[0] if found else None
 
     def first_period(self) -> TokenPeriod | None:
         """The period of the oldest UUIDv7 token still in the store; None when there is none."""

@@ -53,12 +53,16 @@ def run(database_url: str | None, archive_dir: str | None, dry_run: bool, as_jso
     from adapters.token_event_rows import ArchiveMismatch, SingleTable
     from api.bootstrap import token_retention
     from api.settings import Settings
-    from api.usecases.token_retention import AnotherRunner, FollowersBehind
+    from api.usecases.token_retention import AnotherRunner, ClocksDisagree, FollowersBehind
 
     settings = Settings.from_env()
     now = datetime.now(UTC)
     with _store(_database_url(database_url)) as store:
         runner = token_retention(store, settings, archive_dir)
+        try:
+            now = runner.checked_now(now)
+        except ClocksDisagree as exc:
+            raise CliError(str(exc)) from None
         if dry_run:
             planned = runner.plan(now)
             if as_json:

@@ -43,6 +43,14 @@ class AnotherRunner(Exception):
     """Another retention run holds the lock."""
 
 
+class ClocksDisagree(Exception):
+    """This machine's clock and the database's differ by more than `MAX_CLOCK_SKEW`."""
+
+
+# Retention removes by the clock: a runner whose clock ran ahead would remove months early.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
 class FollowersBehind(Exception):
     """A follower still owes events of the period: removing them now would lose them."""
 
@@ -103,6 +111,18 @@ class TokenRetentionRun:
             for period in removable_periods(first, now, self._retention):
                 if period.name not in record.removed:
                     yield period
+
+    def checked_now(self, now: datetime) -> datetime:
+        """`now` (this machine's clock), once the database's clock agrees with it within
+        `MAX_CLOCK_SKEW`: the time a real run goes by. SQLite has no other clock to ask."""
+        database = self._rows.database_now()
+        if database is not None and abs(now - database) > MAX_CLOCK_SKEW:
+            raise ClocksDisagree(
+                f"this machine's clock says {now.isoformat()}, the database's "
+                f"{database.isoformat()}: retention removes months by the clock, so it does not "
+                f"run until they agree within {MAX_CLOCK_SKEW.seconds // 60} minutes"
+            )
+        return now
 
     def plan(self, now: datetime) -> list[Planned]:
         """What a run at `now` would remove (`--dry-run`): nothing is written."""
@@ -215,7 +235,9 @@ class RetentionSchedule:
 
     def run_once(self) -> None:
         try:
-            removals = self._runner.run(self._now(), "keyledger serve")
+            removals = self._runner.run(self._runner.checked_now(self._now()), "keyledger serve")
+        except ClocksDisagree as disagree:
+            log.error("token retention does not run: %s", disagree)
         except AnotherRunner:
             log.info("token retention: another replica is running it")
         except FollowersBehind as behind:

@@ -28,7 +28,13 @@ from api.bootstrap import ledger_tables, token_retention
 from api.cli.main import cli
 from api.settings import Settings
 from api.usecases.analytics import analytics_follower
-from api.usecases.token_retention import AnotherRunner, FollowersBehind, TokenRetentionRun
+from api.usecases.token_retention import (
+    AnotherRunner,
+    ClocksDisagree,
+    FollowersBehind,
+    RetentionSchedule,
+    TokenRetentionRun,
+)
 from domain.admin_scopes import READ
 from domain.ledger_keys import LEDGER_KEYS_ID
 from domain.signing_keys import SigningKeys
@@ -384,3 +390,23 @@ def test_the_archive_of_a_removed_month_is_never_written_over(
     assert result.exit_code == 1
     assert "2024-01 was removed from the store by retention" in result.stderr
     assert (tmp_path / "tokens-2024-01.jsonl.gz").read_bytes() == before
+
+
+def test_a_runner_whose_clock_disagrees_with_the_databases_does_not_run(
+    ledger: Ledger, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fill(ledger)
+    before = kept_rows(ledger)
+    runner = token_retention(ledger, settings, tmp_path)
+    real = datetime.now(UTC)
+    ahead = real + timedelta(days=800)  # every month above would be removable by it
+
+    assert runner.checked_now(real) == real
+    if settings.database_url.startswith("sqlite"):
+        assert runner.checked_now(ahead) == ahead  # one machine, one clock: nothing to ask
+        return
+    with pytest.raises(ClocksDisagree, match="agree within 5 minutes"):
+        runner.checked_now(ahead)
+    RetentionSchedule(runner, lambda: ahead, interval=3600).run_once()
+    assert "token retention does not run" in caplog.text
+    assert kept_rows(ledger) == before
