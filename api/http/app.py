@@ -35,6 +35,7 @@ from api.http.errors import (
     unexpected_error_response,
     unprocessable_response,
 )
+from api.http.heap import settle_heap
 from api.http.ledger.checkpoints import latest_checkpoint, ledger_keys, list_checkpoints
 from api.http.oauth2.discovery import authorization_server_metadata
 from api.http.oauth2.introspection import introspection_endpoint
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             shutdown.chain_exit_deadline()  # the exit deadline, however stuck the stop is
         rt = runtime or build(settings, tracing=tracing)
         await rt.start()
+        if server_process:
+            settle_heap()
         app.state.runtime = rt
         try:
             yield
