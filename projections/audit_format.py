@@ -77,7 +77,12 @@ def audit_event_id(event: Any) -> str:
     return event_id(event.originator_id, event.originator_version)
 
 
+_PLAIN = frozenset({str, int, bool, float, type(None)})
+
+
 def _json(value: Any) -> Any:
+    if type(value) in _PLAIN:  # most fields: nothing to convert
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, UUID):
@@ -87,10 +92,21 @@ def _json(value: Any) -> Any:
     return value
 
 
+_PUBLISHED: dict[type[Any], tuple[str, ...]] = {}
+
+
+def published_fields(event_type: type[Any]) -> tuple[str, ...]:
+    """An event type's published fields, in order: all but bookkeeping and secret hashes."""
+    found = _PUBLISHED.get(event_type)
+    if found is None:
+        names = {f.name for f in dataclasses.fields(event_type)} - NOT_PUBLISHED
+        found = _PUBLISHED[event_type] = tuple(sorted(names))
+    return found
+
+
 def audit_data(event: Any) -> dict[str, Any]:
     """The event's published fields: everything but bookkeeping and secret hashes."""
-    fields = {f.name for f in dataclasses.fields(event)} - NOT_PUBLISHED
-    return {name: _json(getattr(event, name)) for name in sorted(fields)}
+    return {name: _json(getattr(event, name)) for name in published_fields(type(event))}
 
 
 def _subject_and_time(event: Any) -> tuple[str, datetime]:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from adapters.event_store import Ledger
 from adapters.kafka import EmbeddedBroker, KafkaConfig, ensure_topic, start_producer
 from adapters.relay_store import RelayStore, relay_store
+from domain.event_ids import event_id
 from domain.token import IssuedToken
 from projections.audit_format import audit_event_id
 from projections.audit_relay import AuditRelay, RelayConfig
@@ -151,3 +152,13 @@ async def _relay(
     assert distinct_ids(records) == expected  # all of them, and nothing invented
     assert in_order_per_key(records)
     assert all(r.key == r.message["subject"] for r in records)
+
+
+@given(originator_id=st.uuids(), version=st.integers(min_value=1, max_value=2**31))
+def test_an_events_public_id_is_the_uuid5_of_its_identity(
+    originator_id: uuid.UUID, version: int
+) -> None:
+    namespace = uuid.uuid5(uuid.NAMESPACE_URL, "urn:keyledger:audit-event")
+    expected = uuid.uuid5(namespace, f"{originator_id}/{version}")
+
+    assert event_id(originator_id, version) == str(expected)
