@@ -35,7 +35,6 @@ from api.http.errors import (
     unexpected_error_response,
     unprocessable_response,
 )
-from api.http.heap import settle_heap
 from api.http.ledger.checkpoints import latest_checkpoint, ledger_keys, list_checkpoints
 from api.http.oauth2.discovery import authorization_server_metadata
 from api.http.oauth2.introspection import introspection_endpoint
@@ -46,6 +45,7 @@ from api.http.ops.health import healthz, readyz
 from api.http.ops.metrics import metrics
 from api.http.ops.request_instrumentation import RequestInstrumentation
 from api.http.ops.request_tracing import RequestTracing
+from api.http.worker_tuning import tune_worker
 from api.logs import configure_logging
 from api.settings import Settings
 from api.usecases.admin_access import BearerError
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         rt = runtime or build(settings, tracing=tracing)
         await rt.start()
         if server_process:
-            settle_heap()
+            tune_worker()
         app.state.runtime = rt
         try:
             yield
