@@ -46,6 +46,7 @@ test: lint packages interop
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.token_bench
+	$(BIN)/python -m bench.token_cpu
 	$(BIN)/python -m bench.introspection_bench
 	$(BIN)/python -m bench.relay_bench
 	$(BIN)/python -m bench.detector_bench
