@@ -68,6 +68,10 @@ class TokenPeriod:
     def next(self) -> TokenPeriod:
         return TokenPeriod(self.year + self.month // 12, self.month % 12 + 1)
 
+    def months_until(self, later: TokenPeriod) -> int:
+        """How many periods come after this one up to `later` (0 if it is not later)."""
+        return max(0, (later.year - self.year) * 12 + later.month - self.month)
+
     def id_range(self) -> tuple[UUID, UUID]:
         """[low, high): every UUIDv7 token id issued in the period lies in it (as does the odd
         id of another version that happens to share the prefix: check the version)."""

@@ -90,3 +90,35 @@ def run(database_url: str | None, archive_dir: str | None, dry_run: bool, as_jso
         )
     if not removals:
         emit("nothing removed")
+
+
+@retention.command(
+    "partition-store",
+    short_help="Move a PostgreSQL store made before partitioning to the partitioned layout.",
+    help="A PostgreSQL store created before token events were partitioned keeps one events "
+    "table, which retention refuses (it would have to DELETE from it). This moves every event "
+    "into the partitioned layout at its own position, in one transaction that holds the table "
+    "exclusively: stop every server, relay and detector first, and expect minutes per tens of "
+    "millions of events. Nothing changes if it fails.",
+    epilog=o.example("keyledger retention partition-store --yes"),
+)
+@database_url_option
+@o.yes
+def partition_store(database_url: str | None, yes: bool) -> None:
+    from adapters.named_lock import sqlite_path
+    from adapters.postgres_recorder import AlreadyPartitioned, partition_single_table
+    from api.cli.output import confirm
+
+    url = _database_url(database_url)
+    if sqlite_path(url) is not None:
+        raise CliError("a SQLite store has no partitions: retention removes from it in batches")
+    confirm(
+        "move every event of this store into the partitioned layout (stop servers first)", yes=yes
+    )
+    with _store(url) as store:
+        try:
+            table = getattr(store.recorder, "events_table_name", "keyledger_events")
+            moved = partition_single_table(store.datastore, table)
+        except AlreadyPartitioned as exc:
+            raise CliError(str(exc)) from None
+    emit(f"moved {moved} events into the partitioned layout")

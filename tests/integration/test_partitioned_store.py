@@ -2,7 +2,7 @@
 events can leave by dropping a table. Every event lands where its kind says, one event per
 aggregate version still holds across the partitions, a month whose ids already sit in the
 default table stays there and still leaves, and a store made before partitioning keeps
-working and is never cleaned by a DELETE."""
+working, is never cleaned by a DELETE, and moves into the partitioned layout on request."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 from eventsourcing.persistence import IntegrityError
 
 from adapters.event_store import Ledger
 from adapters.postgres_recorder import ensure_token_months, month_table
 from adapters.token_event_rows import SingleTable
 from api.bootstrap import token_retention
+from api.cli.main import cli
 from api.settings import Settings
 from domain.signing_keys import SigningKeys
 from domain.token import IssuedToken, new_jti
@@ -138,3 +140,58 @@ def test_a_store_made_before_partitioning_keeps_working_and_refuses_a_delete(
         assert store.repository.get(old.id).jti == old.jti  # nothing removed
     finally:
         store.close()
+
+
+def test_a_store_made_before_partitioning_moves_into_the_layout_and_retention_then_works(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # as versions before made it
+        conn.execute(
+            "CREATE TABLE keyledger_events (originator_id uuid NOT NULL, "
+            "originator_version bigint NOT NULL, topic text, state bytea, "
+            "notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+        )
+        conn.execute("CREATE UNIQUE INDEX ON keyledger_events (notification_id)")
+    store = Ledger(postgres_url)
+    old = token(datetime(2021, 5, 4, tzinfo=UTC))
+    legacy = token(datetime(2021, 6, 1, tzinfo=UTC), jti=str(uuid.uuid4()))
+    store.save(old, SigningKeys(at=NOW), legacy, token(NOW))
+    store.close()
+    before = rows_of(postgres_url)
+    args = ["retention", "partition-store", "--database-url", postgres_url, "--yes"]
+
+    moved = CliRunner().invoke(cli, args)
+
+    assert moved.exit_code == 0, moved.output
+    assert "moved 4 events" in moved.stdout
+    assert rows_of(postgres_url) == before  # every event at its own position, byte for byte
+    assert set(tables_of(postgres_url).values()) == {
+        "keyledger_events_tokens_2021_05",
+        "keyledger_events_kept",
+        "keyledger_events_legacy_tokens",
+        month_table("keyledger_events", TokenPeriod.of(NOW)),
+    }
+    store = Ledger(postgres_url)
+    try:
+        store.save(token(NOW))
+        assert store.head() == max(before) + 1  # positions go on after the last one
+        runner = token_retention(store, store_settings(postgres_url, tmp_path), tmp_path)
+        runner._behind = lambda position: []
+        assert [r.period for r in runner.run(NOW, "test")] == ["2021-05"]
+        assert old.id not in store.repository
+    finally:
+        store.close()
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 1
+    assert "partitioned already" in again.stderr
+
+
+def rows_of(url: str) -> dict[int, tuple[str, int, str, bytes]]:
+    with psycopg.connect(url) as conn:
+        return {
+            int(r[0]): (str(r[1]), int(r[2]), str(r[3]), bytes(r[4]))
+            for r in conn.execute(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM keyledger_events ORDER BY notification_id"
+            )
+        }
