@@ -76,9 +76,13 @@ class ArchivedLog:
     def merged(
         self, stored: Sequence[Notification], after: int, upto: int, topics: Sequence[str]
     ) -> list[Notification]:
-        """`stored` (the store's events in (after, upto]) with the archived ones of that range,
-        in position order."""
+        """`stored` (the store's events in (after, upto]) with the archived ones of that range
+        the store does not hold (a month loaded back, or a removal recorded and not finished
+        yet, is there still), in position order."""
         archived = self.window(after, upto, topics)
+        if archived:
+            held = {n.id for n in stored}
+            archived = [n for n in archived if n.id not in held]
         if not archived:
             return list(stored)
         return sorted([*stored, *archived], key=lambda n: n.id)

@@ -54,8 +54,13 @@ class StoreEntries:
 def with_archived(
     tables: Any, archived: Iterable[Iterable[Any]] = ()
 ) -> Iterator[tuple[int, Any, int, str, bytes]]:
-    """Every stored row and every archived one, in position order (each read once, forward)."""
-    return heapq.merge(stored_rows(tables), *archived, key=lambda row: int(row[0]))
+    """Every stored row and every archived one the store does not hold (a month loaded back is
+    there twice), in position order; each read once, forward."""
+    previous = None
+    for row in heapq.merge(stored_rows(tables), *archived, key=lambda row: int(row[0])):
+        if row[0] != previous:  # on a tie the stored row comes first, and is the one kept
+            previous = row[0]
+            yield row
 
 
 def write_export(rows: Iterable[tuple[int, Any, int, str, bytes]], out: IO[str]) -> int:

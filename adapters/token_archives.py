@@ -285,6 +285,9 @@ def _file_sha256(path: Path) -> str:
 def _problems(path: Path, manifest: Manifest, period: TokenPeriod) -> Iterator[str]:
     if manifest.period != period.name:
         yield f"the manifest is for {manifest.period}, not {period}"
+    if manifest.file != file_names(period)[0]:  # never a file elsewhere: only its own
+        yield f"the manifest names {manifest.file!r}, not {file_names(period)[0]}"
+        return
     if not path.exists():
         yield f"{path.name} is missing"
         return

@@ -264,7 +264,7 @@ class TokenEventRows:
     def _restore(self, rows: list[Row]) -> tuple[int, int]:
         position = "notification_id" if self._postgres else "rowid"
         select = (
-            f"SELECT originator_id, originator_version FROM {self._events} "  # noqa: S608
+            f"SELECT originator_id, originator_version, topic, state FROM {self._events} "  # noqa: S608
             f"WHERE {position} = ?"
         )
         insert = (
@@ -291,6 +291,11 @@ class TokenEventRows:
                         raise PositionTaken(
                             f"position {at} holds event {held[1]} of {held[0]}, not "
                             f"event {version} of token {token_id}"
+                        )
+                    if (str(found[2]), bytes(found[3] or b"")) != (topic, state):
+                        raise PositionTaken(
+                            f"position {at} holds event {version} of token {token_id} with "
+                            "other contents than the archive's"
                         )
                     present += 1
                     continue

@@ -177,9 +177,11 @@ def verify(path: str, as_json: bool) -> None:
 
 @archive.command(
     help="Put an archive's events back into a store at their own positions, for an "
-    "investigation: into the live store (followers past those positions do not see them "
-    "again) or into another one. The archive is verified first; events already there are "
-    "skipped; a position holding another event stops it.",
+    "investigation: into a new store named with --database-url, or into the store that "
+    "removed them (only the very archive its removal recorded, each event at a position "
+    "it removed; followers past those positions do not see them again). The archive is "
+    "verified first; events already there are skipped; a position holding another event "
+    "stops it.",
     epilog=o.example(
         "keyledger archive load archives/tokens-2026-11.manifest.json",
         "keyledger archive load archives/tokens-2026-11.jsonl.gz "
@@ -192,11 +194,12 @@ def verify(path: str, as_json: bool) -> None:
 def load(path: str, database_url: str | None, as_json: bool) -> None:
     from adapters.token_archives import ArchiveError
     from adapters.token_event_rows import PositionTaken
+    from api.usecases.token_retention import rows_to_load
 
     archives, period = _located(path)
     with _target(database_url) as store:
         try:
-            restored, present = _rows(store).restore(archives.rows(period))
+            restored, present = _rows(store).restore(rows_to_load(store, archives, period))
         except (ArchiveError, PositionTaken) as exc:
             raise CliError(f"{path}: {exc}") from None
     _show(

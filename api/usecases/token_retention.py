@@ -32,7 +32,7 @@ from adapters.token_archives import (
     archives_holding,
     open_archives,
 )
-from adapters.token_event_rows import TokenEventRows
+from adapters.token_event_rows import TOKEN_EVENT_TOPICS, TokenEventRows
 from domain.token_periods import TokenPeriod, removable_periods
 from domain.token_retention import TOKEN_RETENTION_ID, RemovedPeriod, TokenRetention
 
@@ -325,3 +325,33 @@ def _archived_rows(removed: RemovedPeriod, archive_dir: str | Path | None) -> It
             f"{exc}: the {removed.events} events retention removed from {period} are needed "
             "to read the log from its start"
         ) from None
+
+
+def rows_to_load(ledger: Ledger, archives: Archives, period: TokenPeriod) -> Iterator[Row]:
+    """The rows of an archive that `archive load` may put back into this store.
+
+    A store that holds events takes back only a month it removed, from the very archive its
+    removal recorded (by SHA-256), each row a token event of that month at a position within
+    the ones removed: anything else would be an event nobody issued, at a position followers
+    are past. An empty store (for an investigation) takes any archive that verifies, still
+    token events of the month only. An `ArchiveError` says what was refused."""
+    bounds: tuple[int, int] | None = None
+    if ledger.head() > 0:
+        removed = next((r for r in removed_periods(ledger) if r.period == period.name), None)
+        if removed is None:
+            raise ArchiveError(
+                f"this store never removed {period}: only the archive of a month it removed "
+                "loads back into it (load into a new store with --database-url)"
+            )
+        checked_archive(removed, archives)
+        bounds = (removed.first_position or 0, removed.last_position or 0)
+    for row in archives.rows(period):
+        position, token_id, _, topic, _ = row
+        if topic not in TOKEN_EVENT_TOPICS or not period.holds(token_id):
+            raise ArchiveError(f"position {position}: not a token event of {period}")
+        if bounds is not None and not bounds[0] <= position <= bounds[1]:
+            raise ArchiveError(
+                f"position {position} is outside the positions the removal of {period} "
+                f"recorded ({bounds[0]}-{bounds[1]})"
+            )
+        yield row

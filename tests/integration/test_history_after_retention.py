@@ -19,7 +19,7 @@ from adapters.event_store import Ledger
 from adapters.ledger_signer import note_key
 from adapters.ledger_sources import stored_rows
 from adapters.projection_tables import projection_table
-from adapters.token_archives import ArchiveError
+from adapters.token_archives import ArchiveDirectory, ArchiveError
 from api.bootstrap import ledger_audit, ledger_tables, token_retention
 from api.cli.main import cli
 from api.settings import Settings
@@ -192,3 +192,91 @@ def test_the_detectors_hourly_ledger_audit_raises_nothing_after_a_removal(
     (tmp_path / "archives").rename(tmp_path / "moved")
     with pytest.raises(ArchiveError, match="no archive of 2024-01"):
         audit()  # the detector logs it; no tampering is claimed
+
+
+def test_a_month_loaded_back_is_read_once_not_twice(
+    ledger: Ledger,  # noqa: F811
+    settings: Settings,
+    checkpointed: str,
+    tmp_path: Path,
+) -> None:
+    counts = live_rows(ledger)
+    token_retention(ledger, settings, tmp_path / "archives").run(NOW, "test")
+    for period in OLD:
+        archive = tmp_path / "archives" / f"tokens-{period.name}.jsonl.gz"
+        url = ["--database-url", settings.database_url]
+        loaded = CliRunner().invoke(cli, ["archive", "load", str(archive), *url])
+        assert loaded.exit_code == 0, loaded.output
+
+    rebuild(ledger, "analytics", nothing)
+
+    assert live_rows(ledger) == counts
+    assert ledger_audit(settings, ledger)() == []
+
+
+def forged_archive(directory: Path, topic: str, position: int) -> Path:
+    """A self-consistent archive of January 2024 whose one event nobody issued."""
+    period = OLD[0]
+    event_id = uuid.UUID(int=period.id_range()[0].int + 1)
+    ArchiveDirectory(directory).write(period, [(position, event_id, 1, topic, b"{}")], NOW)
+    return directory / f"tokens-{period.name}.manifest.json"
+
+
+def load(settings: Settings, manifest: Path, url: str | None = None) -> Any:
+    target = url or settings.database_url
+    return CliRunner().invoke(cli, ["archive", "load", str(manifest), "--database-url", target])
+
+
+def test_a_store_takes_back_only_the_archive_its_removal_recorded(
+    ledger: Ledger,  # noqa: F811
+    removed: dict[str, str],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    head = ledger.head()
+    forged = forged_archive(tmp_path / "evil", "domain.client:Client.Registered", head + 3)
+
+    refused = load(settings, forged)
+
+    assert refused.exit_code == 1
+    assert "is not the one its removal recorded" in refused.stderr
+    assert ledger.head() == head
+
+
+def test_a_store_that_never_removed_the_month_takes_no_archive_of_it(
+    ledger: Ledger,  # noqa: F811
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    fill(ledger)
+    head = ledger.head()
+    forged = forged_archive(tmp_path / "evil", "ti2", head + 3)
+
+    refused = load(settings, forged)
+
+    assert refused.exit_code == 1
+    assert "this store never removed 2024-01" in refused.stderr
+    assert ledger.head() == head
+
+
+def test_an_investigation_store_takes_token_events_only(tmp_path: Path) -> None:
+    forged = forged_archive(tmp_path / "evil", "domain.client:Client.Registered", 5)
+    url = f"sqlite:///{tmp_path / 'investigation.db'}"
+
+    refused = CliRunner().invoke(cli, ["archive", "load", str(forged), "--database-url", url])
+
+    assert refused.exit_code == 1
+    assert "position 5: not a token event of 2024-01" in refused.stderr
+
+
+def test_a_manifest_names_its_own_data_file_only(tmp_path: Path) -> None:
+    period = OLD[0]
+    manifest = forged_archive(tmp_path / "a", "ti2", 1)
+    elsewhere = tmp_path / "elsewhere.jsonl.gz"
+    (tmp_path / "a" / "tokens-2024-01.jsonl.gz").rename(elsewhere)
+    value = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps(value | {"file": str(elsewhere)}))
+
+    _, problems = ArchiveDirectory(tmp_path / "a").verify(period)
+
+    assert problems == [f"the manifest names {str(elsewhere)!r}, not tokens-2024-01.jsonl.gz"]
