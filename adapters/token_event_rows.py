@@ -107,11 +107,13 @@ class TokenEventRows:
         with self._datastore.transaction(commit=True) as curs:
             ensure_token_months(curs, self._schema, self._events, first)
 
-    def remove(self, period: TokenPeriod, expected: int, batch: int = _BATCH) -> int:
-        """Remove the period's token events (of which `expected` were archived): its month
-        table dropped whole when it has one, then any left elsewhere (the default table of a
-        partitioned store, a SQLite store) in bounded batches. Refuses, removing nothing,
-        when the month table holds events the archive does not. The number removed."""
+    def remove(self, period: TokenPeriod, expected: int, upto: int, batch: int = _BATCH) -> int:
+        """Remove the period's token events (of which `expected` were archived, the last at
+        position `upto`): its month table dropped whole when it has one, then any left
+        elsewhere (the default table of a partitioned store, a SQLite store) in bounded
+        batches, never one above `upto` (it came after the archive: it is in no archive).
+        Refuses, removing nothing, when the month table holds events the archive does not.
+        The number removed."""
         removed = 0
         if self._postgres:
             if not self.partitioned():
@@ -119,12 +121,12 @@ class TokenEventRows:
                     "this PostgreSQL store was created before token events were partitioned: "
                     "its token events cannot leave without a DELETE that bloats the table"
                 )
-            removed = self._drop_month(period, expected)
-        while count := self._delete_batch(period, batch):
+            removed = self._drop_month(period, expected, upto)
+        while count := self._delete_batch(period, batch, upto):
             removed += count
         return removed
 
-    def _drop_month(self, period: TokenPeriod, expected: int) -> int:
+    def _drop_month(self, period: TokenPeriod, expected: int, upto: int) -> int:
         from psycopg.sql import SQL, Identifier
 
         from adapters.postgres_recorder import month_table
@@ -152,35 +154,44 @@ class TokenEventRows:
                     Identifier(self._schema, f"{self._events}_tokens")
                 )
             )
-            curs.execute(SQL("SELECT count(*) FROM {}").format(table))
+            curs.execute(
+                SQL("SELECT count(*), count(*) FILTER (WHERE notification_id > %s) FROM {}").format(
+                    table
+                ),
+                (upto,),
+            )
             counted = curs.fetchone()
-            held = int(counted[0]) if counted else 0
-            if held > expected:
+            held, later = (int(counted[0]), int(counted[1])) if counted else (0, 0)
+            if held > expected or later:
                 raise ArchiveMismatch(
-                    f"{period}'s table holds {held} events, the archive {expected}: nothing removed"
+                    f"{period}'s table holds {held} events ({later} after position {upto}, "
+                    f"the archive's last), the archive {expected}: nothing removed"
                 )
             curs.execute(SQL("DROP TABLE {}").format(table))
         return held
 
-    def _delete_batch(self, period: TokenPeriod, limit: int) -> int:
-        """Up to `limit` of the period's token events outside a month table: in a partitioned
-        store, those in the default table (a month that got no table of its own)."""
+    def _delete_batch(self, period: TokenPeriod, limit: int, upto: int) -> int:
+        """Up to `limit` of the period's token events at positions up to `upto` outside a
+        month table: in a partitioned store, those in the default table (a month that got no
+        table of its own)."""
         low, high = period.id_range()
         topics = ", ".join("?" for _ in TOKEN_EVENT_TOPICS)
         if self._postgres:
             table = f"{self._events}_tokens_default"
             statement = (
                 f"DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} "  # noqa: S608
-                f"WHERE originator_id >= ? AND originator_id < ? AND topic IN ({topics}) LIMIT ?)"
+                f"WHERE originator_id >= ? AND originator_id < ? AND topic IN ({topics}) "
+                "AND notification_id <= ? LIMIT ?)"
             ).replace("?", "%s")
-            params: tuple[Any, ...] = (low, high, *TOKEN_EVENT_TOPICS, limit)
+            params: tuple[Any, ...] = (low, high, *TOKEN_EVENT_TOPICS, upto, limit)
         else:
             statement = (
                 f"DELETE FROM {self._events} WHERE rowid IN (SELECT rowid FROM {self._events} "  # noqa: S608
                 "WHERE originator_id >= ? AND originator_id < ? "
-                f"AND substr(originator_id, 13, 1) = '7' AND topic IN ({topics}) LIMIT ?)"
+                f"AND substr(originator_id, 13, 1) = '7' AND topic IN ({topics}) "
+                "AND rowid <= ? LIMIT ?)"
             )
-            params = (low.hex, high.hex, *TOKEN_EVENT_TOPICS, limit)
+            params = (low.hex, high.hex, *TOKEN_EVENT_TOPICS, upto, limit)
         with self._datastore.transaction(commit=True) as curs:
             curs.execute(statement, params)
             cursor = getattr(curs, "sqlite_cursor", curs)  # eventsourcing wraps SQLite's

@@ -32,7 +32,7 @@ from adapters.token_archives import (
     archives_holding,
     open_archives,
 )
-from adapters.token_event_rows import TOKEN_EVENT_TOPICS, TokenEventRows
+from adapters.token_event_rows import TOKEN_EVENT_TOPICS, ArchiveMismatch, TokenEventRows
 from domain.token_periods import TokenPeriod, removable_periods
 from domain.token_retention import TOKEN_RETENTION_ID, RemovedPeriod, TokenRetention
 
@@ -143,23 +143,34 @@ class TokenRetentionRun:
             if not held:
                 raise AnotherRunner("another retention run holds the lock; try again later")
             record = self._retention_record(now)
-            removals = []
+            removals, held_back = [], []
             for period in list(self._periods(record, now)):
-                done = record.archive_of(period)
-                if done is not None:
-                    removed = self._rows.remove(period, done.events)
-                    if removed:
-                        removals.append(
-                            Removal(
-                                period.name, done.events, done.tokens, done.archive, removed, True
-                            )
-                        )
+                try:
+                    removal = self._remove(record, period, now, actor)
+                except ArchiveMismatch as mismatch:  # that month stays; the others go on
+                    held_back.append(str(mismatch))
                     continue
-                removal = self._archive_and_remove(record, period, now, actor)
                 if removal is not None:
                     removals.append(removal)
             self._rows.prepare_months(TokenPeriod.of(now))
+            if held_back:
+                raise ArchiveMismatch(
+                    "; ".join(held_back) + f" (removed meanwhile: {len(removals)} months)"
+                )
             return removals
+
+    def _remove(
+        self, record: TokenRetention, period: TokenPeriod, now: datetime, actor: str
+    ) -> Removal | None:
+        done = record.archive_of(period)
+        if done is None:
+            return self._archive_and_remove(record, period, now, actor)
+        # Recorded by an earlier run that stopped: finish it, never past the archive's last
+        # position (an event that came later is in no archive, and stays).
+        removed = self._rows.remove(period, done.events, done.last_position or 0)
+        if not removed:
+            return None
+        return Removal(period.name, done.events, done.tokens, done.archive, removed, True)
 
     def _archive_and_remove(
         self, record: TokenRetention, period: TokenPeriod, now: datetime, actor: str
@@ -185,7 +196,8 @@ class TokenRetentionRun:
             actor=actor,
         )
         self._ledger.save(record)
-        removed = self._rows.remove(period, manifest.events)
+        assert manifest.last_position is not None  # the period holds events: checked above
+        removed = self._rows.remove(period, manifest.events, manifest.last_position)
         return Removal(
             period.name, manifest.events, manifest.tokens, self._archives.location(period), removed
         )

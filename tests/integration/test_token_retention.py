@@ -231,7 +231,7 @@ def test_a_removal_recorded_but_stopped_midway_is_finished_by_the_next_run(
     made = fill(ledger)
     runner = token_retention(ledger, settings, tmp_path)
     real_remove = runner._rows.remove
-    runner._rows.remove = lambda period, expected: 0  # type: ignore[method-assign]
+    runner._rows.remove = lambda period, expected, upto: 0  # type: ignore[method-assign]
     runner.run(NOW, "test")  # recorded, then "stopped" before any event left
     assert {str(_uuid(r[1])) for r in stored_rows(ledger_tables(ledger))} >= {
         str(t.id) for t in made[OLD[0].name]
@@ -410,3 +410,17 @@ def test_a_runner_whose_clock_disagrees_with_the_databases_does_not_run(
     RetentionSchedule(runner, lambda: ahead, interval=3600).run_once()
     assert "token retention does not run" in caplog.text
     assert kept_rows(ledger) == before
+
+
+def test_an_event_that_reaches_a_removed_month_after_its_archive_is_never_deleted(
+    ledger: Ledger, settings: Settings, tmp_path: Path
+) -> None:
+    fill(ledger)
+    runner = token_retention(ledger, settings, tmp_path)
+    runner.run(NOW, "test")
+    late = token(OLD[0].start + timedelta(days=3))  # an issuer whose clock is far behind
+    ledger.save(late)
+
+    runner.run(NOW, "test")
+
+    assert late.id in ledger.repository  # in no archive: it stays in the store
