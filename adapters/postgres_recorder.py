@@ -263,7 +263,11 @@ def token_months(curs: Cursor[Any], schema: str, table: str) -> Iterable[TokenPe
 
 
 class AlreadyPartitioned(Exception):
-    """The store's events table is partitioned already (or there is no such table)."""
+    """The store's events table is partitioned already."""
+
+
+class NoEventsTable(Exception):
+    """The database holds no events table: not a keyledger store (a wrong database URL?)."""
 
 
 def partition_single_table(datastore: PostgresDatastore, table: str) -> int:
@@ -285,10 +289,12 @@ def partition_single_table(datastore: PostgresDatastore, table: str) -> int:
             (schema, table),
         )
         found = curs.fetchone()
-        if found is None or found["relkind"] == "p":
-            raise AlreadyPartitioned(
-                f"{schema}.{table} is " + ("missing" if found is None else "partitioned already")
+        if found is None:
+            raise NoEventsTable(
+                f"no table {schema}.{table}: is the database URL a keyledger store?"
             )
+        if found["relkind"] == "p":
+            raise AlreadyPartitioned(f"{schema}.{table} is partitioned already")
         curs.execute(
             SQL("LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE").format(t=Identifier(schema, table))
         )

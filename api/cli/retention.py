@@ -106,7 +106,11 @@ def run(database_url: str | None, archive_dir: str | None, dry_run: bool, as_jso
 @o.yes
 def partition_store(database_url: str | None, yes: bool) -> None:
     from adapters.named_lock import sqlite_path
-    from adapters.postgres_recorder import AlreadyPartitioned, partition_single_table
+    from adapters.postgres_recorder import (
+        AlreadyPartitioned,
+        NoEventsTable,
+        partition_single_table,
+    )
     from api.cli.output import confirm
 
     url = _database_url(database_url)
@@ -119,6 +123,6 @@ def partition_store(database_url: str | None, yes: bool) -> None:
         try:
             table = getattr(store.recorder, "events_table_name", "keyledger_events")
             moved = partition_single_table(store.datastore, table)
-        except AlreadyPartitioned as exc:
+        except (AlreadyPartitioned, NoEventsTable) as exc:
             raise CliError(str(exc)) from None
     emit(f"moved {moved} events into the partitioned layout")

@@ -146,8 +146,8 @@ def test_a_month_removed_while_a_replay_reads_the_log_stops_the_replay(
 
 @pytest.fixture
 def checkpointed(ledger: Ledger, settings: Settings) -> str:  # noqa: F811
-    """A store with a signed checkpoint over every event, then two months removed; the
-    checkpoint key."""
+    """A filled store with a signed checkpoint over every event; the checkpoint key (the
+    test removes the months itself)."""
     fill(ledger)
     tree_ledger, _, builder = service(settings.database_url)
     builder.step(force=True)
