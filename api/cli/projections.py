@@ -22,6 +22,7 @@ from rich.progress import (
 )
 
 from api.cli import options as o
+from api.cli.ledger import archive_dir_option
 from api.cli.output import confirm, emit, emit_ids, emit_json, table
 from api.cli.services import local, settings_here
 
@@ -139,12 +140,7 @@ def _say(report: RebuildReport, as_json: bool) -> None:
 )
 @click.argument("name")
 @click.option("--until", metavar="RFC3339", help="a point-in-time copy, e.g. 2026-11-20T10:00Z")
-@click.option(
-    "--archive-dir",
-    metavar="DIR|S3URL",
-    help="Where the archives of months retention removed are (a directory or "
-    "s3://bucket/prefix), when not where each removal recorded them.",
-)
+@archive_dir_option
 @o.as_json
 @local
 def rebuild(name: str, until: str | None, archive_dir: str | None, as_json: bool) -> None:

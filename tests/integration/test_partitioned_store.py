@@ -121,13 +121,7 @@ def test_a_month_already_in_the_default_table_stays_there_and_still_leaves(
 def test_a_store_made_before_partitioning_keeps_working_and_refuses_a_delete(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    with psycopg.connect(postgres_url, autocommit=True) as conn:  # as versions before made it
-        conn.execute(
-            "CREATE TABLE keyledger_events (originator_id uuid NOT NULL, "
-            "originator_version bigint NOT NULL, topic text, state bytea, "
-            "notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
-        )
-        conn.execute("CREATE UNIQUE INDEX ON keyledger_events (notification_id)")
+    single_events_table(postgres_url)
     store = Ledger(postgres_url)
     try:
         old = token(datetime(2021, 5, 4, tzinfo=UTC))
@@ -145,13 +139,7 @@ def test_a_store_made_before_partitioning_keeps_working_and_refuses_a_delete(
 def test_a_store_made_before_partitioning_moves_into_the_layout_and_retention_then_works(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    with psycopg.connect(postgres_url, autocommit=True) as conn:  # as versions before made it
-        conn.execute(
-            "CREATE TABLE keyledger_events (originator_id uuid NOT NULL, "
-            "originator_version bigint NOT NULL, topic text, state bytea, "
-            "notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
-        )
-        conn.execute("CREATE UNIQUE INDEX ON keyledger_events (notification_id)")
+    single_events_table(postgres_url)
     store = Ledger(postgres_url)
     old = token(datetime(2021, 5, 4, tzinfo=UTC))
     legacy = token(datetime(2021, 6, 1, tzinfo=UTC), jti=str(uuid.uuid4()))
@@ -195,3 +183,14 @@ def rows_of(url: str) -> dict[int, tuple[str, int, str, bytes]]:
                 "FROM keyledger_events ORDER BY notification_id"
             )
         }
+
+
+def single_events_table(url: str) -> None:
+    """The events table as versions before partitioning made it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE keyledger_events (originator_id uuid NOT NULL, "
+            "originator_version bigint NOT NULL, topic text, state bytea, "
+            "notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+        )
+        conn.execute("CREATE UNIQUE INDEX ON keyledger_events (notification_id)")
