@@ -6,17 +6,23 @@ they are parsed and answers 431 (RFC 6585 §5) and closes the connection once a 
 passes `KEYLEDGER_MAX_HEADER_BYTES` or `KEYLEDGER_MAX_HEADERS`, before the ASGI app sees it.
 A header still being received is counted by the bytes of every read that carried only head
 bytes, so what one connection holds stays below the limit plus one read (at most 256 KiB).
+
+It also answers each response in one write: uvicorn writes a response's status line and
+headers, then its body, as two sends (two syscalls, two TCP segments, two wake-ups of the
+client). `ResponseInOneWrite` holds the head back until the body's first write and sends both
+together, as Node's `res.end(body)` does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httptools
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from api.settings import Settings
@@ -46,6 +52,44 @@ def _configured() -> HeadLimits:
     """This process's limits, from the same environment `keyledger serve` was started with."""
     settings = Settings.from_env()
     return HeadLimits(settings.max_header_bytes, settings.max_headers)
+
+
+class ResponseInOneWrite:
+    """One request's view of the connection's transport: the write that sends its response's
+    head waits for the next write (the body's first) and goes out with it.
+
+    uvicorn's cycle writes the head as soon as the response starts; any earlier write (an
+    interim `100 Continue`) goes straight through. Closing first sends what is held, so a
+    response whose body never comes ends exactly as it did without this.
+    """
+
+    __slots__ = ("_cycle", "_head", "_holding", "_transport")
+
+    def __init__(self, transport: Any, cycle: RequestResponseCycle) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._holding = True  # until the head has been held once
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + data)
+        elif self._holding and self._cycle.response_started:
+            self._holding = False
+            self._head = data
+        else:
+            self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info...: the transport's
+        return getattr(self._transport, name)
 
 
 class HeadTooLarge(Exception):
@@ -135,7 +179,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not before:  # a new request's cycle (not an upgrade)
+            # Not a Transport subclass: its every other method is the transport's own.
+            self.cycle.transport = cast(
+                asyncio.Transport, ResponseInOneWrite(self.transport, self.cycle)
+            )
 
     def on_message_complete(self) -> None:
         self._idle = True
