@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import signal
 import socket
@@ -25,6 +26,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from adapters.kafka_security import (
     KafkaAuthenticationError,
@@ -74,9 +76,24 @@ class KafkaConfig:
         }
 
 
+@functools.lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's (and the Java client's) default partitioning, with each key's murmur2 hash
+    computed once: aiokafka's is pure Python, and the audit relay hashes one client id per
+    token. Keyed messages go to the partition the key's hash picks among all partitions."""
+    if key is None:
+        return DefaultPartitioner()(key, all_partitions, available)  # type: ignore[no-any-return]
+    return all_partitions[_key_hash(key) % len(all_partitions)]
+
+
 def _producer(config: KafkaConfig, *, idempotent: bool) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         **config.client_kwargs(),
+        partitioner=key_partitioner,
         acks="all",
         enable_idempotence=idempotent,
         linger_ms=5,
