@@ -1,8 +1,11 @@
-"""The clock port's adapters: the system clock, and a settable one for tests."""
+"""The clock ports' adapters: the system clock, PostgreSQL's, and a settable one for tests."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg.rows import tuple_row
 
 
 class SystemClock:
@@ -10,6 +13,22 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class PostgresClock:
+    """The PostgreSQL server's clock (`Ledger.datastore`'s)."""
+
+    def __init__(self, datastore: Any) -> None:
+        self._datastore = datastore
+
+    def now(self) -> datetime:
+        with self._datastore.transaction(commit=False) as curs:
+            curs.row_factory = tuple_row
+            curs.execute("SELECT now()")
+            found = curs.fetchone()
+        assert found is not None  # SELECT now() returns one row
+        now: datetime = found[0]
+        return now
 
 
 class FixedClock:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import heapq
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from uuid import UUID
 
 from aiokafka import TopicPartition
 
+from adapters.archived_log import by_position
 from adapters.kafka import KafkaConfig, start_consumer
 from domain.ledger import LedgerEntry, LedgerError
 
@@ -56,11 +56,7 @@ def with_archived(
 ) -> Iterator[tuple[int, Any, int, str, bytes]]:
     """Every stored row and every archived one the store does not hold (a month loaded back is
     there twice), in position order; each read once, forward."""
-    previous = None
-    for row in heapq.merge(stored_rows(tables), *archived, key=lambda row: int(row[0])):
-        if row[0] != previous:  # on a tie the stored row comes first, and is the one kept
-            previous = row[0]
-            yield row
+    return by_position(stored_rows(tables), archived, lambda row: int(row[0]))
 
 
 def write_export(rows: Iterable[tuple[int, Any, int, str, bytes]], out: IO[str]) -> int:

@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import secrets
 import zlib
 from collections.abc import Iterable, Iterator
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from domain.token_periods import TokenPeriod
+from domain.token_retention import ArchiveError as ArchiveError  # raised here; named here too
 
 ARCHIVE_FORMAT = "keyledger-token-archive/1"
 BLOCK_LINES = 10_000
@@ -38,10 +40,6 @@ _READ_CHUNK = 1 << 20
 
 # (position, token id, version, topic, stored state): a stored row, as the ledger reads it.
 Row = tuple[int, UUID, int, str, bytes]
-
-
-class ArchiveError(Exception):
-    """An archive that is missing, incomplete or damaged; the message says where."""
 
 
 @dataclass(frozen=True)
@@ -139,9 +137,16 @@ class Archives(Protocol):
     def rows(self, period: TokenPeriod) -> Iterator[Row]: ...
 
 
+class NotAnArchiveFile(ValueError):
+    """A name that is neither of an archive's two files."""
+
+
+_FILE = re.compile(r"tokens-(\d{4}-\d{2})\.(?:manifest\.json|jsonl\.gz)")  # file_names'
+
+
 def open_archives(where: str | Path) -> Archives:
     """The archives at `where`: `s3://bucket/prefix` (the `s3` extra), else a directory."""
-    if str(where).startswith("s3://"):
+    if _in_a_bucket(str(where)):
         from adapters.s3_archives import S3Archives
 
         return S3Archives(str(where))
@@ -149,10 +154,36 @@ def open_archives(where: str | Path) -> Archives:
 
 
 def archives_holding(location: str) -> Archives:
-    """The archives an archive's recorded location (`Archives.location`) is in."""
-    return open_archives(
-        location.rsplit("/", 1)[0] if location.startswith("s3://") else str(Path(location).parent)
-    )
+    """The archives an archive's file (a path or an `s3://` URL, as `Archives.location`
+    gives it) is in."""
+    return open_archives(_split(location)[0])
+
+
+def archive_file(location: str) -> tuple[Archives, TokenPeriod]:
+    """The archives and the period of an archive named by either of its files (a path or an
+    `s3://` URL); `NotAnArchiveFile`, or `NotAPeriod`, for another name."""
+    where, name = _split(location)
+    found = _FILE.fullmatch(name)
+    if found is None:
+        raise NotAnArchiveFile(
+            f"{name} is not an archive file (tokens-YYYY-MM.manifest.json or "
+            "tokens-YYYY-MM.jsonl.gz)"
+        )
+    period = TokenPeriod.named(found.group(1))
+    return open_archives(where), period
+
+
+def _in_a_bucket(where: str) -> bool:
+    return where.startswith("s3://")
+
+
+def _split(location: str) -> tuple[str, str]:
+    """(where the archives are, the file's name) of a file's path or `s3://` URL."""
+    if _in_a_bucket(location):
+        where, _, name = location.rstrip("/").rpartition("/")
+        return where, name
+    path = Path(location)
+    return str(path.parent), path.name
 
 
 class ArchiveDirectory:

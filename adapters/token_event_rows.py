@@ -9,7 +9,6 @@ at exactly their positions, so the ledger still verifies and followers that are 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -20,6 +19,7 @@ from adapters.compact_events import stored_topics
 from adapters.token_archives import Row
 from domain.token import IssuedToken
 from domain.token_periods import TokenPeriod, issued_period
+from domain.token_retention import ArchiveMismatch
 
 TOKEN_EVENT_TOPICS = (*stored_topics(IssuedToken.Issued), get_topic(IssuedToken.Revoked))
 # The partition an event belongs to in a partitioned PostgreSQL store, from its topic and id:
@@ -43,10 +43,6 @@ class PositionTaken(Exception):
     """A row to restore whose position holds another event in the store."""
 
 
-class ArchiveMismatch(Exception):
-    """The store holds more of a period's events than its archive: nothing is removed."""
-
-
 class SingleTable(Exception):
     """A PostgreSQL store created before partitioning: its token events cannot leave it
     without a DELETE that bloats the live table."""
@@ -54,6 +50,8 @@ class SingleTable(Exception):
 
 class TokenEventRows:
     """The token events of the store behind `datastore` (`Ledger.datastore`)."""
+
+    topics = TOKEN_EVENT_TOPICS
 
     def __init__(self, datastore: Any, *, postgres: bool, events_table: str) -> None:
         self._datastore = datastore
@@ -74,17 +72,6 @@ class TokenEventRows:
             )
             found = curs.fetchone()
         return found is not None and found[0] == "p"
-
-    def database_now(self) -> datetime | None:
-        """The database server's clock (PostgreSQL); None for SQLite, which has no clock of
-        its own apart from this machine's."""
-        if not self._postgres:
-            return None
-        with self._datastore.transaction(commit=False) as curs:
-            curs.row_factory = tuple_row
-            curs.execute("SELECT now()")
-            found = curs.fetchone()
-        return found[0] if found else None
 
     def first_period(self) -> TokenPeriod | None:
         """The period of the oldest UUIDv7 token still in the store; None when there is none."""

@@ -15,11 +15,12 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters import metrics
 from adapters.alert_store import AlertStore
+from adapters.archived_log import ArchivedLog, LogWithArchives
 from adapters.assertion_ids import UsedAssertionIds
 from adapters.async_group_commit import AsyncPostgresGroupCommitter
 from adapters.client_assertion import AssertionRules, AssertionVerifier
 from adapters.client_secrets import SecretHasher
-from adapters.clock import SystemClock
+from adapters.clock import PostgresClock, SystemClock
 from adapters.event_store import Ledger, NotInstalled
 from adapters.group_commit import GroupCommitter
 from adapters.installation import InstallationSecrets, read_secrets
@@ -33,6 +34,7 @@ from adapters.observation_buffer import ObservationBuffer
 from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
 from adapters.projection_tables import clients_table
 from adapters.relay_store import relay_store
+from adapters.removed_archives import archived_log, every_archived_row
 from adapters.signing import JwtSigner, JwtVerifier, KeyRing
 from adapters.token_archives import open_archives
 from adapters.token_event_rows import TokenEventRows
@@ -50,11 +52,11 @@ from api.usecases.introspection import TokenIntrospector
 from api.usecases.issuance import TokenIssuer
 from api.usecases.ledger_proofs import LedgerAdmin, LedgerQueries
 from api.usecases.ledger_verification import found_tampering, tamper_alert, verify_ledger
-from api.usecases.ports import Clock
+from api.usecases.ports import Clock, DatabaseClock
 from api.usecases.projection_status import relay_lag
 from api.usecases.revocation import TokenRevoker
 from api.usecases.signing_keys import SigningKeyAdmin, SigningKeysKeeper
-from api.usecases.token_retention import RetentionSchedule, TokenRetentionRun, archived_rows
+from api.usecases.token_retention import RetentionSchedule, TokenRetentionRun, removed_periods
 from domain.admin_scopes import TOKENS, Admin
 from domain.anomaly_detection import RULES, Alert, Thresholds
 from domain.installation import Installation
@@ -313,7 +315,7 @@ def ledger_audit(settings: Settings, ledger: Ledger) -> Callable[[], list[Alert]
         notes = [(f"stored checkpoint {c.size}", c.note) for c in stored]
         # The months retention removed are read from their archives (an archive that cannot
         # be read fails the audit with its reason, logged; it raises no tampering alert).
-        archived = archived_rows(ledger)
+        archived = every_archived_row(removed_periods(ledger))
         report = verify_ledger(
             StoreEntries(ledger_tables(ledger), archived), notes, keys, ed25519_verify, tables
         )
@@ -636,7 +638,9 @@ def build(
         alerts=AlertStore(settings.database_url),
         key_admin=keeper.admin,
         analytics=(
-            AnalyticsKeeper(ledger, interval=settings.analytics_interval)
+            AnalyticsKeeper(
+                ledger, lambda: log_with_archives(ledger), interval=settings.analytics_interval
+            )
             if settings.analytics_in_serve
             else None
         ),
@@ -653,8 +657,7 @@ def build(
         ),
         retention=(
             RetentionSchedule(
-                token_retention(ledger, settings),
-                clock.now,
+                token_retention(ledger, settings, clock=clock),
                 settings.retention_interval,
                 first_after=min(5.0, settings.retention_interval),
             )
@@ -706,16 +709,26 @@ def retention_followers(ledger: Ledger, settings: Settings) -> Callable[[int], l
 
 
 def token_retention(
-    ledger: Ledger, settings: Settings, archives: str | Path | None = None
+    ledger: Ledger,
+    settings: Settings,
+    archives: str | Path | None = None,
+    *,
+    clock: Clock | None = None,
+    database_clock: DatabaseClock | None = None,
 ) -> TokenRetentionRun:
     """The retention run over this store, archiving to `archives` (a directory or an
-    `s3://bucket/prefix`; KEYLEDGER_ARCHIVE_URL, else KEYLEDGER_ARCHIVE_DIR, by default)."""
+    `s3://bucket/prefix`; KEYLEDGER_ARCHIVE_URL, else KEYLEDGER_ARCHIVE_DIR, by default). It
+    goes by `clock` (this machine's) checked against the database's: PostgreSQL's own, or on
+    SQLite, which has no server, the machine's."""
     postgres = sqlite_path(ledger.database_url) is None
     rows = TokenEventRows(
         ledger.datastore,
         postgres=postgres,
         events_table=getattr(ledger.recorder, "events_table_name", "stored_events"),
     )
+    clock = clock or SystemClock()
+    if database_clock is None:
+        database_clock = PostgresClock(ledger.datastore) if postgres else clock
     return TokenRetentionRun(
         ledger,
         rows,
@@ -723,4 +736,19 @@ def token_retention(
         retention_followers(ledger, settings),
         lambda: exclusive(ledger.database_url, "token-retention"),
         timedelta(days=settings.token_event_retention),
+        clock=clock,
+        database_clock=database_clock,
     )
+
+
+def archived_events(ledger: Ledger, archives: str | Path | None = None) -> ArchivedLog:
+    """The events retention has removed from this store so far, read back from their archives:
+    each where its removal recorded it, or under `archives` (a directory or an
+    `s3://bucket/prefix`: the operator's `--archives`)."""
+    return archived_log(removed_periods(ledger), archives)
+
+
+def log_with_archives(ledger: Ledger) -> LogWithArchives:
+    """The store's log with the events retention removed merged back in, for a follower that
+    may start from the first event (a new analytics table)."""
+    return LogWithArchives(ledger, archived_events(ledger))

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ def main() -> int:
 
                 def remove() -> None:
                     started = time.perf_counter()
-                    outcome.append(runner.run(datetime.now(UTC), "bench"))
+                    outcome.append(runner.run("bench"))
                     outcome.append(time.perf_counter() - started)
 
                 removal = threading.Thread(target=remove)
@@ -121,7 +121,7 @@ def main() -> int:
                 total = outcome[1]
             finally:
                 ledger.close()
-        [removed] = outcome[0]
+        [removed] = outcome[0].removed
         size = (work / "archives" / f"tokens-{MONTH.name}.jsonl.gz").stat().st_size
     print(f"\nretention over {args.tokens:,} expired token events, PostgreSQL, partitioned")
     print(f"appended in {filled:.1f} s; serve's followers past them {waited:.1f} s later")

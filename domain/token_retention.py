@@ -24,6 +24,15 @@ class RemovalRefused(Exception):
     """A removal the retention rule does not allow (too early, or done already)."""
 
 
+class ArchiveError(Exception):
+    """An archive that is missing, incomplete, damaged, or not the one a removal recorded;
+    the message says where."""
+
+
+class ArchiveMismatch(Exception):
+    """The store holds more of a period's events than its archive: nothing is removed."""
+
+
 @dataclass(frozen=True)
 class RemovedPeriod:
     """A period that has left the live store, and the archive that holds it."""
@@ -36,6 +45,17 @@ class RemovedPeriod:
     first_position: int | None
     last_position: int | None
     removed_at: datetime
+
+    def check_archive(self, sha256: str | None, where: str) -> None:
+        """Refuse (`ArchiveError`) an archive found at `where` whose SHA-256 (None: there is
+        none) is not the one this removal recorded: its events would not be the removed ones."""
+        if sha256 is None:
+            raise ArchiveError(f"no archive of {self.period} in {where}")
+        if sha256 != self.sha256:
+            raise ArchiveError(
+                f"the archive of {self.period} in {where} is not the one its removal recorded "
+                f"(SHA-256 {sha256}, recorded {self.sha256})"
+            )
 
 
 class TokenRetention(Aggregate):

@@ -7,11 +7,10 @@ commands read or write the store directly and need no server and no installation
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from adapters.token_event_rows import TokenEventRows
     from domain.token_periods import TokenPeriod
 
-_ARCHIVE_FILE = re.compile(r"tokens-(\d{4}-\d{2})\.(?:manifest\.json|jsonl\.gz)")
+T = TypeVar("T")
 
 
 @click.group(
@@ -50,19 +49,16 @@ def _period(name: str) -> TokenPeriod:
 def _located(path: str) -> tuple[Archives, TokenPeriod]:
     """The archives and period of an archive named by either of its files (a path, or an
     s3://bucket/prefix/... URL)."""
-    from adapters.token_archives import archives_holding
+    from adapters.token_archives import NotAnArchiveFile, archive_file
+    from domain.token_periods import NotAPeriod
 
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    match = _ARCHIVE_FILE.fullmatch(name)
-    if match is None:
-        raise click.BadParameter(
-            f"{name} is not an archive file (tokens-YYYY-MM.manifest.json or "
-            "tokens-YYYY-MM.jsonl.gz)"
-        )
-    return _opened(archives_holding, path), _period(match.group(1))
+    try:
+        return _opened(archive_file, path)
+    except (NotAnArchiveFile, NotAPeriod) as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
-def _opened(how: Callable[[str], Archives], where: str) -> Archives:
+def _opened(how: Callable[[str], T], where: str) -> T:
     from adapters.token_archives import ArchiveError
 
     try:
@@ -107,7 +103,7 @@ def _rows(store: Ledger) -> TokenEventRows:
 @click.argument("period")
 @click.option(
     "--to",
-    "directory",
+    "where",
     required=True,
     metavar="DIR|S3URL",
     help="The directory to write to (created if missing), or s3://bucket/prefix (credentials, "
@@ -122,9 +118,7 @@ def _rows(store: Ledger) -> TokenEventRows:
     "period retention removed: that archive is the only copy).",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the manifest as JSON")
-def write(
-    period: str, directory: str, database_url: str | None, replace: bool, as_json: bool
-) -> None:
+def write(period: str, where: str, database_url: str | None, replace: bool, as_json: bool) -> None:
     from adapters.token_archives import ArchiveError, describe, open_archives
 
     chosen = _period(period)
@@ -135,7 +129,7 @@ def write(
                 "copy of its events (`keyledger archive load` brings them back)"
             )
         try:
-            manifest = _opened(open_archives, directory).write(
+            manifest = _opened(open_archives, where).write(
                 chosen, _rows(store).period(chosen), datetime.now(UTC), replace=replace
             )
         except ArchiveError as exc:
@@ -194,12 +188,12 @@ def verify(path: str, as_json: bool) -> None:
 def load(path: str, database_url: str | None, as_json: bool) -> None:
     from adapters.token_archives import ArchiveError
     from adapters.token_event_rows import PositionTaken
-    from api.usecases.token_retention import rows_to_load
+    from api.usecases.archive_load import load_archive
 
     archives, period = _located(path)
     with _target(database_url) as store:
         try:
-            restored, present = _rows(store).restore(rows_to_load(store, archives, period))
+            restored, present = load_archive(store, _rows(store), archives, period)
         except (ArchiveError, PositionTaken) as exc:
             raise CliError(f"{path}: {exc}") from None
     _show(

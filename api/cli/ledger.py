@@ -67,8 +67,10 @@ database_url_option = click.option(
     metavar="URL",
     help="The event store to read (default: KEYLEDGER_DATABASE_URL, else the default store).",
 )
-archive_dir_option = click.option(
-    "--archive-dir",
+archives_option = click.option(
+    "--archives",
+    "--archive-dir",  # its first name, when it took directories only
+    "archives",
     metavar="DIR|S3URL",
     help="Where the archives of token events removed by retention are (a directory or "
     "s3://bucket/prefix), when not where each "
@@ -113,7 +115,7 @@ archive_dir_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Recompute from this export instead of the store.",
 )
-@archive_dir_option
+@archives_option
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def verify(
     database_url: str | None,
@@ -121,7 +123,7 @@ def verify(
     checkpoint_files: tuple[Path, ...],
     audit_topic: bool,
     export_file: Path | None,
-    archive_dir: str | None,
+    archives: str | None,
     as_json: bool,
 ) -> None:
     from adapters.ledger_signer import ed25519_verify
@@ -169,7 +171,7 @@ def verify(
                 source: Any = (
                     ExportEntries(export_file)
                     if export_file
-                    else StoreEntries(tables, _archived(store, archive_dir))
+                    else StoreEntries(tables, _archived(store, archives))
                 )
                 with _archives_readable():
                     report = verify_ledger(
@@ -200,25 +202,26 @@ def _verify_topic(notes: list[tuple[str, str]], keys: list[Any]) -> Verification
     return verify_ledger(source, [*source.notes, *notes], keys, ed25519_verify)
 
 
-def _archived(store: Ledger, archive_dir: str | None) -> list[Iterator[Any]]:
+def _archived(store: Ledger, archives: str | None) -> list[Iterator[Any]]:
     """The rows of every archive retention removed from the store, each archive found and
     its manifest checked against the hash its removal recorded now; each is verified whole
     when first read (an `ArchiveError` then)."""
-    from adapters.token_archives import ArchiveError
-    from api.usecases.token_retention import archive_of, checked_archive, removed_periods
+    from adapters.removed_archives import archive_of
+    from api.usecases.token_retention import removed_periods
     from domain.token_periods import TokenPeriod
+    from domain.token_retention import ArchiveError
 
     archived = []
     for removed in removed_periods(store):
         try:
-            archive = checked_archive(removed, archive_of(removed, archive_dir))
+            archive = archive_of(removed, archives)
         except ArchiveError as exc:
             raise CliError(f"{exc}: its {removed.events} events {_ARCHIVE_HINT}") from None
         archived.append(archive.rows(TokenPeriod.named(removed.period)))
     return archived
 
 
-_ARCHIVE_HINT = "cannot be read (--archive-dir names where the archives are)"
+_ARCHIVE_HINT = "cannot be read (--archives names where the archives are)"
 
 
 @contextmanager
@@ -290,13 +293,13 @@ def _show(report: VerificationReport, as_json: bool) -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="The file to write (default: standard output).",
 )
-@archive_dir_option
-def export(database_url: str | None, output: Path | None, archive_dir: str | None) -> None:
+@archives_option
+def export(database_url: str | None, output: Path | None, archives: str | None) -> None:
     from adapters.ledger_sources import with_archived, write_export
     from api.bootstrap import ledger_tables
 
     with _store(_database_url(database_url)) as store:
-        rows = with_archived(ledger_tables(store), _archived(store, archive_dir))
+        rows = with_archived(ledger_tables(store), _archived(store, archives))
         with _archives_readable():
             if output is None:
                 count = write_export(rows, sys.stdout)

@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from api.cli import options as o
-from api.cli.ledger import archive_dir_option
+from api.cli.ledger import archives_option
 from api.cli.output import confirm, emit, emit_ids, emit_json, table
 from api.cli.services import local, settings_here
 
@@ -140,22 +140,24 @@ def _say(report: RebuildReport, as_json: bool) -> None:
 )
 @click.argument("name")
 @click.option("--until", metavar="RFC3339", help="a point-in-time copy, e.g. 2026-11-20T10:00Z")
-@archive_dir_option
+@archives_option
 @o.as_json
 @local
-def rebuild(name: str, until: str | None, archive_dir: str | None, as_json: bool) -> None:
+def rebuild(name: str, until: str | None, archives: str | None, as_json: bool) -> None:
+    from api.bootstrap import archived_events
     from api.usecases.projection_rebuild import copy_until
     from api.usecases.projection_rebuild import rebuild as replay
     from api.usecases.timestamps import parse_rfc3339
 
     moment = parse_rfc3339(until) if until else None
     with open_ledger_here() as ledger:
+        archived = archived_events(ledger, archives)
         if moment is None:
             with progress_bar(f"rebuilding {name}") as progress:
-                report = replay(ledger, name, progress, archive_dir)
+                report = replay(ledger, name, progress, archived)
         else:
             with progress_bar(f"copying {name} as of {moment.isoformat()}") as progress:
-                report = copy_until(ledger, name, moment, datetime.now(UTC), progress, archive_dir)
+                report = copy_until(ledger, name, moment, datetime.now(UTC), progress, archived)
     _say(report, as_json)
 
 

@@ -7,7 +7,6 @@ KEYLEDGER_ARCHIVE_DIR); needs no server, no key-encryption key and no pepper.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 
 import click
 
@@ -33,38 +32,39 @@ def retention() -> None:
     help="Archive and remove every month of token events past retention, oldest first; "
     "finish a removal an earlier run left midway. Waits for no one: a month whose events a "
     "follower (the audit relay, a read model, the ledger's tree) still owes stays, and the "
-    "command says which (exit status 1). One run at a time across replicas.",
+    "command says which (exit status 1); so does a month whose table holds events its archive "
+    "does not, which stays while the others go on. One run at a time across replicas.",
     epilog=o.example(
         "keyledger retention run --dry-run",
-        "keyledger retention run --archive-dir /mnt/archives",
+        "keyledger retention run --archives /mnt/archives",
     ),
 )
 @database_url_option
 @click.option(
-    "--archive-dir",
+    "--archives",
+    "--archive-dir",  # its first name, when it took directories only
+    "archives",
     metavar="DIR|S3URL",
     help="Where the archives go: a directory or s3://bucket/prefix (default: "
     "KEYLEDGER_ARCHIVE_URL, else KEYLEDGER_ARCHIVE_DIR).",
 )
 @click.option("--dry-run", is_flag=True, help="say what would go; change nothing")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def run(database_url: str | None, archive_dir: str | None, dry_run: bool, as_json: bool) -> None:
+def run(database_url: str | None, archives: str | None, dry_run: bool, as_json: bool) -> None:
     from adapters.token_archives import ArchiveError
-    from adapters.token_event_rows import ArchiveMismatch, SingleTable
+    from adapters.token_event_rows import SingleTable
     from api.bootstrap import token_retention
     from api.settings import Settings
     from api.usecases.token_retention import AnotherRunner, ClocksDisagree, FollowersBehind
 
     settings = Settings.from_env()
-    now = datetime.now(UTC)
     with _store(_database_url(database_url)) as store:
-        runner = token_retention(store, settings, archive_dir)
-        try:
-            now = runner.checked_now(now)
-        except ClocksDisagree as exc:
-            raise CliError(str(exc)) from None
+        runner = token_retention(store, settings, archives)
         if dry_run:
-            planned = runner.plan(now)
+            try:
+                planned = runner.plan()
+            except ClocksDisagree as exc:
+                raise CliError(str(exc)) from None
             if as_json:
                 emit_json({"would_remove": [dataclasses.asdict(p) for p in planned]})
                 return
@@ -78,18 +78,23 @@ def run(database_url: str | None, archive_dir: str | None, dry_run: bool, as_jso
                 emit(f"nothing to remove: no month of tokens is {days} days past expiry")
             return
         try:
-            removals = runner.run(now, ACTOR)
-        except (AnotherRunner, FollowersBehind, ArchiveError, ArchiveMismatch, SingleTable) as exc:
+            result = runner.run(ACTOR)
+        except (ClocksDisagree, AnotherRunner, FollowersBehind, ArchiveError, SingleTable) as exc:
             raise CliError(str(exc)) from None
     if as_json:
-        emit_json({"removed": [dataclasses.asdict(r) for r in removals]})
-        return
-    for r in removals:
-        emit(
-            f"removed {r.period}: {r.removed} events of {r.tokens} tokens, archived in {r.archive}"
-        )
-    if not removals:
-        emit("nothing removed")
+        emit_json(dataclasses.asdict(result))
+    else:
+        for r in result.removed:
+            emit(
+                f"removed {r.period}: {r.removed} events of {r.tokens} tokens, "
+                f"archived in {r.archive}"
+            )
+        for h in result.held_back:
+            emit(f"held {h.period} back: {h.reason}")
+        if not result.removed and not result.held_back:
+            emit("nothing removed")
+    if result.held_back:
+        raise SystemExit(1)
 
 
 @retention.command(
@@ -106,7 +111,7 @@ def run(database_url: str | None, archive_dir: str | None, dry_run: bool, as_jso
 @o.yes
 def partition_store(database_url: str | None, yes: bool) -> None:
     from adapters.named_lock import sqlite_path
-    from adapters.postgres_recorder import (
+    from adapters.postgres_partitioning import (
         AlreadyPartitioned,
         NoEventsTable,
         partition_single_table,

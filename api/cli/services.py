@@ -270,7 +270,7 @@ def detect() -> int:
 @local
 def keep_analytics() -> int:
     """Keep the analytics table (when `serve` does not: KEYLEDGER_ANALYTICS_IN_SERVE=false)."""
-    from api.bootstrap import open_ledger, prepare
+    from api.bootstrap import log_with_archives, open_ledger, prepare
     from api.shutdown import STOP_SIGNALS, arm_exit_deadline, call_all_within
     from api.usecases.analytics import AnalyticsKeeper
 
@@ -286,7 +286,9 @@ def keep_analytics() -> int:
     for signum in STOP_SIGNALS:
         signal.signal(signum, on_signal)
     ledger = open_ledger(settings)
-    keeper = AnalyticsKeeper(ledger, interval=settings.analytics_interval)
+    keeper = AnalyticsKeeper(
+        ledger, lambda: log_with_archives(ledger), interval=settings.analytics_interval
+    )
     keeper.start()
     log.info("keeping the analytics table (one keeper at a time; others stand by)")
     stopped.wait()

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from adapters.archived_log import LogWithArchives
 from adapters.event_store import Ledger
 from adapters.named_lock import exclusive
 from adapters.projection_tables import ProjectionTable, projection_table
-from api.usecases.token_retention import archived_log
 from domain.admin_scopes import Admin, Permission
 from projections.analytics import (
     ANALYTICS_TABLE,
@@ -37,7 +36,7 @@ from projections.analytics import (
     issuance_report,
     top_clients,
 )
-from projections.follower import Health, LogFollower
+from projections.follower import Health, LogFollower, NotificationLog
 
 log = logging.getLogger(__name__)
 LOCK = "analytics-follower"
@@ -53,11 +52,14 @@ def analytics_table(ledger: Ledger) -> ProjectionTable[Row]:
     return projection_table(ledger.datastore, ANALYTICS_TABLE, ANALYTICS_TRACKING, AnalyticsCodec())
 
 
-def analytics_follower(ledger: Ledger, interval: float) -> LogFollower[Row]:
-    """The follower of the analytics table; from the start of the log (a new table) it
-    reads the archives of months retention removed, so their counts survive."""
+def analytics_follower(
+    ledger: Ledger, interval: float, log_: NotificationLog | None = None
+) -> LogFollower[Row]:
+    """The follower of the analytics table, reading `log_` (the store's own by default). The
+    composition root gives it the log with the archives of months retention removed merged
+    back, so that from the start of the log (a new table) their counts survive."""
     return LogFollower(
-        LogWithArchives(ledger, archived_log(ledger)),
+        log_ if log_ is not None else ledger,
         analytics_table(ledger),
         AnalyticsView(),
         ANALYTICS_TOPICS,
@@ -69,8 +71,15 @@ def analytics_follower(ledger: Ledger, interval: float) -> LogFollower[Row]:
 class AnalyticsKeeper:
     """A thread that follows the log into the analytics table while it holds the lock."""
 
-    def __init__(self, ledger: Ledger, interval: float = 1.0, retry: float = 5.0) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        log_: Callable[[], NotificationLog],
+        interval: float = 1.0,
+        retry: float = 5.0,
+    ) -> None:
         self._ledger = ledger
+        self._log = log_  # the log to follow, made each time this keeper starts to lead
         self._interval = interval
         self._retry = retry
         self._stop = threading.Event()
@@ -94,7 +103,7 @@ class AnalyticsKeeper:
             self._stop.wait(self._retry)
 
     def _lead(self) -> None:
-        follower = analytics_follower(self._ledger, self._interval)
+        follower = analytics_follower(self._ledger, self._interval, self._log())
         follower.load()
         self.leading.set()
         self.health.succeeded()
@@ -108,12 +117,12 @@ class AnalyticsKeeper:
             self._thread.join(timeout=10)
 
 
-def refresh(ledger: Ledger) -> bool:
-    """Bring the table up to date here, unless a server keeps it (then it is within a
-    second or so); True if this call caught it up."""
+def refresh(ledger: Ledger, log_: NotificationLog) -> bool:
+    """Bring the table up to date here from `log_`, unless a server keeps it (then it is
+    within a second or so); True if this call caught it up."""
     with exclusive(ledger.database_url, LOCK) as held:
         if held:
-            analytics_follower(ledger, 1.0).load()
+            analytics_follower(ledger, 1.0, log_).load()
         return held
 
 

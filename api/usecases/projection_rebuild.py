@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from eventsourcing.persistence import Notification
@@ -23,8 +22,9 @@ from adapters.event_store import Ledger
 from adapters.named_lock import exclusive
 from adapters.projection_rebuild import RebuildTables
 from adapters.projection_tables import projection_table
-from adapters.token_archives import ArchiveError
-from api.usecases.token_retention import archived_log, removed_periods
+from api.usecases.ports import ArchivedEvents
+from api.usecases.token_retention import removed_periods
+from domain.token_retention import ArchiveError
 from projections.replay import CATALOG, ProjectionSpec, Replay
 
 BATCH = 10_000
@@ -69,7 +69,7 @@ def _archives_needed() -> Iterator[None]:
     try:
         yield
     except ArchiveError as exc:
-        raise RebuildRefused(f"{exc} (--archive-dir names where the archives are)") from None
+        raise RebuildRefused(f"{exc} (--archives names where the archives are)") from None
 
 
 @contextmanager
@@ -84,7 +84,7 @@ def _no_garbage_collection() -> Iterator[None]:
 
 
 def _replay(
-    ledger: Ledger, replay: Replay[Any], progress: Progress, archive_dir: str | Path | None
+    ledger: Ledger, replay: Replay[Any], progress: Progress, archived: ArchivedEvents | None
 ) -> int:
     """Fold every event of the projection's topics up to the head; the position reached.
     The months retention removed are read from their archives, merged back in position order.
@@ -93,11 +93,16 @@ def _replay(
     connection) while this one folds: the database driver lets go of the GIL while it waits."""
     tables = RebuildTables(ledger)
     head, topics = ledger.head(), replay.spec.topics
-    known = {r.period for r in removed_periods(ledger)}
-    archived = archived_log(ledger, archive_dir)
+    known = archived.periods if archived is not None else frozenset[str]()
+    if archived is None and (removed := removed_periods(ledger)):
+        raise RebuildRefused(
+            f"retention removed {', '.join(r.period for r in removed)} from this store: a "
+            "replay from the first event reads them from their archives, and was given none"
+        )
 
     def window(after: int, upto: int, topics: tuple[str, ...]) -> list[Notification]:
-        return archived.merged(tables.window(after, upto, topics), after, upto, topics)
+        stored = tables.window(after, upto, topics)
+        return archived.merged(stored, after, upto, topics) if archived is not None else stored
 
     progress(0, head)
     reading = ThreadPoolExecutor(1, thread_name_prefix="replay-read")
@@ -114,7 +119,7 @@ def _replay(
     return head
 
 
-def _check_nothing_removed_meanwhile(ledger: Ledger, known: set[str]) -> None:
+def _check_nothing_removed_meanwhile(ledger: Ledger, known: frozenset[str]) -> None:
     """A month retention removed while the replay read the log may have been read in part."""
     removed = [r.period for r in removed_periods(ledger) if r.period not in known]
     if removed:
@@ -125,9 +130,10 @@ def _check_nothing_removed_meanwhile(ledger: Ledger, known: set[str]) -> None:
 
 
 def rebuild(
-    ledger: Ledger, name: str, progress: Progress, archive_dir: str | Path | None = None
+    ledger: Ledger, name: str, progress: Progress, archived: ArchivedEvents | None = None
 ) -> RebuildReport:
-    """Replay `name` into a fresh table, then swap it for the live one atomically."""
+    """Replay `name` into a fresh table, then swap it for the live one atomically; the
+    months retention removed are read back from `archived`."""
     spec = spec_named(name)
     started = time.perf_counter()
     with exclusive(ledger.database_url, f"rebuild-{spec.name}") as held:
@@ -138,7 +144,7 @@ def rebuild(
         fresh = f"{spec.table}__rebuild"
         tables.create_fresh(fresh)
         replay = Replay(spec, ledger.mapper)
-        reached = _replay(ledger, replay, progress, archive_dir)
+        reached = _replay(ledger, replay, progress, archived)
         tables.insert(fresh, replay.rows())
         position = tables.swap(
             spec.table,
@@ -170,9 +176,10 @@ def copy_until(
     until: datetime,
     now: datetime,
     progress: Progress,
-    archive_dir: str | Path | None = None,
+    archived: ArchivedEvents | None = None,
 ) -> RebuildReport:
-    """A copy of `name` as it was at `until`, in a table of its own; listed by `copies`."""
+    """A copy of `name` as it was at `until`, in a table of its own; listed by `copies`; the
+    months retention removed are read back from `archived`."""
     spec = spec_named(name)
     if until > now:
         raise RebuildRefused("the moment asked for is in the future")
@@ -186,7 +193,7 @@ def copy_until(
             raise RebuildRefused(f"the copy {copy} exists; drop it first to build it again")
         tables.create_fresh(table)
         replay = Replay(spec, ledger.mapper, until=until)
-        position = _replay(ledger, replay, progress, archive_dir)
+        position = _replay(ledger, replay, progress, archived)
         rows = replay.rows()
         tables.insert(table, rows)
         tables.register_copy(copy, spec.name, table, until, position, len(rows), now)

@@ -17,24 +17,25 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
-from pathlib import Path
 
 from eventsourcing.application import AggregateNotFoundError
 
-from adapters.archived_log import ArchivedLog, ArchivedRange
-from adapters.event_store import Ledger
-from adapters.token_archives import (
-    ArchiveError,
-    Archives,
-    Manifest,
-    Row,
-    archives_holding,
-    open_archives,
+from api.usecases.ports import (
+    ArchiveManifest,
+    Clock,
+    DatabaseClock,
+    EventStore,
+    TokenArchives,
+    TokenEvents,
 )
-from adapters.token_event_rows import TOKEN_EVENT_TOPICS, ArchiveMismatch, TokenEventRows
 from domain.token_periods import TokenPeriod, removable_periods
-from domain.token_retention import TOKEN_RETENTION_ID, RemovedPeriod, TokenRetention
+from domain.token_retention import (
+    TOKEN_RETENTION_ID,
+    ArchiveError,
+    ArchiveMismatch,
+    RemovedPeriod,
+    TokenRetention,
+)
 
 log = logging.getLogger("keyledger")
 
@@ -66,6 +67,22 @@ class Removal:
 
 
 @dataclass(frozen=True)
+class HeldBack:
+    """A month the run left in the store, and why."""
+
+    period: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run removed, and the months it held back while the others went on."""
+
+    removed: tuple[Removal, ...] = ()
+    held_back: tuple[HeldBack, ...] = ()
+
+
+@dataclass(frozen=True)
 class Planned:
     period: str
     removable_since: datetime
@@ -77,14 +94,20 @@ Followers = Callable[[int], list[str]]
 
 
 class TokenRetentionRun:
+    """Retention over one store. It goes by this machine's clock once the database's agrees
+    (`MAX_CLOCK_SKEW`): every run and every plan asks both first."""
+
     def __init__(
         self,
-        ledger: Ledger,
-        rows: TokenEventRows,
-        archives: Archives,
+        ledger: EventStore,
+        rows: TokenEvents,
+        archives: TokenArchives,
         followers_behind: Followers,
         lock: Callable[[], AbstractContextManager[bool]],
         retention: timedelta,
+        *,
+        clock: Clock,
+        database_clock: DatabaseClock,
     ) -> None:
         self._ledger = ledger
         self._rows = rows
@@ -92,6 +115,19 @@ class TokenRetentionRun:
         self._behind = followers_behind
         self._lock = lock
         self._retention = retention
+        self._clock = clock
+        self._database_clock = database_clock
+
+    def _now(self) -> datetime:
+        """This machine's time, once the database's clock agrees with it."""
+        now, database = self._clock.now(), self._database_clock.now()
+        if abs(now - database) > MAX_CLOCK_SKEW:
+            raise ClocksDisagree(
+                f"this machine's clock says {now.isoformat()}, the database's "
+                f"{database.isoformat()}: retention removes months by the clock, so it does not "
+                f"run until they agree within {MAX_CLOCK_SKEW.seconds // 60} minutes"
+            )
+        return now
 
     def _retention_record(self, now: datetime) -> TokenRetention:
         try:
@@ -112,20 +148,9 @@ class TokenRetentionRun:
                 if period.name not in record.removed:
                     yield period
 
-    def checked_now(self, now: datetime) -> datetime:
-        """`now` (this machine's clock), once the database's clock agrees with it within
-        `MAX_CLOCK_SKEW`: the time a real run goes by. SQLite has no other clock to ask."""
-        database = self._rows.database_now()
-        if database is not None and abs(now - database) > MAX_CLOCK_SKEW:
-            raise ClocksDisagree(
-                f"this machine's clock says {now.isoformat()}, the database's "
-                f"{database.isoformat()}: retention removes months by the clock, so it does not "
-                f"run until they agree within {MAX_CLOCK_SKEW.seconds // 60} minutes"
-            )
-        return now
-
-    def plan(self, now: datetime) -> list[Planned]:
-        """What a run at `now` would remove (`--dry-run`): nothing is written."""
+    def plan(self) -> list[Planned]:
+        """What a run now would remove (`--dry-run`): nothing is written."""
+        now = self._now()
         record = self._retention_record(now)
         planned = []
         for period in self._periods(record, now):
@@ -138,26 +163,23 @@ class TokenRetentionRun:
             )
         return planned
 
-    def run(self, now: datetime, actor: str) -> list[Removal]:
+    def run(self, actor: str) -> RunResult:
+        now = self._now()
         with self._lock() as held:
             if not held:
                 raise AnotherRunner("another retention run holds the lock; try again later")
             record = self._retention_record(now)
-            removals, held_back = [], []
+            removed, held_back = [], []
             for period in list(self._periods(record, now)):
                 try:
                     removal = self._remove(record, period, now, actor)
                 except ArchiveMismatch as mismatch:  # that month stays; the others go on
-                    held_back.append(str(mismatch))
+                    held_back.append(HeldBack(period.name, str(mismatch)))
                     continue
                 if removal is not None:
-                    removals.append(removal)
+                    removed.append(removal)
             self._rows.prepare_months(TokenPeriod.of(now))
-            if held_back:
-                raise ArchiveMismatch(
-                    "; ".join(held_back) + f" (removed meanwhile: {len(removals)} months)"
-                )
-            return removals
+            return RunResult(tuple(removed), tuple(held_back))
 
     def _remove(
         self, record: TokenRetention, period: TokenPeriod, now: datetime, actor: str
@@ -202,7 +224,7 @@ class TokenRetentionRun:
             period.name, manifest.events, manifest.tokens, self._archives.location(period), removed
         )
 
-    def _check_followers(self, period: TokenPeriod, manifest: Manifest) -> None:
+    def _check_followers(self, period: TokenPeriod, manifest: ArchiveManifest) -> None:
         assert manifest.last_position is not None
         behind = self._behind(manifest.last_position)
         if behind:
@@ -218,14 +240,9 @@ class RetentionSchedule:
     replica run at a time, the others find nothing left or the lock taken."""
 
     def __init__(
-        self,
-        runner: TokenRetentionRun,
-        now: Callable[[], datetime],
-        interval: float,
-        first_after: float = 5.0,
+        self, runner: TokenRetentionRun, interval: float, first_after: float = 5.0
     ) -> None:
         self._runner = runner
-        self._now = now
         self._interval = interval
         self._first_after = first_after
         self._stop = threading.Event()
@@ -247,7 +264,7 @@ class RetentionSchedule:
 
     def run_once(self) -> None:
         try:
-            removals = self._runner.run(self._runner.checked_now(self._now()), "keyledger serve")
+            result = self._runner.run("keyledger serve")
         except ClocksDisagree as disagree:
             log.error("token retention does not run: %s", disagree)
         except AnotherRunner:
@@ -257,7 +274,7 @@ class RetentionSchedule:
         except Exception:
             log.exception("token retention failed; it runs again in %.0f s", self._interval)
         else:
-            for r in removals:
+            for r in result.removed:
                 log.info(
                     "token retention removed %s: %d events of %d tokens, archived in %s",
                     r.period,
@@ -265,11 +282,13 @@ class RetentionSchedule:
                     r.tokens,
                     r.archive,
                 )
+            for h in result.held_back:
+                log.warning("token retention held %s back: %s", h.period, h.reason)
         finally:
             self.runs += 1
 
 
-def removed_periods(ledger: Ledger) -> list[RemovedPeriod]:
+def removed_periods(ledger: EventStore) -> list[RemovedPeriod]:
     """Every period retention removed from this store, oldest first."""
     try:
         found: object = ledger.repository.get(TOKEN_RETENTION_ID)
@@ -277,93 +296,3 @@ def removed_periods(ledger: Ledger) -> list[RemovedPeriod]:
         return []
     assert isinstance(found, TokenRetention)
     return [found.removed[name] for name in sorted(found.removed)]
-
-
-def checked_archive(removed: RemovedPeriod, store: Archives) -> Archives:
-    """`store`, once it holds the very archive the removal recorded (by its SHA-256)."""
-    period = TokenPeriod.named(removed.period)
-    manifest = store.manifest(period)
-    if manifest is None:
-        raise ArchiveError(f"no archive of {period} in {store}")
-    if manifest.sha256 != removed.sha256:
-        raise ArchiveError(
-            f"the archive of {period} in {store} is not the one its removal recorded "
-            f"(SHA-256 {manifest.sha256}, recorded {removed.sha256})"
-        )
-    return store
-
-
-def archive_of(removed: RemovedPeriod, archive_dir: str | Path | None = None) -> Archives:
-    """Where the archive of a removed period is: `archive_dir` (a directory or an
-    `s3://bucket/prefix`) if given, else where its removal wrote it."""
-    if archive_dir is not None:
-        return open_archives(archive_dir)
-    return archives_holding(removed.archive)
-
-
-def archived_log(ledger: Ledger, archive_dir: str | Path | None = None) -> ArchivedLog:
-    """The events retention removed, to merge back into a read from the first event. Each
-    archive is found and checked when a read first reaches its positions."""
-    ranges = []
-    for removed in removed_periods(ledger):
-        if removed.first_position is None or removed.last_position is None:
-            continue  # an empty period: nothing to merge back
-        ranges.append(
-            ArchivedRange(
-                removed.first_position,
-                removed.last_position,
-                partial(_archived_rows, removed, archive_dir),
-            )
-        )
-    return ArchivedLog(ranges)
-
-
-def archived_rows(ledger: Ledger, archive_dir: str | Path | None = None) -> list[Iterator[Row]]:
-    """The rows of every removed period's archive, each in position order, read (and the
-    archive found and checked) when first iterated."""
-    return [
-        _archived_rows(r, archive_dir)
-        for r in removed_periods(ledger)
-        if r.first_position is not None
-    ]
-
-
-def _archived_rows(removed: RemovedPeriod, archive_dir: str | Path | None) -> Iterator[Row]:
-    period = TokenPeriod.named(removed.period)
-    try:
-        yield from checked_archive(removed, archive_of(removed, archive_dir)).rows(period)
-    except ArchiveError as exc:
-        raise ArchiveError(
-            f"{exc}: the {removed.events} events retention removed from {period} are needed "
-            "to read the log from its start"
-        ) from None
-
-
-def rows_to_load(ledger: Ledger, archives: Archives, period: TokenPeriod) -> Iterator[Row]:
-    """The rows of an archive that `archive load` may put back into this store.
-
-    A store that holds events takes back only a month it removed, from the very archive its
-    removal recorded (by SHA-256), each row a token event of that month at a position within
-    the ones removed: anything else would be an event nobody issued, at a position followers
-    are past. An empty store (for an investigation) takes any archive that verifies, still
-    token events of the month only. An `ArchiveError` says what was refused."""
-    bounds: tuple[int, int] | None = None
-    if ledger.head() > 0:
-        removed = next((r for r in removed_periods(ledger) if r.period == period.name), None)
-        if removed is None:
-            raise ArchiveError(
-                f"this store never removed {period}: only the archive of a month it removed "
-                "loads back into it (load into a new store with --database-url)"
-            )
-        checked_archive(removed, archives)
-        bounds = (removed.first_position or 0, removed.last_position or 0)
-    for row in archives.rows(period):
-        position, token_id, _, topic, _ = row
-        if topic not in TOKEN_EVENT_TOPICS or not period.holds(token_id):
-            raise ArchiveError(f"position {position}: not a token event of {period}")
-        if bounds is not None and not bounds[0] <= position <= bounds[1]:
-            raise ArchiveError(
-                f"position {position} is outside the positions the removal of {period} "
-                f"recorded ({bounds[0]}-{bounds[1]})"
-            )
-        yield row

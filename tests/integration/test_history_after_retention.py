@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from adapters.archived_log import LogWithArchives
 from adapters.event_store import Ledger
 from adapters.ledger_signer import note_key
 from adapters.ledger_sources import stored_rows
 from adapters.projection_tables import projection_table
 from adapters.token_archives import ArchiveDirectory, ArchiveError
-from api.bootstrap import ledger_audit, ledger_tables, token_retention
+from api.bootstrap import archived_events, ledger_audit, ledger_tables, log_with_archives
 from api.cli.main import cli
 from api.settings import Settings
 from api.usecases.analytics import analytics_table
@@ -30,12 +29,11 @@ from api.usecases.projection_rebuild import (
     copy_until,
     rebuild,
 )
-from api.usecases.token_retention import archived_log
 from domain.ledger_keys import LEDGER_KEYS_ID
 from projections.analytics import ANALYTICS_TOPICS, AnalyticsCodec, AnalyticsView, Bucket
 from projections.follower import LogFollower
 from tests.integration.test_ledger_checkpoints import service
-from tests.integration.test_token_retention import NOW, OLD, fill, ledger  # noqa: F401
+from tests.integration.token_history import NOW, OLD, fill, retention_at
 
 CODEC = AnalyticsCodec()
 
@@ -44,7 +42,7 @@ def rows_of(records: Any) -> dict[str, str]:
     return {CODEC.key(r): CODEC.to_json(r) for r in records}
 
 
-def live_rows(ledger: Ledger) -> dict[str, str]:  # noqa: F811
+def live_rows(ledger: Ledger) -> dict[str, str]:
     return rows_of(analytics_table(ledger).load()[0])
 
 
@@ -57,33 +55,33 @@ def nothing(reached: int, head: int) -> None:
 
 
 @pytest.fixture
-def removed(ledger: Ledger, settings: Settings, tmp_path: Path) -> dict[str, str]:  # noqa: F811
+def removed(ledger: Ledger, settings: Settings, tmp_path: Path) -> dict[str, str]:
     """The analytics rows before two months were removed (archived in tmp_path/archives)."""
     fill(ledger)
     before = live_rows(ledger)
     assert len(removed_month_buckets(before)) == 2 * 6 * 2  # hour, day: 6 clients, 2 months
-    runner = token_retention(ledger, settings, tmp_path / "archives")
-    assert [r.period for r in runner.run(NOW, "test")] == [p.name for p in OLD]
+    runner = retention_at(ledger, settings, tmp_path / "archives")
+    assert [r.period for r in runner.run("test").removed] == [p.name for p in OLD]
     return before
 
 
 def test_a_rebuild_after_a_removal_keeps_the_removed_months_counts(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     removed: dict[str, str],
 ) -> None:
-    report = rebuild(ledger, "analytics", nothing)
+    report = rebuild(ledger, "analytics", nothing, archived_events(ledger))
 
     assert live_rows(ledger) == removed
     assert report.events > 14  # the archived events were folded again
 
 
 def test_an_as_of_copy_inside_a_removed_month_counts_its_tokens(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     removed: dict[str, str],
 ) -> None:
     moment = OLD[1].start + timedelta(hours=12)  # three of February's tokens, all of January's
 
-    copy_until(ledger, "analytics", moment, NOW, nothing)
+    copy_until(ledger, "analytics", moment, NOW, nothing, archived_events(ledger))
 
     copy = [r for r in copy_records(ledger, "analytics@20240201T120000Z", "analytics")]
     hours = {r.bucket: r.issued for r in copy if isinstance(r, Bucket) and r.granularity == "hour"}
@@ -96,15 +94,13 @@ def test_an_as_of_copy_inside_a_removed_month_counts_its_tokens(
 
 
 def test_a_follower_on_a_new_table_reads_the_archives_from_the_start(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     removed: dict[str, str],
 ) -> None:
     table = projection_table(
         ledger.datastore, "keyledger_analytics_test_new", "analytics-test-new", CODEC
     )
-    follower = LogFollower(
-        LogWithArchives(ledger, archived_log(ledger)), table, AnalyticsView(), ANALYTICS_TOPICS
-    )
+    follower = LogFollower(log_with_archives(ledger), table, AnalyticsView(), ANALYTICS_TOPICS)
 
     follower.load()
 
@@ -112,40 +108,50 @@ def test_a_follower_on_a_new_table_reads_the_archives_from_the_start(
 
 
 def test_a_replay_without_the_archive_stops_and_says_where_it_looked(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     removed: dict[str, str],
     tmp_path: Path,
 ) -> None:
     (tmp_path / "archives").rename(tmp_path / "moved")
 
     with pytest.raises(RebuildRefused) as lost:
-        rebuild(ledger, "analytics", nothing)
+        rebuild(ledger, "analytics", nothing, archived_events(ledger))
 
     assert f"no archive of 2024-01 in {tmp_path / 'archives'}" in str(lost.value)
-    assert "--archive-dir" in str(lost.value)
+    assert "--archives" in str(lost.value)
     assert live_rows(ledger) == removed  # the live table is untouched
-    rebuild(ledger, "analytics", nothing, archive_dir=tmp_path / "moved")
+    rebuild(ledger, "analytics", nothing, archived_events(ledger, tmp_path / "moved"))
+    assert live_rows(ledger) == removed
+
+
+def test_a_replay_given_no_archives_after_a_removal_is_refused(
+    ledger: Ledger,
+    removed: dict[str, str],
+) -> None:
+    with pytest.raises(RebuildRefused, match="retention removed 2024-01, 2024-02 from this"):
+        rebuild(ledger, "analytics", nothing)
+
     assert live_rows(ledger) == removed
 
 
 def test_a_month_removed_while_a_replay_reads_the_log_stops_the_replay(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     settings: Settings,
     tmp_path: Path,
 ) -> None:
     fill(ledger)
-    runner = token_retention(ledger, settings, tmp_path / "archives")
+    runner = retention_at(ledger, settings, tmp_path / "archives")
 
     def remove_once(reached: int, head: int) -> None:
         if reached == 0:
-            runner.run(NOW, "test")
+            runner.run("test")
 
     with pytest.raises(RebuildRefused, match="retention removed 2024-01, 2024-02 while"):
-        rebuild(ledger, "analytics", remove_once)
+        rebuild(ledger, "analytics", remove_once, archived_events(ledger))
 
 
 @pytest.fixture
-def checkpointed(ledger: Ledger, settings: Settings) -> str:  # noqa: F811
+def checkpointed(ledger: Ledger, settings: Settings) -> str:
     """A filled store with a signed checkpoint over every event; the checkpoint key (the
     test removes the months itself)."""
     fill(ledger)
@@ -157,13 +163,13 @@ def checkpointed(ledger: Ledger, settings: Settings) -> str:  # noqa: F811
 
 
 def test_an_export_after_a_removal_holds_the_archived_events_and_verifies(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     settings: Settings,
     checkpointed: str,
     tmp_path: Path,
 ) -> None:
     before = [(r[0], str(r[1]), r[2]) for r in stored_rows(ledger_tables(ledger))]
-    token_retention(ledger, settings, tmp_path / "archives").run(NOW, "test")
+    retention_at(ledger, settings, tmp_path / "archives").run("test")
     export = tmp_path / "history.jsonl"
     url = ["--database-url", settings.database_url]
 
@@ -180,12 +186,12 @@ def test_an_export_after_a_removal_holds_the_archived_events_and_verifies(
 
 
 def test_the_detectors_hourly_ledger_audit_raises_nothing_after_a_removal(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     settings: Settings,
     checkpointed: str,
     tmp_path: Path,
 ) -> None:
-    token_retention(ledger, settings, tmp_path / "archives").run(NOW, "test")
+    retention_at(ledger, settings, tmp_path / "archives").run("test")
     audit = ledger_audit(settings, ledger)
 
     assert audit() == []
@@ -195,20 +201,20 @@ def test_the_detectors_hourly_ledger_audit_raises_nothing_after_a_removal(
 
 
 def test_a_month_loaded_back_is_read_once_not_twice(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     settings: Settings,
     checkpointed: str,
     tmp_path: Path,
 ) -> None:
     counts = live_rows(ledger)
-    token_retention(ledger, settings, tmp_path / "archives").run(NOW, "test")
+    retention_at(ledger, settings, tmp_path / "archives").run("test")
     for period in OLD:
         archive = tmp_path / "archives" / f"tokens-{period.name}.jsonl.gz"
         url = ["--database-url", settings.database_url]
         loaded = CliRunner().invoke(cli, ["archive", "load", str(archive), *url])
         assert loaded.exit_code == 0, loaded.output
 
-    rebuild(ledger, "analytics", nothing)
+    rebuild(ledger, "analytics", nothing, archived_events(ledger))
 
     assert live_rows(ledger) == counts
     assert ledger_audit(settings, ledger)() == []
@@ -228,7 +234,7 @@ def load(settings: Settings, manifest: Path, url: str | None = None) -> Any:
 
 
 def test_a_store_takes_back_only_the_archive_its_removal_recorded(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     removed: dict[str, str],
     settings: Settings,
     tmp_path: Path,
@@ -244,7 +250,7 @@ def test_a_store_takes_back_only_the_archive_its_removal_recorded(
 
 
 def test_a_store_that_never_removed_the_month_takes_no_archive_of_it(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     settings: Settings,
     tmp_path: Path,
 ) -> None:

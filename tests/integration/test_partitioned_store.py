@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 import pytest
@@ -113,7 +114,7 @@ def test_a_month_already_in_the_default_table_stays_there_and_still_leaves(
         assert ensure_token_months(curs, "public", "keyledger_events", old, months=0) == [old]
     runner = token_retention(ledger, store_settings(postgres_url, tmp_path), tmp_path)
     runner._behind = lambda position: []  # no read model in this test
-    [removal] = runner.run(NOW, "test")
+    [removal] = runner.run("test").removed
     assert (removal.period, removal.removed) == ("2021-05", 3)
     assert "keyledger_events_tokens_default" not in tables_of(postgres_url).values()
 
@@ -130,15 +131,24 @@ def test_a_store_made_before_partitioning_keeps_working_and_refuses_a_delete(
         runner = token_retention(store, store_settings(postgres_url, tmp_path), tmp_path)
         runner._behind = lambda position: []
         with pytest.raises(SingleTable, match="created before token events were partitioned"):
-            runner.run(NOW, "test")
+            runner.run("test")
         assert store.repository.get(old.id).jti == old.jti  # nothing removed
     finally:
         store.close()
 
 
-def test_a_store_made_before_partitioning_moves_into_the_layout_and_retention_then_works(
-    postgres_url: str, tmp_path: Path
-) -> None:
+PARTITION_STORE = ["retention", "partition-store", "--yes", "--database-url"]
+
+
+class Moved(NamedTuple):
+    rows: dict[int, tuple[str, int, str, bytes]]  # every event before the move, by position
+    old: IssuedToken  # a token of May 2021, a month past retention
+
+
+@pytest.fixture
+def moved(postgres_url: str) -> Moved:
+    """A store made before partitioning, with events of every kind, moved into the layout by
+    `partition-store`."""
     single_events_table(postgres_url)
     store = Ledger(postgres_url)
     old = token(datetime(2021, 5, 4, tzinfo=UTC))
@@ -146,30 +156,56 @@ def test_a_store_made_before_partitioning_moves_into_the_layout_and_retention_th
     store.save(old, SigningKeys(at=NOW), legacy, token(NOW))
     store.close()
     before = rows_of(postgres_url)
-    args = ["retention", "partition-store", "--database-url", postgres_url, "--yes"]
+    result = CliRunner().invoke(cli, [*PARTITION_STORE, postgres_url])
+    assert result.exit_code == 0, result.output
+    assert "moved 4 events" in result.stdout
+    return Moved(before, old)
 
-    moved = CliRunner().invoke(cli, args)
 
-    assert moved.exit_code == 0, moved.output
-    assert "moved 4 events" in moved.stdout
-    assert rows_of(postgres_url) == before  # every event at its own position, byte for byte
+@pytest.fixture
+def opened(postgres_url: str, moved: Moved) -> Iterator[Ledger]:
+    """The store, opened once it was moved."""
+    store = Ledger(postgres_url)
+    yield store
+    store.close()
+
+
+def test_partition_store_keeps_every_event_at_its_own_position(
+    postgres_url: str, moved: Moved
+) -> None:
+    assert rows_of(postgres_url) == moved.rows  # byte for byte
+
+
+def test_partition_store_puts_each_event_in_the_table_its_kind_says(
+    postgres_url: str, moved: Moved
+) -> None:
     assert set(tables_of(postgres_url).values()) == {
         "keyledger_events_tokens_2021_05",
         "keyledger_events_kept",
         "keyledger_events_legacy_tokens",
         month_table("keyledger_events", TokenPeriod.of(NOW)),
     }
-    store = Ledger(postgres_url)
-    try:
-        store.save(token(NOW))
-        assert store.head() == max(before) + 1  # positions go on after the last one
-        runner = token_retention(store, store_settings(postgres_url, tmp_path), tmp_path)
-        runner._behind = lambda position: []
-        assert [r.period for r in runner.run(NOW, "test")] == ["2021-05"]
-        assert old.id not in store.repository
-    finally:
-        store.close()
-    again = CliRunner().invoke(cli, args)
+
+
+def test_positions_go_on_after_the_last_one_once_partitioned(opened: Ledger, moved: Moved) -> None:
+    opened.save(token(NOW))
+
+    assert opened.head() == max(moved.rows) + 1
+
+
+def test_retention_removes_a_month_from_a_store_once_partitioned(
+    opened: Ledger, postgres_url: str, tmp_path: Path, moved: Moved
+) -> None:
+    runner = token_retention(opened, store_settings(postgres_url, tmp_path), tmp_path)
+    runner._behind = lambda position: []  # no read model in this test
+
+    assert [r.period for r in runner.run("test").removed] == ["2021-05"]
+    assert moved.old.id not in opened.repository
+
+
+def test_a_partitioned_store_is_not_partitioned_again(postgres_url: str, moved: Moved) -> None:
+    again = CliRunner().invoke(cli, [*PARTITION_STORE, postgres_url])
+
     assert again.exit_code == 1
     assert "partitioned already" in again.stderr
 

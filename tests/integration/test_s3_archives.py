@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import boto3
 import httpx
@@ -24,15 +25,16 @@ from adapters.event_store import Ledger
 from adapters.ledger_sources import stored_rows
 from adapters.s3_archives import S3Archives
 from adapters.token_archives import ArchiveError, open_archives
-from api.bootstrap import ledger_tables, token_retention
+from api.bootstrap import archived_events, ledger_tables
 from api.cli.main import cli
 from api.settings import Settings, SettingsError
 from api.usecases.analytics import analytics_table
 from api.usecases.projection_rebuild import rebuild
+from api.usecases.token_retention import Removal
 from domain.token_periods import TokenPeriod
 from domain.token_retention import TOKEN_RETENTION_ID
 from tests.e2e.server import free_port
-from tests.integration.test_token_retention import NOW, OLD, fill, ledger  # noqa: F401
+from tests.integration.token_history import NOW, OLD, fill, retention_at
 
 AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -83,46 +85,78 @@ def objects(bucket: str) -> dict[str, bytes]:
     return {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
 
 
-def test_retention_archives_to_a_bucket_and_every_reader_finds_it_there(
-    ledger: Ledger,  # noqa: F811
-    settings: Settings,
-    bucket: str,
-) -> None:
+class Archived(NamedTuple):
+    url: str  # the prefix the months were archived to, then removed
+    removed: tuple[Removal, ...]
+    analytics: list[Any]  # the analytics rows before the removal
+
+
+@pytest.fixture
+def archived(ledger: Ledger, settings: Settings, bucket: str) -> Archived:
+    """Two months of a filled store archived to a bucket by retention, and removed."""
     fill(ledger)
-    analytics_before = analytics_table(ledger).load()[0]
+    analytics = analytics_table(ledger).load()[0]
     url = f"s3://{bucket}/keyledger/prod"
+    removed = retention_at(ledger, settings, url).run("test").removed
+    return Archived(url, removed, analytics)
 
-    removals = token_retention(ledger, settings, url).run(NOW, "test")
 
-    assert [r.archive for r in removals] == [f"{url}/tokens-{p.name}.jsonl.gz" for p in OLD]
+def test_retention_archives_each_month_under_the_buckets_prefix(
+    archived: Archived, bucket: str
+) -> None:
     assert sorted(objects(bucket)) == sorted(
         f"keyledger/prod/tokens-{p.name}.{kind}"
         for p in OLD
         for kind in ("jsonl.gz", "manifest.json")
     )
-    record = ledger.repository.get(TOKEN_RETENTION_ID)
-    assert record.removed["2024-01"].archive == f"{url}/tokens-2024-01.jsonl.gz"  # type: ignore[attr-defined]
-    checked = CliRunner().invoke(cli, ["archive", "verify", f"{url}/tokens-2024-01.manifest.json"])
+
+
+def test_a_removal_records_its_archives_url(ledger: Ledger, archived: Archived) -> None:
+    expected = [f"{archived.url}/tokens-{p.name}.jsonl.gz" for p in OLD]
+    record: Any = ledger.repository.get(TOKEN_RETENTION_ID)
+
+    assert [r.archive for r in archived.removed] == expected
+    assert [record.removed[p.name].archive for p in OLD] == expected
+
+
+def test_archive_verify_finds_an_archive_by_its_url(archived: Archived) -> None:
+    manifest = f"{archived.url}/tokens-2024-01.manifest.json"
+
+    checked = CliRunner().invoke(cli, ["archive", "verify", manifest])
+
     assert checked.exit_code == 0, checked.output
     assert "verified: 7 events of 6 tokens, 2024-01" in checked.stdout
-    rebuild(ledger, "analytics", lambda reached, head: None)
-    assert sorted(analytics_table(ledger).load()[0], key=str) == sorted(analytics_before, key=str)
+
+
+def test_a_rebuild_reads_the_removed_months_back_from_the_bucket(
+    ledger: Ledger, archived: Archived
+) -> None:
+    rebuild(ledger, "analytics", lambda reached, head: None, archived_events(ledger))
+
+    assert sorted(analytics_table(ledger).load()[0], key=str) == sorted(archived.analytics, key=str)
+
+
+def test_ledger_verify_reads_the_removed_months_back_from_the_bucket(
+    ledger: Ledger, settings: Settings, archived: Archived
+) -> None:
+    kept = len(list(stored_rows(ledger_tables(ledger))))
+
     read = CliRunner().invoke(  # no checkpoint here: what counts is that every event is read
         cli, ["ledger", "verify", "--database-url", settings.database_url, "--json"]
     )
-    kept = len(list(stored_rows(ledger_tables(ledger))))
+
     assert json.loads(read.stdout)["events"] == kept + 14
 
 
 def test_an_archive_loads_back_from_the_bucket(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     settings: Settings,
     bucket: str,
 ) -> None:
     fill(ledger)
     before = list(stored_rows(ledger_tables(ledger)))
     url = f"s3://{bucket}"
-    token_retention(ledger, settings, url).run(NOW, "test")
+    retention_at(ledger, settings, url).run("test")
 
     for period in OLD:
         loaded = CliRunner().invoke(
@@ -180,7 +214,7 @@ def test_an_archive_is_not_written_over_unless_asked(bucket: str) -> None:
 
 
 def test_a_bucket_that_refuses_the_upload_removes_nothing(
-    ledger: Ledger,  # noqa: F811
+    ledger: Ledger,
     settings: Settings,
     bucket: str,
 ) -> None:
@@ -188,7 +222,7 @@ def test_a_bucket_that_refuses_the_upload_removes_nothing(
     before = list(stored_rows(ledger_tables(ledger)))
 
     with pytest.raises(ArchiveError, match=f"2024-01 in s3://{bucket}-missing"):
-        token_retention(ledger, settings, f"s3://{bucket}-missing/x").run(NOW, "test")
+        retention_at(ledger, settings, f"s3://{bucket}-missing/x").run("test")
 
     assert list(stored_rows(ledger_tables(ledger))) == before
 

@@ -45,13 +45,6 @@ def token(issued_at: datetime, jti: str | None = None) -> IssuedToken:
     )
 
 
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[Ledger]:
-    store = Ledger(database_url)
-    yield store
-    store.close()
-
-
 def rows_of(ledger: Ledger) -> TokenEventRows:
     tables = ledger_tables(ledger)
     return TokenEventRows(ledger.datastore, postgres=tables._postgres, events_table=tables._events)

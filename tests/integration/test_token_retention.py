@@ -7,99 +7,53 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
+import logging
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jwt
+import psycopg
 import pytest
 from click.testing import CliRunner
 
+from adapters.clock import FixedClock, PostgresClock
 from adapters.event_store import Ledger
 from adapters.ledger_signer import note_key
 from adapters.ledger_sources import stored_rows
+from adapters.postgres_recorder import ensure_token_months
 from adapters.token_archives import ArchiveDirectory
 from api.bootstrap import ledger_tables, token_retention
 from api.cli.main import cli
 from api.settings import Settings
-from api.usecases.analytics import analytics_follower
 from api.usecases.token_retention import (
     AnotherRunner,
     ClocksDisagree,
     FollowersBehind,
     RetentionSchedule,
+    RunResult,
     TokenRetentionRun,
 )
 from domain.admin_scopes import READ
 from domain.ledger_keys import LEDGER_KEYS_ID
-from domain.signing_keys import SigningKeys
 from domain.token import IssuedToken, new_jti
-from domain.token_periods import TokenPeriod
 from domain.token_retention import TOKEN_RETENTION_ID, TokenRetention
-from projections.tokens import RevokedTokensFollower, RevokedTokensView, revoked_tokens_table
 from tests.integration.helpers import FORM, basic, register, running, stored_token
 from tests.integration.test_ledger_checkpoints import service
 from tests.integration.test_signing_keys_admin_api import bearer, token_for
-
-NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
-OLD = [TokenPeriod(2024, 1), TokenPeriod(2024, 2)]  # removable at NOW after 400 days
-RECENT = TokenPeriod(2026, 11)  # not before 2027-12
-
-
-def token(issued_at: datetime) -> IssuedToken:
-    return IssuedToken(
-        jti=new_jti(issued_at, secrets.token_bytes(10)),
-        client_id=str(uuid.uuid4()),
-        scopes=["invoices:read"],
-        audience=["https://api.example.com"],
-        issued_at=issued_at,
-        expires_at=issued_at + timedelta(minutes=5),
-        kid="Gx3kP9vQ2mN7rT5wY8zB1cD4fH6jL0sA-_uE3iO9pKq",
-        client_version=1,
-        secret_generation=1,
-        auth_method="client_secret_basic",
-        source_ip="192.0.2.7",
-    )
-
-
-def tokens_in(period: TokenPeriod, count: int) -> list[IssuedToken]:
-    made = [token(period.start + timedelta(hours=5 * n + 1)) for n in range(count)]
-    made[0].revoke(now=made[0].issued_at + timedelta(minutes=1), actor="test", reason=None)
-    return made
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[Ledger]:
-    store = Ledger(database_url)
-    yield store
-    store.close()
-
-
-def followers_catch_up(ledger: Ledger) -> None:
-    """The read models that fold token events, as serve keeps them."""
-    analytics = analytics_follower(ledger, 1.0)
-    analytics.load()
-    revoked = RevokedTokensFollower(
-        ledger, revoked_tokens_table(ledger.datastore), RevokedTokensView()
-    )
-    revoked.load()
-
-
-def fill(ledger: Ledger) -> dict[str, list[IssuedToken]]:
-    made = {p.name: tokens_in(p, 6) for p in [*OLD, RECENT]}
-    keys = SigningKeys(at=NOW)
-    ledger.save(*made[OLD[0].name], keys, *made[OLD[1].name], *made[RECENT.name])
-    followers_catch_up(ledger)
-    return made
-
-
-def kept_rows(ledger: Ledger) -> list[tuple[int, str, int]]:
-    return [(r[0], str(r[1]), r[2]) for r in stored_rows(ledger_tables(ledger))]
+from tests.integration.token_history import (
+    NOW,
+    OLD,
+    fill,
+    followers_catch_up,
+    kept_rows,
+    retention_at,
+    token,
+    tokens_in,
+)
 
 
 def test_months_past_retention_are_archived_then_removed_and_nothing_else_is(
@@ -108,9 +62,9 @@ def test_months_past_retention_are_archived_then_removed_and_nothing_else_is(
     made = fill(ledger)
     before = list(stored_rows(ledger_tables(ledger)))
     old_ids = {t.id for p in OLD for t in made[p.name]}
-    runner = token_retention(ledger, settings, tmp_path)
+    runner = retention_at(ledger, settings, tmp_path)
 
-    removals = runner.run(NOW, "test")
+    removals = runner.run("test").removed
 
     assert [(r.period, r.events, r.tokens, r.removed) for r in removals] == [
         ("2024-01", 7, 6, 7),
@@ -144,12 +98,12 @@ def test_a_second_run_has_nothing_to_do_and_an_archive_loads_back(
 ) -> None:
     fill(ledger)
     before = list(stored_rows(ledger_tables(ledger)))
-    runner = token_retention(ledger, settings, tmp_path)
-    runner.run(NOW, "test")
-    assert runner.run(NOW, "test") == []
-    assert runner.plan(NOW) == []
+    runner = retention_at(ledger, settings, tmp_path)
+    runner.run("test")
+    assert runner.run("test") == RunResult()
+    assert runner.plan() == []
     archives = ArchiveDirectory(tmp_path)
-    rows = token_retention(ledger, settings, tmp_path)._rows
+    rows = retention_at(ledger, settings, tmp_path)._rows
     for period in OLD:
         assert rows.restore(archives.rows(period)) == (7, 0)
     restored = list(stored_rows(ledger_tables(ledger)))
@@ -161,7 +115,7 @@ def test_a_dry_run_says_what_would_go_and_changes_nothing(
 ) -> None:
     fill(ledger)
     before = kept_rows(ledger)
-    planned = token_retention(ledger, settings, tmp_path / "archives").plan(NOW)
+    planned = retention_at(ledger, settings, tmp_path / "archives").plan()
     assert [(p.period, p.recorded) for p in planned] == [("2024-01", False), ("2024-02", False)]
     assert planned[0].removable_since == OLD[0].removable_at(timedelta(days=400))
     assert kept_rows(ledger) == before
@@ -173,7 +127,7 @@ def test_a_shorter_retention_takes_more_months(
 ) -> None:
     fill(ledger)
     short = replace(settings, token_event_retention=1)
-    planned = token_retention(ledger, short, tmp_path).plan(datetime(2026, 12, 31, tzinfo=UTC))
+    planned = retention_at(ledger, short, tmp_path, datetime(2026, 12, 31, tzinfo=UTC)).plan()
     assert [p.period for p in planned] == ["2024-01", "2024-02", "2026-11"]
 
 
@@ -183,12 +137,12 @@ def test_a_follower_that_owes_the_events_holds_the_removal_back(
     made = {p.name: tokens_in(p, 3) for p in OLD}
     ledger.save(*made[OLD[0].name], *made[OLD[1].name])  # no read model has seen them
     before = kept_rows(ledger)
-    runner = token_retention(ledger, settings, tmp_path)
+    runner = retention_at(ledger, settings, tmp_path)
     with pytest.raises(FollowersBehind, match="the analytics read model"):
-        runner.run(NOW, "test")
+        runner.run("test")
     assert kept_rows(ledger) == before  # archived, not removed
     followers_catch_up(ledger)
-    assert [r.period for r in runner.run(NOW, "test")] == ["2024-01", "2024-02"]
+    assert [r.period for r in runner.run("test").removed] == ["2024-01", "2024-02"]
 
 
 def test_the_audit_relay_holds_the_removal_back_until_it_has_published_them(
@@ -197,13 +151,13 @@ def test_the_audit_relay_holds_the_removal_back_until_it_has_published_them(
     fill(ledger)
     with_kafka = replace(settings, kafka_bootstrap="127.0.0.1:1")  # a relay that never ran
     with pytest.raises(FollowersBehind, match="the audit relay"):
-        token_retention(ledger, with_kafka, tmp_path).run(NOW, "test")
+        retention_at(ledger, with_kafka, tmp_path).run("test")
 
 
 def test_a_second_runner_waits_its_turn(ledger: Ledger, settings: Settings, tmp_path: Path) -> None:
     fill(ledger)
-    first = token_retention(ledger, settings, tmp_path / "a")
-    second = token_retention(ledger, settings, tmp_path / "b")
+    first = retention_at(ledger, settings, tmp_path / "a")
+    second = retention_at(ledger, settings, tmp_path / "b")
     entered, release = threading.Event(), threading.Event()
     behind = first._behind
 
@@ -213,32 +167,32 @@ def test_a_second_runner_waits_its_turn(ledger: Ledger, settings: Settings, tmp_
         return behind(position)
 
     first._behind = slow_followers
-    outcome: list[object] = []
-    thread = threading.Thread(target=lambda: outcome.append(first.run(NOW, "first")))
+    outcome: list[RunResult] = []
+    thread = threading.Thread(target=lambda: outcome.append(first.run("first")))
     thread.start()
     assert entered.wait(10)
     with pytest.raises(AnotherRunner):
-        second.run(NOW, "second")
+        second.run("second")
     release.set()
     thread.join(10)
-    assert [r.period for r in outcome[0]] == ["2024-01", "2024-02"]  # type: ignore[attr-defined]
-    assert second.run(NOW, "second") == []
+    assert [r.period for r in outcome[0].removed] == ["2024-01", "2024-02"]
+    assert second.run("second") == RunResult()
 
 
 def test_a_removal_recorded_but_stopped_midway_is_finished_by_the_next_run(
     ledger: Ledger, settings: Settings, tmp_path: Path
 ) -> None:
     made = fill(ledger)
-    runner = token_retention(ledger, settings, tmp_path)
+    runner = retention_at(ledger, settings, tmp_path)
     real_remove = runner._rows.remove
     runner._rows.remove = lambda period, expected, upto: 0  # type: ignore[method-assign]
-    runner.run(NOW, "test")  # recorded, then "stopped" before any event left
+    runner.run("test")  # recorded, then "stopped" before any event left
     assert {str(_uuid(r[1])) for r in stored_rows(ledger_tables(ledger))} >= {
         str(t.id) for t in made[OLD[0].name]
     }
-    assert [p.recorded for p in runner.plan(NOW)] == [True, True]
+    assert [p.recorded for p in runner.plan()] == [True, True]
     runner._rows.remove = real_remove  # type: ignore[method-assign]
-    finished = runner.run(NOW, "test")
+    finished = runner.run("test").removed
     assert [(r.period, r.removed, r.finished_earlier_run) for r in finished] == [
         ("2024-01", 7, True),
         ("2024-02", 7, True),
@@ -288,11 +242,11 @@ async def test_a_removal_while_tokens_are_issued_loses_no_token_and_stalls_no_fo
             )
             return str(claims["jti"])
 
-        removal = asyncio.create_task(asyncio.to_thread(runner.run, datetime.now(UTC), "test"))
+        removal = asyncio.create_task(asyncio.to_thread(runner.run, "test"))
         jtis = []
         while not removal.done() or len(jtis) < 40:
             jtis.extend(await asyncio.gather(*(issue() for _ in range(8))))
-        removals = await removal
+        removals = (await removal).removed
 
         assert [(r.period, r.removed) for r in removals] == [("2024-01", 21), ("2024-02", 21)]
         for jti in jtis:
@@ -318,7 +272,7 @@ async def test_a_removed_token_answers_where_it_was_archived(
         ).status_code == 200
         runner = token_retention(runtime.ledger, settings, tmp_path)
         await followers_pass(runner, runtime.ledger.head())
-        await asyncio.to_thread(runner.run, datetime.now(UTC), "test")
+        await asyncio.to_thread(runner.run, "test")
 
         answer = await http.get(f"/admin/tokens/{old.jti}", headers=bearer(admin))
         assert answer.status_code == 404
@@ -359,10 +313,8 @@ def test_the_ledger_still_verifies_after_a_removal_from_the_archives(
     builder.step()
     keys: Any = tree_ledger.repository.get(LEDGER_KEYS_ID)
     key = note_key(keys.current).encoded()
-    assert [r.period for r in token_retention(ledger, settings, tmp_path / "a").run(NOW, "t")] == [
-        "2024-01",
-        "2024-02",
-    ]
+    removed = retention_at(ledger, settings, tmp_path / "a").run("t").removed
+    assert [r.period for r in removed] == ["2024-01", "2024-02"]
     args = ["ledger", "verify", "--database-url", settings.database_url, "--key", key]
 
     verified = CliRunner().invoke(cli, [*args, "--json"])
@@ -373,7 +325,7 @@ def test_the_ledger_still_verifies_after_a_removal_from_the_archives(
     lost = CliRunner().invoke(cli, args)
     assert lost.exit_code == 1
     assert "no archive of 2024-01" in lost.stderr
-    found = CliRunner().invoke(cli, [*args, "--archive-dir", str(tmp_path / "moved")])
+    found = CliRunner().invoke(cli, [*args, "--archives", str(tmp_path / "moved")])
     assert found.exit_code == 0, found.output
 
 
@@ -381,7 +333,7 @@ def test_the_archive_of_a_removed_month_is_never_written_over(
     ledger: Ledger, settings: Settings, tmp_path: Path
 ) -> None:
     fill(ledger)
-    token_retention(ledger, settings, tmp_path).run(NOW, "test")
+    retention_at(ledger, settings, tmp_path).run("test")
     before = (tmp_path / "tokens-2024-01.jsonl.gz").read_bytes()
     url = ["--database-url", settings.database_url]
     result = CliRunner().invoke(
@@ -392,35 +344,158 @@ def test_the_archive_of_a_removed_month_is_never_written_over(
     assert (tmp_path / "tokens-2024-01.jsonl.gz").read_bytes() == before
 
 
-def test_a_runner_whose_clock_disagrees_with_the_databases_does_not_run(
+def test_a_runner_whose_clock_agrees_with_the_databases_goes_by_it(
+    ledger: Ledger, settings: Settings, tmp_path: Path
+) -> None:
+    fill(ledger)
+
+    planned = token_retention(ledger, settings, tmp_path).plan()  # the real clocks
+
+    assert [p.period for p in planned] == ["2024-01", "2024-02"]
+
+
+def ahead_of_the_database(ledger: Ledger, settings: Settings, archives: Path) -> TokenRetentionRun:
+    """A runner whose clock is 800 days ahead (every month above would be removable by it)."""
+    ahead = FixedClock(datetime.now(UTC) + timedelta(days=800))
+    return token_retention(ledger, settings, archives, clock=ahead)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_runner_whose_clock_is_ahead_of_the_databases_removes_nothing(
+    ledger: Ledger, settings: Settings, tmp_path: Path
+) -> None:
+    fill(ledger)
+    before = kept_rows(ledger)
+
+    with pytest.raises(ClocksDisagree, match="agree within 5 minutes"):
+        ahead_of_the_database(ledger, settings, tmp_path).run("test")
+
+    assert kept_rows(ledger) == before
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_dry_run_whose_clock_is_ahead_of_the_databases_is_refused_too(
+    ledger: Ledger, settings: Settings, tmp_path: Path
+) -> None:
+    fill(ledger)
+
+    with pytest.raises(ClocksDisagree, match="agree within 5 minutes"):
+        ahead_of_the_database(ledger, settings, tmp_path).plan()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_serve_logs_that_retention_does_not_run_while_the_clocks_disagree(
     ledger: Ledger, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     fill(ledger)
     before = kept_rows(ledger)
-    runner = token_retention(ledger, settings, tmp_path)
-    real = datetime.now(UTC)
-    ahead = real + timedelta(days=800)  # every month above would be removable by it
 
-    assert runner.checked_now(real) == real
-    if settings.database_url.startswith("sqlite"):
-        assert runner.checked_now(ahead) == ahead  # one machine, one clock: nothing to ask
-        return
-    with pytest.raises(ClocksDisagree, match="agree within 5 minutes"):
-        runner.checked_now(ahead)
-    RetentionSchedule(runner, lambda: ahead, interval=3600).run_once()
+    RetentionSchedule(ahead_of_the_database(ledger, settings, tmp_path), interval=3600).run_once()
+
     assert "token retention does not run" in caplog.text
     assert kept_rows(ledger) == before
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_sqlite_store_goes_by_the_machines_clock_alone(
+    ledger: Ledger, settings: Settings, tmp_path: Path
+) -> None:
+    fill(ledger)
+
+    planned = ahead_of_the_database(ledger, settings, tmp_path).plan()
+
+    assert [p.period for p in planned] == ["2024-01", "2024-02", "2026-11"]
+
+
+def database_time(url: str) -> datetime:
+    with psycopg.connect(url) as conn:
+        found = conn.execute("SELECT clock_timestamp()").fetchone()
+    assert found is not None
+    return found[0]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_the_postgres_clock_is_the_database_servers(ledger: Ledger) -> None:
+    before = database_time(ledger.database_url)
+    read = PostgresClock(ledger.datastore).now()
+    after = database_time(ledger.database_url)
+
+    assert before <= read <= after
 
 
 def test_an_event_that_reaches_a_removed_month_after_its_archive_is_never_deleted(
     ledger: Ledger, settings: Settings, tmp_path: Path
 ) -> None:
     fill(ledger)
-    runner = token_retention(ledger, settings, tmp_path)
-    runner.run(NOW, "test")
+    runner = retention_at(ledger, settings, tmp_path)
+    runner.run("test")
     late = token(OLD[0].start + timedelta(days=3))  # an issuer whose clock is far behind
     ledger.save(late)
 
-    runner.run(NOW, "test")
+    runner.run("test")
 
     assert late.id in ledger.repository  # in no archive: it stays in the store
+
+
+@pytest.fixture
+def a_month_gained_an_event(ledger: Ledger, settings: Settings, tmp_path: Path) -> IssuedToken:
+    """A partitioned PostgreSQL store where a run recorded both old months and stopped before
+    any event left, and then a token event reached January's table (an issuer whose clock is
+    far behind): January's table holds an event its archive does not. The late token."""
+    with psycopg.connect(settings.database_url) as conn, conn.cursor() as curs:
+        ensure_token_months(curs, "public", "keyledger_events", OLD[0], months=1)
+    fill(ledger)
+    runner = retention_at(ledger, settings, tmp_path)
+    runner._rows.remove = lambda period, expected, upto: 0  # type: ignore[method-assign]
+    runner.run("test")
+    late = token(OLD[0].start + timedelta(days=3))
+    ledger.save(late)
+    return late
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_month_whose_table_holds_more_than_its_archive_stays_and_the_others_go(
+    ledger: Ledger, settings: Settings, tmp_path: Path, a_month_gained_an_event: IssuedToken
+) -> None:
+    result = retention_at(ledger, settings, tmp_path).run("test")
+
+    assert [r.period for r in result.removed] == ["2024-02"]
+    [held] = result.held_back
+    assert held.period == "2024-01"
+    assert "holds 8 events (1 after position" in held.reason
+    assert a_month_gained_an_event.id in ledger.repository
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_the_cli_says_what_it_removed_and_what_it_held_back_and_exits_1(
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    a_month_gained_an_event: IssuedToken,
+) -> None:
+    monkeypatch.setenv("KEYLEDGER_KAFKA_BOOTSTRAP", "off")
+    monkeypatch.setenv("KEYLEDGER_ARCHIVE_DIR", str(tmp_path))
+
+    done = CliRunner().invoke(cli, ["retention", "run", "--database-url", settings.database_url])
+
+    assert done.exit_code == 1, done.output
+    [removed, held] = done.stdout.splitlines()
+    assert removed.startswith("removed 2024-02: 7 events of 6 tokens")
+    assert held.startswith("held 2024-01 back: 2024-01's table holds 8 events")
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_serve_logs_what_retention_removed_and_what_it_held_back(
+    ledger: Ledger,
+    settings: Settings,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    a_month_gained_an_event: IssuedToken,
+) -> None:
+    runner = retention_at(ledger, settings, tmp_path)
+    caplog.set_level(logging.INFO, logger="keyledger")
+
+    RetentionSchedule(runner, interval=3600).run_once()
+
+    assert "token retention removed 2024-02: 7 events" in caplog.text
+    assert "token retention held 2024-01 back: 2024-01's table holds 8 events" in caplog.text
