@@ -119,8 +119,8 @@ class LogFollower(Generic[R]):
                 for notification in batch:
                     event = self._log.mapper.to_domain_event(notification)
                     self._unsaved.update(touched_keys(self.view.apply(event, notification.id)))
-                # A full batch (or more: a log with archives merged back) ends where it ends.
-                self._scanned = batch[-1].id if len(batch) >= READ_BATCH else upto
+                # A full batch ends where it ends: the rest of the window is read next.
+                self._scanned = batch[-1].id if len(batch) == READ_BATCH else upto
             self._save()
 
     def _save(self) -> None:
