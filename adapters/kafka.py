@@ -179,8 +179,9 @@ def port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the broker gets SIGTERM when the process that started it dies, even by SIGKILL."""
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: this process (the broker, serve's background process) gets SIGTERM when the
+    process that started it dies, even by SIGKILL."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
@@ -197,7 +198,7 @@ def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
         command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
+        preexec_fn=die_with_parent,  # only prctl: safe between fork and exec
     )
 
 

@@ -9,9 +9,9 @@ code the server itself sends, and a client id is a label only for the clients
 `ClientLabels` admits (KEYLEDGER_METRICS_CLIENT_LABELS); every other registered client is
 `other`, anything else `unregistered`.
 
-With several worker processes (`keyledger serve --workers 2`) the values live in files under
-`PROMETHEUS_MULTIPROC_DIR` (set by `serve` before the workers start) and every scrape, on
-whichever worker answers, adds them up. Gauges about the whole installation (projection and
+Under `keyledger serve` (workers and its background process) the values live in files under
+`PROMETHEUS_MULTIPROC_DIR` (`adapters/metrics_directory.py`) and every scrape, on whichever
+worker answers, adds them up. Gauges about the whole installation (projection and
 relay lag, the signing key) are computed at scrape time by the process answering.
 """
 
@@ -41,7 +41,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from adapters.metrics_directory import MULTIPROC_ENV
+
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what generate_latest writes (0.26 says 1.0.0)
 UNREGISTERED = "unregistered"
 OTHER = "other"

@@ -40,6 +40,7 @@ from adapters.token_archives import open_archives
 from adapters.token_event_rows import TokenEventRows
 from adapters.tracing import NoTracing, Tracing, otlp_headers, otlp_tracing
 from api import shutdown
+from api.background import BackgroundJobs
 from api.http import server
 from api.settings import Settings, SettingsError
 from api.usecases.access_tokens import AccessTokenValidator
@@ -455,9 +456,11 @@ class Runtime:
     reports: AnalyticsReports = field(init=False)
     ledger_queries: LedgerQueries = field(init=False)
     alert_queries: AlertQueries = field(init=False)
+    jobs: BackgroundJobs = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.jobs = BackgroundJobs(self.relay, self.analytics, self.ledger_service, self.retention)
         self.reports = AnalyticsReports(self.ledger)
         self.ledger_queries = LedgerQueries(self.ledger, ledger_tables(self.ledger))
         self.alert_queries = AlertQueries(self.alerts)
@@ -475,16 +478,11 @@ class Runtime:
         self.revoked_follower.start()
         if self.key_keeper is not None:
             self.key_keeper.start()
-        if self.analytics is not None:
-            self.analytics.start()
         if isinstance(self.committer, AsyncPostgresGroupCommitter):
             await self.committer.start()
         else:
             self.committer.start()
-        if self.ledger_service is not None:
-            self._tasks.append(asyncio.create_task(self.ledger_service.run(), name="ledger"))
-        if self.retention is not None:
-            self.retention.start()
+        await self.jobs.start()
         if not self.settings.kafka_enabled:
             log.warning(
                 "KEYLEDGER_KAFKA_BOOTSTRAP=off: the audit stream is disabled; no events or "
@@ -492,24 +490,19 @@ class Runtime:
             )
             return
         self._tasks.append(asyncio.create_task(self.observations.run(), name="observations"))
-        if self.relay is not None:
-            self._tasks.append(asyncio.create_task(self.relay.run(), name="audit-relay"))
 
     async def stop(self) -> None:
         """Stop every loop, each step bounded whatever the database or broker is doing
         (api/shutdown.py); the connections are closed only once nothing uses them."""
-        if self.relay is not None:
-            self.relay.stop()
-        if self.ledger_service is not None:
-            self.ledger_service.stop()
-        if self.retention is not None:
-            self.retention.stop()
         for task in self._tasks:
-            if task.get_name() not in ("audit-relay", "ledger"):
-                task.cancel()
-        await shutdown.finish_or_cancel(self._tasks)
-        stops = [self.follower.stop, self.revoked_follower.stop, self.tracing.shutdown]
-        stops += [k.stop for k in (self.key_keeper, self.analytics) if k is not None]
+            task.cancel()
+        await asyncio.gather(self.jobs.stop(), shutdown.finish_or_cancel(self._tasks))
+        stops: list[Callable[[], object]] = [
+            self.follower.stop,
+            self.revoked_follower.stop,
+            self.tracing.shutdown,
+        ]
+        stops += [*self.jobs.thread_stops, *([self.key_keeper.stop] if self.key_keeper else [])]
         if isinstance(self.committer, AsyncPostgresGroupCommitter):
             try:  # what is queued is committed, unless the database does not answer
                 await asyncio.wait_for(self.committer.stop(), shutdown.GRACE)
@@ -553,9 +546,14 @@ def _committer(ledger: Ledger, settings: Settings) -> GroupCommitter | AsyncPost
 
 
 def build(
-    settings: Settings, clock: Clock | None = None, tracing: Tracing | None = None
+    settings: Settings,
+    clock: Clock | None = None,
+    tracing: Tracing | None = None,
+    *,
+    with_jobs: bool = True,
 ) -> Runtime:
-    """Wire a server process from settings; nothing runs until `Runtime.start()`."""
+    """Wire a server process from settings; nothing runs until `Runtime.start()`. With
+    `with_jobs`, it also runs the background jobs (`background_jobs`) the settings turn on."""
     metrics.configure(settings.client_labels)
     metrics.start_at_zero(
         metrics.AUTHENTICATION_FAILURES, (*AUTHENTICATION_FAILURE_REASONS, "other")
@@ -610,9 +608,8 @@ def build(
     )
     verifier = JwtVerifier(keys, settings.issuer_url)
     tokens = AccessTokenValidator(verifier, view, revoked_view, clock)
-    ledger_service = (
-        build_ledger_service(settings, ledger, clock, secrets) if settings.ledger_in_serve else None
-    )
+    jobs = background_jobs(settings, ledger, clock, tracing, secrets) if with_jobs else None
+    ledger_service = jobs.ledger_service if jobs else None
     return Runtime(
         settings,
         ledger,
@@ -630,20 +627,10 @@ def build(
         introspector=TokenIntrospector(tokens),
         revoker=TokenRevoker(ledger, verifier, view, clock, revoked_follower),
         observations=build_observations(settings),
-        relay=(
-            build_relay(settings, ledger, tracing)
-            if settings.kafka_enabled and settings.relay_in_serve
-            else None
-        ),
+        relay=jobs.relay if jobs else None,
         alerts=AlertStore(settings.database_url),
         key_admin=keeper.admin,
-        analytics=(
-            AnalyticsKeeper(
-                ledger, lambda: log_with_archives(ledger), interval=settings.analytics_interval
-            )
-            if settings.analytics_in_serve
-            else None
-        ),
+        analytics=jobs.analytics if jobs else None,
         key_keeper=keeper,
         authenticator=authenticator,
         ledger_service=ledger_service,
@@ -655,6 +642,38 @@ def build(
             settings.ledger_name,
             nudge=ledger_service.nudge if ledger_service is not None else None,
         ),
+        retention=jobs.retention if jobs else None,
+        tracing=tracing,
+    )
+
+
+def background_jobs(
+    settings: Settings,
+    ledger: Ledger,
+    clock: Clock | None = None,
+    tracing: Tracing | None = None,
+    secrets: InstallationSecrets | None = None,
+) -> BackgroundJobs:
+    """The jobs that follow the log, as the settings turn them on (`api/background.py`)."""
+    clock = clock or SystemClock()
+    ledger_service = None
+    if settings.ledger_in_serve:
+        secrets = secrets or installation_secrets(settings, ledger)
+        ledger_service = build_ledger_service(settings, ledger, clock, secrets)
+    return BackgroundJobs(
+        relay=(
+            build_relay(settings, ledger, tracing)
+            if settings.kafka_enabled and settings.relay_in_serve
+            else None
+        ),
+        analytics=(
+            AnalyticsKeeper(
+                ledger, lambda: log_with_archives(ledger), interval=settings.analytics_interval
+            )
+            if settings.analytics_in_serve
+            else None
+        ),
+        ledger_service=ledger_service,
         retention=(
             RetentionSchedule(
                 token_retention(ledger, settings, clock=clock),
@@ -664,7 +683,6 @@ def build(
             if settings.retention_in_serve
             else None
         ),
-        tracing=tracing,
     )
 
 

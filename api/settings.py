@@ -21,6 +21,10 @@ from domain.forwarded import TrustedProxies
 from domain.signing_keys import MAX_PREPUBLICATION
 
 KAFKA_OFF = "off"
+# `keyledger serve` runs the work that follows the log (the audit relay, the analytics table,
+# the ledger's tree and checkpoints, scheduled retention) in one process of its own beside the
+# request workers ("process"), or as threads inside each worker ("workers").
+BACKGROUND_PLACES = ("process", "workers")
 
 
 class SettingsError(ValueError):
@@ -73,6 +77,7 @@ class Settings:
     audit_topic_partitions: int = 6
     audit_topic_replicas: int = 1
     relay_in_serve: bool = True
+    background_jobs: str = "process"  # where serve runs relay, analytics, ledger, retention
     relay_batch_max: int = 1000
     relay_backoff_max: float = 30.0
     observation_buffer: int = 10_000
@@ -148,6 +153,10 @@ class Settings:
             )
         if min(self.audit_topic_partitions, self.audit_topic_replicas, self.relay_batch_max) < 1:
             raise SettingsError("topic partitions, replicas and the relay batch must be positive")
+        if self.background_jobs not in BACKGROUND_PLACES:
+            raise SettingsError(
+                f"KEYLEDGER_BACKGROUND_JOBS must be one of {', '.join(BACKGROUND_PLACES)}"
+            )
         if self.log_format not in ("json", "console"):
             raise SettingsError("KEYLEDGER_LOG_FORMAT must be json or console")
         if self.analytics_interval <= 0:

@@ -56,6 +56,20 @@ def refusals() -> Iterator[None]:
         raise CliError(str(exc)) from None
 
 
+def with_metrics_directory(command: Callable[..., T]) -> Callable[..., T]:
+    """A command whose processes add up their metrics (`adapters/metrics_directory.py`): the
+    directory is set before anything imports prometheus-client, so before `local`."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> T:
+        from adapters.metrics_directory import metrics_directory
+
+        with metrics_directory():
+            return command(*args, **kwargs)
+
+    return run
+
+
 def local(command: Callable[..., T]) -> Callable[..., T]:
     """A command on the installation itself: its refusals are one-line errors."""
 
@@ -139,6 +153,7 @@ def embedded_broker(settings: Settings) -> Iterator[None]:
 @click.option("--host", help="the address to bind (KEYLEDGER_HOST)")
 @click.option("--port", type=int, help="the port to bind (KEYLEDGER_PORT)")
 @click.option("--workers", type=int, help="server processes (KEYLEDGER_WORKERS, default 1)")
+@with_metrics_directory
 @local
 def serve(host: str | None, port: int | None, workers: int | None) -> int:
     from api.bootstrap import prepare

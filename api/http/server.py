@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
+import signal
 import ssl
-import tempfile
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 import uvicorn
 
-from adapters.metrics import MULTIPROC_ENV
+from api.background import background_process
 from api.http.head_limits import BoundedHttpToolsProtocol
 from api.settings import Settings
+from api.shutdown import STOP_SIGNALS
 from api.tls_settings import MINIMUM_VERSION, ServerTls
 
 
 def run(settings: Settings) -> None:
-    """Serve `api.http.app:create_app` until stopped (each worker builds its own runtime)."""
-    with metrics_directory(settings.workers):
+    """Serve `api.http.app:create_app` until stopped (each worker builds its own runtime),
+    beside the process that runs the background jobs (api/background.py)."""
+    with background_process(settings), _unwound_by_stop_signals():
         uvicorn.run(
             "api.http.app:create_app",
             factory=True,
@@ -39,6 +40,24 @@ def run(settings: Settings) -> None:
             timeout_graceful_shutdown=5,  # for requests in flight (api/shutdown.py)
             **tls_options(settings.server_tls),
         )
+
+
+@contextlib.contextmanager
+def _unwound_by_stop_signals() -> Iterator[None]:
+    """A stop signal ends the serving with `SystemExit` rather than the signal's default
+    action: one uvicorn worker, run in this process, stops gracefully, then raises the signal
+    again to the handler it found. So what runs the server (the background process) is stopped
+    on the way out as well; the exit status is still the signal's (128 + its number)."""
+
+    def unwind(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {signum: signal.signal(signum, unwind) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def tls_options(tls: ServerTls | None) -> dict[str, Any]:
@@ -61,19 +80,3 @@ def tls_context(config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLCo
     context = default()
     context.minimum_version = MINIMUM_VERSION
     return context
-
-
-@contextlib.contextmanager
-def metrics_directory(workers: int) -> Iterator[None]:
-    """With several workers, their metrics go to files in a fresh directory each scrape reads
-    (prometheus-client's multiprocess mode); the workers inherit the variable."""
-    if workers < 2 or os.environ.get(MULTIPROC_ENV):
-        yield
-        return
-    directory = tempfile.mkdtemp(prefix="keyledger-metrics-")
-    os.environ[MULTIPROC_ENV] = directory
-    try:
-        yield
-    finally:
-        del os.environ[MULTIPROC_ENV]
-        shutil.rmtree(directory, ignore_errors=True)

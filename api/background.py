@@ -1,0 +1,197 @@
+"""The work that follows the log after each token: the audit relay, the analytics table, the
+ledger's tree and checkpoints, and scheduled retention.
+
+`keyledger serve` runs it in one process of its own beside the request workers
+(`KEYLEDGER_BACKGROUND_JOBS=process`, the default), so that it never holds a worker's
+interpreter while that worker answers a request: on the two cores a small installation has,
+that work costs about a quarter of a worker's CPU per token. Each job still elects itself
+(a lock per relay, analytics table and ledger), so replicas may each run one such process.
+With `workers`, every request worker runs the jobs as threads, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from api import shutdown
+from api.settings import Settings
+
+if TYPE_CHECKING:
+    from api.usecases.analytics import AnalyticsKeeper
+    from api.usecases.token_retention import RetentionSchedule
+    from projections.audit_relay import AuditRelay
+    from projections.ledger_service import LedgerService
+
+log = logging.getLogger(__name__)
+
+RESTART_AFTER = (1.0, 30.0)  # seconds before restarting a process that exited: first, most
+PROCESS_NAME = "keyledger-background"
+
+
+@dataclass
+class BackgroundJobs:
+    """The jobs one process runs, started and stopped together (each may be off: None)."""
+
+    relay: AuditRelay | None = None
+    analytics: AnalyticsKeeper | None = None
+    ledger_service: LedgerService | None = None
+    retention: RetentionSchedule | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopping: asyncio.Event | None = None
+
+    @property
+    def names(self) -> list[str]:
+        jobs = {
+            "audit relay": self.relay,
+            "analytics": self.analytics,
+            "ledger": self.ledger_service,
+            "retention": self.retention,
+        }
+        return [name for name, job in jobs.items() if job is not None]
+
+    async def start(self) -> None:
+        if self.analytics is not None:
+            self.analytics.start()
+        if self.ledger_service is not None:
+            self._tasks.append(asyncio.create_task(self.ledger_service.run(), name="ledger"))
+        if self.retention is not None:
+            self.retention.start()
+        if self.relay is not None:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="audit-relay"))
+
+    async def stop(self) -> None:
+        """Stop the loops on this event loop, each bounded (api/shutdown.py); the threads
+        are the caller's to stop, with its own (`thread_stops`)."""
+        for job in (self.relay, self.ledger_service, self.retention):
+            if job is not None:
+                job.stop()
+        await shutdown.finish_or_cancel(self._tasks)
+
+    @property
+    def thread_stops(self) -> list[Callable[[], object]]:
+        return [self.analytics.stop] if self.analytics is not None else []
+
+    async def run(self) -> None:
+        """Start, run until `stop_running()`, then stop: a service for `run_until_signalled`."""
+        self._stopping = asyncio.Event()
+        await self.start()
+        await self._stopping.wait()
+
+    def stop_running(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+
+
+class _Signalled:
+    """`BackgroundJobs` as `run_until_signalled` drives a service: `run()` and `stop()`."""
+
+    def __init__(self, jobs: BackgroundJobs) -> None:
+        self.jobs = jobs
+
+    async def run(self) -> None:
+        await self.jobs.run()
+
+    def stop(self) -> None:
+        self.jobs.stop_running()
+
+
+def run_process() -> None:
+    """The background process: the jobs of `keyledger serve`'s settings (from the environment
+    it inherited) until SIGTERM or SIGINT. Logs as the workers do."""
+    from adapters.kafka import die_with_parent
+    from api.bootstrap import background_jobs, open_ledger
+    from api.logs import configure_logging
+
+    die_with_parent()
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, json_lines=settings.log_format == "json")
+
+    async def run() -> None:
+        ledger = open_ledger(settings)
+        jobs = background_jobs(settings, ledger)
+        log.info("background process %d running: %s", os.getpid(), ", ".join(jobs.names))
+        try:
+            await shutdown.run_until_signalled(_Signalled(jobs))
+        finally:
+            await jobs.stop()
+            if shutdown.call_all_within(jobs.thread_stops):
+                ledger.close()
+
+    asyncio.run(run())
+
+
+@contextlib.contextmanager
+def background_process(settings: Settings) -> Iterator[None]:
+    """Keep serve's background process running (restarted, after a pause, if it exits) while
+    the server runs; then stop it with SIGTERM, and kill it past the exit deadline."""
+    if settings.background_jobs != "process" or not any_jobs(settings):
+        yield
+        return
+    keeper = _ProcessKeeper()
+    keeper.start()
+    try:
+        yield
+    finally:
+        keeper.stop()
+
+
+def any_jobs(settings: Settings) -> bool:
+    return (
+        (settings.kafka_enabled and settings.relay_in_serve)
+        or settings.analytics_in_serve
+        or settings.ledger_in_serve
+        or settings.retention_in_serve
+    )
+
+
+class _ProcessKeeper:
+    def __init__(self) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        self._stopped = threading.Event()
+        self._process: Any = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._keep, name=PROCESS_NAME, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _keep(self) -> None:
+        pause = RESTART_AFTER[0]
+        while not self._stopped.is_set():
+            with self._lock:
+                if self._stopped.is_set():
+                    return
+                self._process = self._context.Process(target=run_process, name=PROCESS_NAME)
+                self._process.start()
+            self._process.join()
+            if self._stopped.is_set():
+                return
+            log.error(
+                "the background process exited (code %s); restarting it in %.0f s",
+                self._process.exitcode,
+                pause,
+            )
+            if self._stopped.wait(pause):
+                return
+            pause = min(pause * 2, RESTART_AFTER[1])
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped.set()
+            process = self._process
+        if process is None or process.exitcode is not None:
+            return
+        process.terminate()
+        process.join(shutdown.EXIT_DEADLINE + 1)
+        if process.exitcode is None:
+            log.warning("the background process did not stop in time; killing it")
+            process.kill()
+            process.join(5)
