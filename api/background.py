@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -107,22 +108,23 @@ def run_process() -> None:
     """The background process: the jobs of `keyledger serve`'s settings (from the environment
     it inherited) until SIGTERM or SIGINT. Logs as the workers do."""
     from adapters.kafka import die_with_parent
-    from api.bootstrap import background_jobs, open_ledger
+    from api.bootstrap import background_jobs, open_ledger, tracing_for
     from api.logs import configure_logging
 
     die_with_parent()
     settings = Settings.from_env()
     configure_logging(settings.log_level, json_lines=settings.log_format == "json")
+    tracing = tracing_for(settings, "serve")  # the relay's spans, as when it ran in a worker
 
     async def run() -> None:
         ledger = open_ledger(settings)
-        jobs = background_jobs(settings, ledger)
+        jobs = background_jobs(settings, ledger, tracing=tracing)
         log.info("background process %d running: %s", os.getpid(), ", ".join(jobs.names))
         try:
             await shutdown.run_until_signalled(_Signalled(jobs))
         finally:
             await jobs.stop()
-            if shutdown.call_all_within(jobs.thread_stops):
+            if shutdown.call_all_within([*jobs.thread_stops, tracing.shutdown]):
                 ledger.close()
 
     asyncio.run(run())
@@ -164,34 +166,39 @@ class _ProcessKeeper:
         self._thread.start()
 
     def _keep(self) -> None:
+        """Start the process, wait for it (only this thread reaps it), and start it again
+        after a pause that doubles while it keeps failing early."""
         pause = RESTART_AFTER[0]
-        while not self._stopped.is_set():
+        while True:
             with self._lock:
                 if self._stopped.is_set():
                     return
                 self._process = self._context.Process(target=run_process, name=PROCESS_NAME)
                 self._process.start()
+            started = time.monotonic()
             self._process.join()
-            if self._stopped.is_set():
+            # Ctrl-C reaches the whole process group: the process stops before the server
+            # does. Only an exit the server does not follow within the pause is a failure.
+            if self._stopped.wait(pause):
                 return
             log.error(
-                "the background process exited (code %s); restarting it in %.0f s",
+                "the background process exited (code %s) %.0f s ago; starting it again",
                 self._process.exitcode,
                 pause,
             )
-            if self._stopped.wait(pause):
-                return
-            pause = min(pause * 2, RESTART_AFTER[1])
+            long_run = time.monotonic() - started > RESTART_AFTER[1]
+            pause = RESTART_AFTER[0] if long_run else min(pause * 2, RESTART_AFTER[1])
 
     def stop(self) -> None:
+        """SIGTERM to the process; SIGKILL if it has not exited by the exit deadline."""
         with self._lock:
             self._stopped.set()
             process = self._process
-        if process is None or process.exitcode is not None:
+        if process is None:
             return
         process.terminate()
-        process.join(shutdown.EXIT_DEADLINE + 1)
-        if process.exitcode is None:
+        self._thread.join(shutdown.EXIT_DEADLINE + 1)
+        if self._thread.is_alive():
             log.warning("the background process did not stop in time; killing it")
             process.kill()
-            process.join(5)
+            self._thread.join(5)
