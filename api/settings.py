@@ -23,8 +23,9 @@ from domain.signing_keys import MAX_PREPUBLICATION
 KAFKA_OFF = "off"
 # `keyledger serve` runs the work that follows the log (the audit relay, the analytics table,
 # the ledger's tree and checkpoints, scheduled retention) in one process of its own beside the
-# request workers ("process"), or as threads inside each worker ("workers").
-BACKGROUND_PLACES = ("process", "workers")
+# request workers ("process"), or as threads inside each worker ("workers"); "auto": a process
+# of its own beside a single worker, threads among several (measured: api/background.py).
+BACKGROUND_PLACES = ("auto", "process", "workers")
 
 
 class SettingsError(ValueError):
@@ -77,7 +78,7 @@ class Settings:
     audit_topic_partitions: int = 6
     audit_topic_replicas: int = 1
     relay_in_serve: bool = True
-    background_jobs: str = "process"  # where serve runs relay, analytics, ledger, retention
+    background_jobs: str = "auto"  # where serve runs relay, analytics, ledger, retention
     relay_batch_max: int = 1000
     relay_backoff_max: float = 30.0
     observation_buffer: int = 10_000
@@ -121,6 +122,13 @@ class Settings:
     archive_url: str | None = None  # s3://bucket/prefix: archives in an S3-compatible store
     retention_in_serve: bool = False
     retention_interval: float = 86_400.0
+
+    @property
+    def jobs_in_own_process(self) -> bool:
+        """Whether `serve` runs the background jobs in a process of their own."""
+        if self.background_jobs == "auto":
+            return self.workers == 1
+        return self.background_jobs == "process"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

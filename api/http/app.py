@@ -70,9 +70,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if server_process:  # uvicorn's signal handlers are in place: SIGTERM also arms
             shutdown.chain_exit_deadline()  # the exit deadline, however stuck the stop is
-        # A server process leaves the background jobs to serve's own process for them,
-        # unless KEYLEDGER_BACKGROUND_JOBS=workers (api/background.py).
-        jobs_here = not server_process or settings.background_jobs == "workers"
+        # A server process may leave the background jobs to serve's own process for them
+        # (KEYLEDGER_BACKGROUND_JOBS, api/background.py).
+        jobs_here = not server_process or not settings.jobs_in_own_process
         rt = runtime or build(settings, tracing=tracing, with_jobs=jobs_here)
         await rt.start()
         if server_process:

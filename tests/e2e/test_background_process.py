@@ -1,5 +1,5 @@
 """`keyledger serve` runs the audit relay, the analytics table and the ledger in one process
-of its own beside the request workers (KEYLEDGER_BACKGROUND_JOBS=process, the default)."""
+of its own beside a single request worker (KEYLEDGER_BACKGROUND_JOBS=auto, the default)."""
 
 from __future__ import annotations
 
