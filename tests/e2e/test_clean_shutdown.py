@@ -236,4 +236,7 @@ def test_a_stuck_command_stops_within_seconds_of_sigterm(
 
     after = command.output(before)
     assert command.process.returncode in STOPPED_BY_SIGTERM, (took, after)
-    assert "Traceback" not in after, after
+    # A loop already failing before the signal may still report it (once, with its
+    # traceback) after it; that is the fault's report, not the stop's.
+    from_the_stop = [line for line in after.splitlines() if "is failing, retrying" not in line]
+    assert not any("Traceback" in line for line in from_the_stop), after
