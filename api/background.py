@@ -5,12 +5,16 @@ ledger's tree and checkpoints, and scheduled retention.
 (`KEYLEDGER_BACKGROUND_JOBS=process`), so that it never holds a worker's interpreter while
 that worker answers a request; with `workers`, every request worker runs the jobs as threads.
 Each job elects itself (a lock per relay, analytics table and ledger), so either way one of
-each runs per installation. `auto` (the default) follows what was measured on two cores:
+each runs per installation. Measured on two cores:
 
-- one worker (the SQLite default): the jobs cost about a quarter of its CPU per token; in a
-  process of their own, 1.25 times the tokens/s with a lower p99;
+- one worker on SQLite: the jobs cost about a quarter of its CPU per token; in a process of
+  their own, 1.25 times the tokens/s with a lower p99. But a second process writing the one
+  SQLite file makes the CLI's writes beside a running server meet "database is locked", so
+  `auto` keeps them as threads on SQLite (`process` is there to choose);
 - two workers on PostgreSQL: the jobs already spread over the two, and a third process only
-  adds switching: 0.89 times the tokens/s in a process of their own, so threads it is.
+  adds switching: 0.89 times the tokens/s in a process of their own, so threads it is;
+- `auto` (the default) therefore runs them in a process of their own only beside a single
+  PostgreSQL worker.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ KAFKA_OFF = "off"
 # `keyledger serve` runs the work that follows the log (the audit relay, the analytics table,
 # the ledger's tree and checkpoints, scheduled retention) in one process of its own beside the
 # request workers ("process"), or as threads inside each worker ("workers"); "auto": a process
-# of its own beside a single worker, threads among several (measured: api/background.py).
+# of its own beside a single PostgreSQL worker, threads otherwise (api/background.py).
 BACKGROUND_PLACES = ("auto", "process", "workers")
 
 
@@ -126,8 +126,8 @@ class Settings:
     @property
     def jobs_in_own_process(self) -> bool:
         """Whether `serve` runs the background jobs in a process of their own."""
-        if self.background_jobs == "auto":
-            return self.workers == 1
+        if self.background_jobs == "auto":  # one PostgreSQL worker: measured in api/background.py
+            return self.workers == 1 and not self.database_url.startswith("sqlite")
         return self.background_jobs == "process"
 
     @classmethod

@@ -1,5 +1,6 @@
 """`keyledger serve` runs the audit relay, the analytics table and the ledger in one process
-of its own beside a single request worker (KEYLEDGER_BACKGROUND_JOBS=auto, the default)."""
+of its own beside the request workers (KEYLEDGER_BACKGROUND_JOBS=process; `auto`, the default,
+chooses it beside a single PostgreSQL worker)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ RUNNING = re.compile(rb"background process (\d+) running: ([a-z ,]+)")
 
 
 def _environment(tmp_path: Path, broker: EmbeddedBroker, **extra: str) -> dict[str, str]:
+    extra = {"KEYLEDGER_BACKGROUND_JOBS": "process", **extra}
     return environment(
         f"sqlite:///{tmp_path}/k.db",
         tmp_path / "keys",

@@ -6,17 +6,24 @@ import pytest
 
 from api.settings import Settings, SettingsError
 
+POSTGRES = "postgresql://keyledger@db/keyledger"
+
 
 def _settings(**env: str) -> Settings:
     return Settings.from_env({"KEYLEDGER_DATABASE_URL": "sqlite:///k.db", **env})
 
 
-def test_by_default_a_single_worker_leaves_them_to_a_process_of_their_own() -> None:
-    assert _settings().jobs_in_own_process
+def test_by_default_a_single_postgresql_worker_leaves_them_to_a_process_of_their_own() -> None:
+    assert _settings(KEYLEDGER_DATABASE_URL=POSTGRES).jobs_in_own_process
 
 
 def test_by_default_several_workers_run_them_as_threads() -> None:
-    assert not _settings(KEYLEDGER_WORKERS="2").jobs_in_own_process
+    settings = _settings(KEYLEDGER_DATABASE_URL=POSTGRES, KEYLEDGER_WORKERS="2")
+    assert not settings.jobs_in_own_process
+
+
+def test_by_default_sqlite_runs_them_as_threads_so_only_one_process_writes_its_file() -> None:
+    assert not _settings().jobs_in_own_process
 
 
 @pytest.mark.parametrize(
