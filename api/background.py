@@ -9,12 +9,14 @@ each runs per installation. Measured on two cores:
 
 - one worker on SQLite: the jobs cost about a quarter of its CPU per token; in a process of
   their own, 1.25 times the tokens/s with a lower p99. But a second process writing the one
-  SQLite file makes the CLI's writes beside a running server meet "database is locked", so
-  `auto` keeps them as threads on SQLite (`process` is there to choose);
+  SQLite file makes the CLI's writes beside a running server meet "database is locked";
 - two workers on PostgreSQL: the jobs already spread over the two, and a third process only
   adds switching: 0.89 times the tokens/s in a process of their own, so threads it is;
-- `auto` (the default) therefore runs them in a process of their own only beside a single
-  PostgreSQL worker.
+- so `workers` is the default and `process` an opt-in. Not done yet for `process`: the stop
+  signal reaches the process only after the worker's own graceful stop (the exit deadline can
+  cut its stop short), a Ctrl-C while the server stops can restart it, it is orphaned if
+  serve is SIGKILLed before it has set its parent-death signal, and /readyz does not report
+  its health.
 """
 
 from __future__ import annotations

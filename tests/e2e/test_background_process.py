@@ -1,6 +1,5 @@
 """`keyledger serve` runs the audit relay, the analytics table and the ledger in one process
-of its own beside the request workers (KEYLEDGER_BACKGROUND_JOBS=process; `auto`, the default,
-chooses it beside a single PostgreSQL worker)."""
+of its own beside the request workers when KEYLEDGER_BACKGROUND_JOBS=process (an opt-in)."""
 
 from __future__ import annotations
 
