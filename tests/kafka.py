@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaConnectionError
 
 
 @dataclass(frozen=True)
@@ -34,20 +36,13 @@ async def consume(
     """Every record of the topic from the start until `done(records)` holds (or the timeout).
 
     No consumer group: every partition, read from the beginning, as an auditor replaying the
-    topic would; a topic that does not exist yet is waited for. `security`: aiokafka's TLS
-    and SASL arguments (`KafkaSecurity.client_kwargs()`).
+    topic would; a topic that does not exist yet is waited for, and so is a broker just
+    started that drops its first connections. `security`: aiokafka's TLS and SASL arguments
+    (`KafkaSecurity.client_kwargs()`).
     """
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        metadata_max_age_ms=500,
-        **security,
-    )
-    await consumer.start()
-    records: list[Record] = []
     deadline = time.monotonic() + within
+    consumer = await started_consumer(topic, bootstrap, deadline, **security)
+    records: list[Record] = []
     try:
         while not done(records) and time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=200)
@@ -65,6 +60,29 @@ async def consume(
     finally:
         await consumer.stop()
     return records
+
+
+async def started_consumer(
+    topic: str, bootstrap: str, deadline: float, **security: Any
+) -> AIOKafkaConsumer:
+    """A consumer that has bootstrapped, retried until `deadline` while the broker refuses."""
+    while True:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=500,
+            **security,
+        )
+        try:
+            await consumer.start()
+            return consumer
+        except KafkaConnectionError:
+            await consumer.stop()
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 def count_at_least(n: int) -> Callable[[list[Record]], bool]:
