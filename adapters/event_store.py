@@ -57,7 +57,7 @@ def persistence_env(
             raise NotInstalled(database_url)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "adapters.sqlite_store:WriteLockFirstSQLiteFactory",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
             "CREATE_TABLE": "y" if create else "n",
