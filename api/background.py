@@ -1,22 +1,22 @@
 """The work that follows the log after each token: the audit relay, the analytics table, the
 ledger's tree and checkpoints, and scheduled retention.
 
-`keyledger serve` can run it in one process of its own beside the request workers
+`keyledger serve` runs it in one process of its own beside the request workers
 (`KEYLEDGER_BACKGROUND_JOBS=process`), so that it never holds a worker's interpreter while
-that worker answers a request; with `workers`, every request worker runs the jobs as threads.
-Each job elects itself (a lock per relay, analytics table and ledger), so either way one of
-each runs per installation. Measured on two cores:
+that worker answers a request, or as threads inside every request worker (`workers`). Each
+job elects itself (a lock per relay, analytics table and ledger), so either way one of each
+runs per installation. `auto`, the default, picks by the worker count, as measured on two
+cores:
 
-- one worker on SQLite: the jobs cost about a quarter of its CPU per token; in a process of
-  their own, 1.25 times the tokens/s with a lower p99. But a second process writing the one
-  SQLite file makes the CLI's writes beside a running server meet "database is locked";
+- one worker (SQLite's default): the jobs cost about a quarter of its CPU per token; in a
+  process of their own, 1.3 times the tokens/s with half the p99;
 - two workers on PostgreSQL: the jobs already spread over the two, and a third process only
-  adds switching: 0.89 times the tokens/s in a process of their own, so threads it is;
-- so `workers` is the default and `process` an opt-in. Not done yet for `process`: the stop
-  signal reaches the process only after the worker's own graceful stop (the exit deadline can
-  cut its stop short), a Ctrl-C while the server stops can restart it, it is orphaned if
-  serve is SIGKILLed before it has set its parent-death signal, and /readyz does not report
-  its health.
+  adds switching: 0.89 times the tokens/s in a process of their own, so threads.
+
+The process is stopped as soon as the server is signalled (beside the workers' graceful
+stop, not after it), is never restarted once the server stops, does not start if serve died
+before the process could ask to die with it, and, beside a single worker, /readyz reports it
+as failing while it is down. Its jobs' own failures are in its log and metrics, not /readyz.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from api import shutdown
 from api.settings import Settings
+from projections.follower import Health
 
 if TYPE_CHECKING:
     from api.usecases.analytics import AnalyticsKeeper
@@ -44,7 +45,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESTART_AFTER = (1.0, 30.0)  # seconds before restarting a process that exited: first, most
+STABLE_AFTER = 5.0  # seconds a (re)started process runs before it counts as recovered
 PROCESS_NAME = "keyledger-background"
+
+# The background process of this serve process, as /readyz reports it: set while a keeper
+# runs. Only a worker in the same process (a single worker) sees it.
+process_health: Health | None = None
 
 
 @dataclass
@@ -114,14 +120,18 @@ class _Signalled:
         self.jobs.stop_running()
 
 
-def run_process() -> None:
+def run_process(parent: int) -> None:
     """The background process: the jobs of `keyledger serve`'s settings (from the environment
-    it inherited) until SIGTERM or SIGINT. Logs as the workers do."""
+    it inherited) until SIGTERM or SIGINT. Logs as the workers do. It dies with `parent`, and
+    does not start if `parent` died before it could ask for that (it was orphaned)."""
     from adapters.kafka import die_with_parent
+
+    die_with_parent()
+    if os.getppid() != parent:
+        return
     from api.bootstrap import background_jobs, open_ledger, tracing_for
     from api.logs import configure_logging
 
-    die_with_parent()
     settings = Settings.from_env()
     configure_logging(settings.log_level, json_lines=settings.log_format == "json")
     tracing = tracing_for(settings, "serve")  # the relay's spans, as when it ran in a worker
@@ -141,18 +151,23 @@ def run_process() -> None:
 
 
 @contextlib.contextmanager
-def background_process(settings: Settings) -> Iterator[None]:
+def background_process(settings: Settings) -> Iterator[Callable[[], None]]:
     """Keep serve's background process running (restarted, after a pause, if it exits) while
-    the server runs; then stop it with SIGTERM, and kill it past the exit deadline."""
+    the server runs; then stop it with SIGTERM, and kill it past the exit deadline. Yields
+    what the server calls when a stop signal arrives: SIGTERM to the process at once, so its
+    own stop runs beside the workers' instead of after it, and no restart from then on."""
     if not settings.jobs_in_own_process or not any_jobs(settings):
-        yield
+        yield lambda: None
         return
+    global process_health
     keeper = _ProcessKeeper()
+    process_health = keeper.health
     keeper.start()
     try:
-        yield
+        yield keeper.stop_soon
     finally:
         keeper.stop()
+        process_health = None
 
 
 def any_jobs(settings: Settings) -> bool:
@@ -164,6 +179,11 @@ def any_jobs(settings: Settings) -> bool:
     )
 
 
+class ProcessExited(Exception):
+    def __init__(self, code: int | None) -> None:
+        super().__init__(f"exited with code {code}; restarting it")
+
+
 class _ProcessKeeper:
     def __init__(self) -> None:
         self._context = multiprocessing.get_context("spawn")
@@ -171,6 +191,7 @@ class _ProcessKeeper:
         self._process: Any = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._keep, name=PROCESS_NAME, daemon=True)
+        self.health = Health("background process")
 
     def start(self) -> None:
         self._thread.start()
@@ -183,21 +204,31 @@ class _ProcessKeeper:
             with self._lock:
                 if self._stopped.is_set():
                     return
-                self._process = self._context.Process(target=run_process, name=PROCESS_NAME)
+                self._process = self._context.Process(
+                    target=run_process, args=(os.getpid(),), name=PROCESS_NAME
+                )
                 self._process.start()
             started = time.monotonic()
-            self._process.join()
-            # Ctrl-C reaches the whole process group: the process stops before the server
-            # does. Only an exit the server does not follow within the pause is a failure.
+            self._process.join(STABLE_AFTER)
+            if self._process.exitcode is None:
+                self.health.succeeded()
+                self._process.join()
+            # Ctrl-C reaches the whole process group: the process may stop before the server
+            # is signalled. Only an exit the server does not follow within the pause fails.
             if self._stopped.wait(pause):
                 return
-            log.error(
-                "the background process exited (code %s) %.0f s ago; starting it again",
-                self._process.exitcode,
-                pause,
-            )
+            self.health.failed(ProcessExited(self._process.exitcode))  # logged once a kind
+            log.info("starting the background process again after %.0f s", pause)
             long_run = time.monotonic() - started > RESTART_AFTER[1]
             pause = RESTART_AFTER[0] if long_run else min(pause * 2, RESTART_AFTER[1])
+
+    def stop_soon(self) -> None:
+        """SIGTERM to the process, and no restart after it: called from a signal handler,
+        so it takes no lock (the keeper's thread may hold it)."""
+        self._stopped.set()
+        process = self._process
+        if process is not None:
+            process.terminate()  # nothing once the keeper's thread has reaped it
 
     def stop(self) -> None:
         """SIGTERM to the process; SIGKILL if it has not exited by the exit deadline."""

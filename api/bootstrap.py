@@ -39,7 +39,7 @@ from adapters.signing import JwtSigner, JwtVerifier, KeyRing
 from adapters.token_archives import open_archives
 from adapters.token_event_rows import TokenEventRows
 from adapters.tracing import NoTracing, Tracing, otlp_headers, otlp_tracing
-from api import shutdown
+from api import background, shutdown
 from api.background import BackgroundJobs
 from api.http import server
 from api.settings import Settings, SettingsError
@@ -526,6 +526,8 @@ class Runtime:
         loops += [k.health for k in (self.key_keeper, self.analytics) if k is not None]
         if self.key_keeper is not None:
             loops.append(self.key_keeper.signer_health)
+        if background.process_health is not None:  # serve's, beside its single worker
+            loops.append(background.process_health)
         return {h.name: h.failure for h in loops if h.failure is not None}
 
 

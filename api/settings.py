@@ -23,9 +23,10 @@ from domain.signing_keys import MAX_PREPUBLICATION
 KAFKA_OFF = "off"
 # `keyledger serve` runs the work that follows the log (the audit relay, the analytics table,
 # the ledger's tree and checkpoints, scheduled retention) in one process of its own beside the
-# request workers ("process", opt-in: api/background.py says what it does not do yet), or as
-# threads inside each worker ("workers", the default).
-BACKGROUND_PLACES = ("workers", "process")
+# request workers ("process"), or as threads inside each worker ("workers"); "auto", the
+# default, chooses the process beside a single worker and threads among several (measured:
+# api/background.py).
+BACKGROUND_PLACES = ("auto", "workers", "process")
 
 
 class SettingsError(ValueError):
@@ -78,7 +79,7 @@ class Settings:
     audit_topic_partitions: int = 6
     audit_topic_replicas: int = 1
     relay_in_serve: bool = True
-    background_jobs: str = "workers"  # where serve runs relay, analytics, ledger, retention
+    background_jobs: str = "auto"  # where serve runs relay, analytics, ledger, retention
     relay_batch_max: int = 1000
     relay_backoff_max: float = 30.0
     observation_buffer: int = 10_000
@@ -126,6 +127,8 @@ class Settings:
     @property
     def jobs_in_own_process(self) -> bool:
         """Whether `serve` runs the background jobs in a process of their own."""
+        if self.background_jobs == "auto":
+            return self.workers == 1
         return self.background_jobs == "process"
 
     @classmethod

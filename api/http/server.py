@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import ssl
+import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from api.background import background_process
 from api.http.head_limits import BoundedHttpToolsProtocol
@@ -20,26 +24,64 @@ from api.tls_settings import MINIMUM_VERSION, ServerTls
 
 def run(settings: Settings) -> None:
     """Serve `api.http.app:create_app` until stopped (each worker builds its own runtime),
-    beside the process that runs the background jobs (api/background.py)."""
-    with background_process(settings), _unwound_by_stop_signals():
-        uvicorn.run(
-            "api.http.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            http=BoundedHttpToolsProtocol,  # httptools, with header size and count limits
-            loop="uvloop",
-            access_log=False,
-            # uvicorn would otherwise rewrite the client address from X-Forwarded-For for
-            # peers in FORWARDED_ALLOW_IPS (127.0.0.1 by default), behind our back:
-            # KEYLEDGER_TRUSTED_PROXIES alone decides (api/http/client_address.py).
-            proxy_headers=False,
-            log_config=None,  # each worker's create_app configures JSON logging
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=5,  # for requests in flight (api/shutdown.py)
-            **tls_options(settings.server_tls),
-        )
+    beside the process that runs the background jobs (api/background.py), which is told to
+    stop as soon as the server is (not after the workers' graceful stop)."""
+    config = uvicorn.Config(
+        "api.http.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        http=BoundedHttpToolsProtocol,  # httptools, with header size and count limits
+        loop="uvloop",
+        access_log=False,
+        # uvicorn would otherwise rewrite the client address from X-Forwarded-For for
+        # peers in FORWARDED_ALLOW_IPS (127.0.0.1 by default), behind our back:
+        # KEYLEDGER_TRUSTED_PROXIES alone decides (api/http/client_address.py).
+        proxy_headers=False,
+        log_config=None,  # each worker's create_app configures JSON logging
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=5,  # for requests in flight (api/shutdown.py)
+        **tls_options(settings.server_tls),
+    )
+    with background_process(settings) as stopping, _unwound_by_stop_signals():
+        if config.workers > 1:
+            _Supervisor(config, sockets=[config.bind_socket()], on_stop=stopping).run()
+        else:
+            server = _Server(config, on_stop=stopping)
+            server.run()
+            if not server.started:
+                sys.exit(STARTUP_FAILURE)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server (one worker, in this process), calling `on_stop` at a stop signal."""
+
+    def __init__(self, config: uvicorn.Config, on_stop: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_stop = on_stop
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_stop()
+        super().handle_exit(sig, frame)
+
+
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor of several workers, calling `on_stop` at a stop signal."""
+
+    def __init__(
+        self, config: uvicorn.Config, sockets: list[socket.socket], on_stop: Callable[[], None]
+    ) -> None:
+        super().__init__(config, sockets=sockets)
+        self._on_stop = on_stop
+
+    def handle_int(self) -> None:
+        self._on_stop()
+        super().handle_int()
+
+    def handle_term(self) -> None:
+        self._on_stop()
+        super().handle_term()
 
 
 @contextlib.contextmanager

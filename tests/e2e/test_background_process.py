@@ -1,11 +1,15 @@
 """`keyledger serve` runs the audit relay, the analytics table and the ledger in one process
-of its own beside the request workers when KEYLEDGER_BACKGROUND_JOBS=process (an opt-in)."""
+of its own beside a single request worker (KEYLEDGER_BACKGROUND_JOBS=auto, the default), or
+beside any number with `process`."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +24,6 @@ RUNNING = re.compile(rb"background process (\d+) running: ([a-z ,]+)")
 
 
 def _environment(tmp_path: Path, broker: EmbeddedBroker, **extra: str) -> dict[str, str]:
-    extra = {"KEYLEDGER_BACKGROUND_JOBS": "process", **extra}
     return environment(
         f"sqlite:///{tmp_path}/k.db",
         tmp_path / "keys",
@@ -46,6 +49,12 @@ def _token(base: str, env: dict[str, str]) -> None:
         auth=(created["client_id"], created["client_secret"]),
     )
     assert response.status_code == 200, response.text
+
+
+def _failing(base: str) -> str | None:
+    """What /readyz says of the background process, if it is failing."""
+    failing: dict[str, str] = httpx.get(f"{base}/readyz").json()["failing"]
+    return failing.get("background process")
 
 
 def _published(base: str) -> float:
@@ -75,11 +84,62 @@ def test_a_background_process_that_dies_is_started_again_and_goes_on(
     with serve(env, log=log) as base:
         wait_until(lambda: bool(_background_pids(log)), 30, "the background process starts")
         os.kill(_background_pids(log)[0], signal.SIGKILL)
+        wait_until(lambda: _failing(base) is not None, 10, "/readyz reports it")
+        assert "exited with code -9" in str(_failing(base))
         wait_until(lambda: len(_background_pids(log)) == 2, 30, "a new one starts")
+        wait_until(lambda: _failing(base) is None, 30, "/readyz: the new one runs")
         before = _published(base)
         _token(base, env)
         wait_until(lambda: _published(base) > before, 30, "the new one publishes")
-    assert b"the background process exited (code -9)" in log.read_bytes()
+    assert b"background process is failing, retrying: ProcessExited: exited with code -9" in (
+        log.read_bytes()
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_stop_signal_reaches_the_background_process_before_the_workers_have_stopped(
+    tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    env, log = _environment(tmp_path, broker), tmp_path / "serve.log"
+    with serve(env, log=log):
+        wait_until(lambda: bool(_background_pids(log)), 30, "the background process starts")
+        [pid] = _background_pids(log)
+        server = _parent_of(pid)
+        with socket.create_connection(("127.0.0.1", int(env["KEYLEDGER_PORT"]))) as held:
+            # A request in flight: the worker's graceful stop waits for it (up to 5 s).
+            held.sendall(
+                b"POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                b"Content-Length: 100\r\n\r\ngrant_type="
+            )
+            time.sleep(0.3)
+            os.kill(server, signal.SIGTERM)
+            wait_until(lambda: not _alive(pid), 4, "the background process stops")
+            assert _alive(server), "the worker was still finishing its request"
+    assert len(_background_pids(log)) == 1  # and it was not started again
+    assert b"starting it again" not in log.read_bytes()
+
+
+def test_a_background_process_whose_server_died_before_it_started_does_not_run() -> None:
+    """Orphaned before it could ask to die with its parent: it exits at once."""
+    ran = subprocess.run(
+        [sys.executable, "-c", "from api.background import run_process; run_process(0)"],
+        capture_output=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("KEYLEDGER_")},
+    )
+    assert (ran.returncode, ran.stderr) == (0, b"")
 
 
 def test_with_background_jobs_in_the_workers_no_process_starts_and_the_relay_runs(
