@@ -6,7 +6,6 @@ working, is never cleaned by a DELETE, and moves into the partitioned layout on 
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,25 +24,11 @@ from api.bootstrap import token_retention
 from api.cli.main import cli
 from api.settings import Settings
 from domain.signing_keys import SigningKeys
-from domain.token import IssuedToken, new_jti
+from domain.token import IssuedToken
 from domain.token_periods import TokenPeriod
+from tests.integration.token_history import token
 
 NOW = datetime.now(UTC)
-
-
-def token(issued_at: datetime, jti: str | None = None) -> IssuedToken:
-    return IssuedToken(
-        jti=jti or new_jti(issued_at, secrets.token_bytes(10)),
-        client_id=str(uuid.uuid4()),
-        scopes=["a"],
-        audience=["https://api.example.com"],
-        issued_at=issued_at,
-        expires_at=issued_at + timedelta(minutes=5),
-        kid="k",
-        client_version=1,
-        secret_generation=1,
-        auth_method="client_secret_basic",
-    )
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import secrets
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,27 +21,12 @@ from adapters.token_event_rows import PositionTaken, TokenEventRows
 from api.bootstrap import ledger_tables
 from api.cli.main import cli
 from domain.signing_keys import SigningKeys
-from domain.token import IssuedToken, new_jti, token_id
+from domain.token import IssuedToken, token_id
 from domain.token_periods import TokenPeriod
+from tests.integration.token_history import token
 
 NOVEMBER = TokenPeriod(2026, 11)
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
-
-
-def token(issued_at: datetime, jti: str | None = None) -> IssuedToken:
-    return IssuedToken(
-        jti=jti or new_jti(issued_at, secrets.token_bytes(10)),
-        client_id=str(uuid.uuid4()),
-        scopes=["invoices:read"],
-        audience=["https://api.example.com"],
-        issued_at=issued_at,
-        expires_at=issued_at + timedelta(minutes=5),
-        kid="Gx3kP9vQ2mN7rT5wY8zB1cD4fH6jL0sA-_uE3iO9pKq",
-        client_version=1,
-        secret_generation=1,
-        auth_method="client_secret_basic",
-        source_ip="192.0.2.7",
-    )
 
 
 def rows_of(ledger: Ledger) -> TokenEventRows:

@@ -26,9 +26,10 @@ OLD = [TokenPeriod(2024, 1), TokenPeriod(2024, 2)]  # removable at NOW after 400
 RECENT = TokenPeriod(2026, 11)  # not before 2027-12
 
 
-def token(issued_at: datetime) -> IssuedToken:
+def token(issued_at: datetime, jti: str | None = None) -> IssuedToken:
+    """A token issued at `issued_at` to a client of its own (a fresh UUIDv7 jti by default)."""
     return IssuedToken(
-        jti=new_jti(issued_at, secrets.token_bytes(10)),
+        jti=jti or new_jti(issued_at, secrets.token_bytes(10)),
         client_id=str(uuid.uuid4()),
         scopes=["invoices:read"],
         audience=["https://api.example.com"],
