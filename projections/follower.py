@@ -52,23 +52,29 @@ def touched_keys(touched: str | tuple[str, ...] | None) -> tuple[str, ...]:
 
 
 class Health:
-    """Whether a background loop is failing, logged once when it starts and once when it ends
-    (not on every retry), and shown by `/readyz`."""
+    """Whether a background loop is failing, and shown by `/readyz`. Each different failure
+    is logged once while the loop keeps failing (not on every retry, nor every time a loop
+    alternates between two errors), and the recovery once."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.failure: str | None = None
+        self._logged: set[str] = set()
 
     def failed(self, exc: BaseException) -> None:
         failure = f"{type(exc).__name__}: {exc}"
-        if failure != self.failure:
+        if failure not in self._logged:
             log.error("%s is failing, retrying: %s", self.name, failure, exc_info=exc)
+            if len(self._logged) >= 32:  # errors that name changing values: stay bounded
+                self._logged.clear()
+            self._logged.add(failure)
         self.failure = failure
 
     def succeeded(self) -> None:
         if self.failure is not None:
             log.warning("%s recovered", self.name)
         self.failure = None
+        self._logged.clear()
 
 
 class LogFollower(Generic[R]):
