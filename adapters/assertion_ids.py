@@ -15,6 +15,8 @@ from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
 
+from adapters.sqlite_store import sqlite_has
+
 TABLE = "keyledger_used_assertions"
 _DDL = (
     f"CREATE TABLE IF NOT EXISTS {TABLE} (client_id text NOT NULL, jti text NOT NULL, "
@@ -51,8 +53,9 @@ class UsedAssertionIds:
         self._prune_every = prune_every
         self._monotonic = monotonic
         self._pruned_at = monotonic()
-        with datastore.transaction(commit=True) as curs:
-            curs.execute(ddl)
+        if not sqlite_has(datastore, TABLE):  # no wait for SQLite's write lock once made
+            with datastore.transaction(commit=True) as curs:
+                curs.execute(ddl)
 
     def use(self, client_id: str, jti: str, expires_at: datetime, now: datetime) -> bool:
         """Record this assertion's use; False when it was used before (a replay)."""

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from psycopg.rows import tuple_row
 
+from adapters.sqlite_store import sqlite_has
 from domain.ledger import TILE_WIDTH, TileWrite, row_leaf, state_hash, topic_text
 from domain.ledger_audit import Recorded, recorded_from_tiles
 from domain.merkle_tree import HASH_SIZE
@@ -43,6 +44,14 @@ class StoredCheckpoint:
     note: str
     position: int
     signed_at: str
+
+
+_TABLES = (
+    "keyledger_ledger_tree",
+    "keyledger_ledger_tiles",
+    "keyledger_ledger_tiles_first",
+    "keyledger_ledger_checkpoints",
+)
 
 
 def _ddl(blob: str) -> list[str]:
@@ -73,6 +82,11 @@ class LedgerTables:
         return text.replace("?", "%s") if self._postgres else text
 
     def create(self) -> None:
+        """The tables and the tree's row, if missing. On SQLite a write transaction waits for
+        the file's write lock (adapters/sqlite_store.py), so every CLI command's start looks
+        first, and writes only to a store that lacks them."""
+        if sqlite_has(self._datastore, *_TABLES) and self._tree_made():
+            return
         with self._datastore.transaction(commit=True) as curs:
             for statement in _ddl(self._blob):
                 curs.execute(statement)
@@ -83,6 +97,11 @@ class LedgerTables:
                 ),
                 (_TREE, b""),
             )
+
+    def _tree_made(self) -> bool:
+        with self._datastore.transaction(commit=False) as curs:
+            curs.execute("SELECT 1 FROM keyledger_ledger_tree WHERE name = ?", (_TREE,))
+            return curs.fetchone() is not None
 
     def exist(self) -> bool:
         """Whether the ledger's tables are there (a read: no write lock on SQLite)."""

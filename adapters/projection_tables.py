@@ -16,6 +16,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres_recorder import SCHEMA_LOCK_KEY
+from adapters.sqlite_store import sqlite_has
 from domain.client_record import ClientRecord
 
 R = TypeVar("R")
@@ -139,6 +140,13 @@ class SQLiteProjectionTable(_Operations[R], SQLiteTrackingRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), _DDL.format(self.table)]
+
+    def create_table(self) -> None:
+        """Only when a table is missing: a reader opening the table (every /metrics scrape's
+        projection status) must not wait for SQLite's write lock (adapters/sqlite_store.py)."""
+        if sqlite_has(self.datastore, "tracking", self.table):
+            return
+        super().create_table()
 
 
 def projection_table(

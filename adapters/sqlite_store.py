@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from eventsourcing.sqlite import (
     SQLiteConnection,
     SQLiteConnectionPool,
     SQLiteCursor,
+    SQLiteDatastore,
     SQLiteFactory,
     SQLiteTransaction,
 )
@@ -56,3 +58,16 @@ class WriteLockFirstSQLiteFactory(SQLiteFactory):
         unused = self.datastore.pool  # no connection made yet: the pool connects lazily
         self.datastore.pool = _Pool(db_name=unused.db_name, lock_timeout=unused.lock_timeout)
         unused.close()
+
+
+def sqlite_has(datastore: Any, *names: str) -> bool:
+    """Whether `datastore` is SQLite and already has these tables (or indexes), found by a
+    read. A schema made "if missing" in a write transaction would otherwise wait for the
+    write lock at every start and read path; on PostgreSQL always False (no such wait)."""
+    if not isinstance(datastore, SQLiteDatastore):
+        return False
+    with datastore.transaction(commit=False) as curs:
+        marks = ", ".join("?" * len(names))
+        curs.execute(f"SELECT count(*) FROM sqlite_master WHERE name IN ({marks})", names)  # noqa: S608
+        found: int = curs.fetchone()[0]
+    return found == len(names)

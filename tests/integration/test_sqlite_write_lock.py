@@ -8,6 +8,9 @@ import threading
 from pathlib import Path
 
 from adapters.event_store import Ledger
+from adapters.projection_tables import clients_table
+from api.bootstrap import prepare
+from api.settings import Settings
 
 
 def _insert_from_another_connection(path: Path, value: int) -> None:
@@ -49,3 +52,42 @@ def test_a_read_transaction_does_not_hold_the_write_lock(tmp_path: Path) -> None
                 other.execute("INSERT INTO t (n) VALUES (3)")  # no wait: nobody holds the lock
     finally:
         ledger.close()
+
+
+def test_reading_a_projection_table_waits_for_no_writer(tmp_path: Path) -> None:
+    """Every /metrics scrape reads the projections' positions: never behind a CLI's write."""
+    path = tmp_path / "k.db"
+    ledger = Ledger(f"sqlite:///{path}")
+    try:
+        clients_table(ledger.datastore)  # the tables, as a starting server makes them
+        positions: list[int] = []
+        with sqlite3.connect(path, isolation_level=None) as writer:
+            writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            reader = threading.Thread(
+                target=lambda: positions.append(clients_table(ledger.datastore).position())
+            )
+            reader.start()
+            reader.join(5)
+            read_while_locked = list(positions)
+            writer.execute("ROLLBACK")
+        reader.join(30)
+        assert read_while_locked == [0]
+    finally:
+        ledger.close()
+
+
+def test_a_commands_start_on_an_installed_store_waits_for_no_writer(tmp_path: Path) -> None:
+    """Every CLI command prepares the store first: on an installed one, that only reads."""
+    path = tmp_path / "k.db"
+    settings = Settings(database_url=f"sqlite:///{path}", keys_dir=tmp_path / "keys")
+    prepare(settings, create=True)
+    done: list[bool] = []
+    with sqlite3.connect(path, isolation_level=None) as writer:
+        writer.execute("BEGIN IMMEDIATE")  # the server, or another command, is writing
+        command = threading.Thread(target=lambda: done.append(prepare(settings) is None))
+        command.start()
+        command.join(5)
+        prepared_while_locked = list(done)
+        writer.execute("ROLLBACK")
+    command.join(30)
+    assert prepared_while_locked == [True]
