@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 RESTART_AFTER = (1.0, 30.0)  # seconds before restarting a process that exited: first, most
 STABLE_AFTER = 5.0  # seconds a (re)started process runs before it counts as recovered
+LONG_RUN = 60.0  # seconds of running after which a failure restarts after the first pause
+STOP_GRACE = 0.5  # seconds for a stop signal to follow an exit (Ctrl-C reaches both)
 PROCESS_NAME = "keyledger-background"
 
 # The background process of this serve process, as /readyz reports it: set while a keeper
@@ -198,37 +200,44 @@ class _ProcessKeeper:
 
     def _keep(self) -> None:
         """Start the process, wait for it (only this thread reaps it), and start it again
-        after a pause that doubles while it keeps failing early."""
+        after a pause that doubles while it keeps failing early (reset by a long run)."""
         pause = RESTART_AFTER[0]
         while True:
+            process = self._context.Process(
+                target=run_process, args=(os.getpid(),), name=PROCESS_NAME
+            )
             with self._lock:
                 if self._stopped.is_set():
                     return
-                self._process = self._context.Process(
-                    target=run_process, args=(os.getpid(),), name=PROCESS_NAME
-                )
-                self._process.start()
+                process.start()
+                self._process = process  # published started: stop_soon may signal it now
+            if self._stopped.is_set():  # a stop signal came between the check and here
+                process.terminate()
             started = time.monotonic()
-            self._process.join(STABLE_AFTER)
-            if self._process.exitcode is None:
+            process.join(STABLE_AFTER)
+            if process.exitcode is None:
                 self.health.succeeded()
-                self._process.join()
-            # Ctrl-C reaches the whole process group: the process may stop before the server
-            # is signalled. Only an exit the server does not follow within the pause fails.
+                process.join()
+            ran = time.monotonic() - started
+            # Ctrl-C reaches the whole process group: the process may exit just before the
+            # server is signalled. Any other exit is a failure, reported until it runs again.
+            if self._stopped.wait(STOP_GRACE):
+                return
+            self.health.failed(ProcessExited(process.exitcode))  # logged once a kind
+            pause = RESTART_AFTER[0] if ran > LONG_RUN else pause
+            log.info("starting the background process again in %.0f s", pause)
             if self._stopped.wait(pause):
                 return
-            self.health.failed(ProcessExited(self._process.exitcode))  # logged once a kind
-            log.info("starting the background process again after %.0f s", pause)
-            long_run = time.monotonic() - started > RESTART_AFTER[1]
-            pause = RESTART_AFTER[0] if long_run else min(pause * 2, RESTART_AFTER[1])
+            pause = min(pause * 2, RESTART_AFTER[1])
 
     def stop_soon(self) -> None:
         """SIGTERM to the process, and no restart after it: called from a signal handler,
-        so it takes no lock (the keeper's thread may hold it)."""
+        so it takes no lock (the keeper's thread may hold it) and never raises."""
         self._stopped.set()
         process = self._process
         if process is not None:
-            process.terminate()  # nothing once the keeper's thread has reaped it
+            with contextlib.suppress(Exception):
+                process.terminate()  # nothing once the keeper's thread has reaped it
 
     def stop(self) -> None:
         """SIGTERM to the process; SIGKILL if it has not exited by the exit deadline."""

@@ -67,21 +67,22 @@ class _Server(uvicorn.Server):
 
 
 class _Supervisor(Multiprocess):
-    """uvicorn's supervisor of several workers, calling `on_stop` at a stop signal."""
+    """uvicorn's supervisor of several workers, calling `on_stop` as a stop signal arrives
+    (its own handlers only queue signals, which its loop reads twice a second)."""
 
     def __init__(
         self, config: uvicorn.Config, sockets: list[socket.socket], on_stop: Callable[[], None]
     ) -> None:
-        super().__init__(config, sockets=sockets)
-        self._on_stop = on_stop
+        super().__init__(config, sockets=sockets)  # installs the queueing handlers
+        for signum in STOP_SIGNALS:
+            queue = signal.getsignal(signum)
+            assert callable(queue)
 
-    def handle_int(self) -> None:
-        self._on_stop()
-        super().handle_int()
+            def forward(sig: int, frame: FrameType | None, queue: Any = queue) -> None:
+                on_stop()
+                queue(sig, frame)
 
-    def handle_term(self) -> None:
-        self._on_stop()
-        super().handle_term()
+            signal.signal(signum, forward)
 
 
 @contextlib.contextmanager
