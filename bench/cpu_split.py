@@ -103,17 +103,19 @@ def main() -> int:
     load = args.load[1:] if args.load[:1] == ["--"] else args.load
     tree = process_tree(args.pid)
     names = {pid: thread_names(pid) for pid in tree}
-    ours, theirs = threads(tree), threads(postgres_pids())
-    before = {key: _ticks(stat) for key, stat in {**ours, **theirs}.items()}
+    before = {key: _ticks(stat) for key, stat in threads([*tree, *postgres_pids()]).items()}
     issued = tokens_issued(args.metrics)
     subprocess.run(load, check=True, stdout=subprocess.DEVNULL)
     tokens = tokens_issued(args.metrics) - issued
+    # Listed again: threads and processes (PostgreSQL backends, a restarted background
+    # process) that started during the load count from zero; those gone are lost.
+    ours, theirs = threads(process_tree(args.pid)), threads(postgres_pids())
     if tokens <= 0:
         print("no token was issued during the load", file=sys.stderr)
         return 1
 
     def micros(keys: Iterable[tuple[int, str]], stats: dict[tuple[int, str], Path]) -> float:
-        spent = sum(_ticks(stats[k]) - before[k] for k in keys)
+        spent = sum(max(0, _ticks(stats[k]) - before.get(k, 0)) for k in keys)
         return spent / TICKS * 1e6 / tokens
 
     print(f"{tokens:.0f} tokens issued; CPU microseconds per token:")
@@ -122,7 +124,7 @@ def main() -> int:
         spent = micros([(pid, tid)], ours)
         total += spent
         if spent >= 0.5:
-            name = names[pid].get(tid, "")
+            name = names.get(pid, {}).get(tid, "")
             print(f"{spent:8.1f}  {pid}/{tid} {name:<28} {_command(pid)}")
     postgres = micros(theirs, theirs)
     print(f"{total:8.1f}  the server's process tree")
