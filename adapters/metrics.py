@@ -32,7 +32,10 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
     multiprocess,
@@ -336,28 +339,38 @@ class ConsumerLagCollector(Collector):
 
 
 class _ProcessMetrics(Collector):
-    """The metrics this process (or, in multiprocess mode, every worker) recorded."""
+    """The metrics this process (or, in multiprocess mode, every process) recorded."""
+
+    def __init__(self, only_worker: bool) -> None:
+        self._only_worker = only_worker
 
     def collect(self) -> Iterable[Any]:
         if os.environ.get(MULTIPROC_ENV):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            if self._only_worker:
+                # The files add up counters, not a process's memory or CPU: those (process_*,
+                # python_*) come from the one worker answering, and only when it is the one.
+                ProcessCollector(registry=registry)
+                PlatformCollector(registry=registry)
+                GCCollector(registry=registry)
             return registry.collect()
         return REGISTRY.collect()
 
 
-def registry_with(*collectors: Collector) -> CollectorRegistry:
-    """A registry of everything recorded, plus the collectors computed at scrape time."""
+def registry_with(*collectors: Collector, only_worker: bool = False) -> CollectorRegistry:
+    """A registry of everything recorded, plus the collectors computed at scrape time;
+    `only_worker`: serve has a single request worker (it answers every scrape)."""
     registry = CollectorRegistry()
-    registry.register(_ProcessMetrics())
+    registry.register(_ProcessMetrics(only_worker))
     for collector in collectors:
         registry.register(collector)
     return registry
 
 
-def exposition(*collectors: Collector) -> bytes:
+def exposition(*collectors: Collector, only_worker: bool = False) -> bytes:
     """The text a scrape gets (`CONTENT_TYPE`): every process's values, and the collectors'."""
-    return generate_latest(registry_with(*collectors))
+    return generate_latest(registry_with(*collectors, only_worker=only_worker))
 
 
 class MetricsServer:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from adapters.kafka import EmbeddedBroker
-from tests.e2e.scrape import scrape, value, wait_until
+from tests.e2e.scrape import label_values, scrape, value, wait_until
 from tests.e2e.server import cli_json, environment, free_port, serve
 
 RUNNING = re.compile(rb"background process (\d+) running: ([a-z ,]+)")
@@ -75,6 +75,18 @@ def test_the_jobs_run_in_a_process_of_their_own_whose_metrics_serve_reports(
         assert value(samples, "keyledger_tokens_issued_total", client_id="other") == 2  # +CLI
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # stopped with the server
+
+
+def test_a_single_workers_metrics_carry_its_own_process_and_python_metrics(
+    tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    """Kept in multiprocess files beside the background process, the counters add up; the
+    worker's memory, CPU and interpreter come from the worker itself."""
+    env, log = _environment(tmp_path, broker), tmp_path / "serve.log"
+    with serve(env, log=log) as base:
+        samples = scrape(f"{base}/metrics")
+    assert (value(samples, "process_resident_memory_bytes") or 0) > 10_000_000
+    assert label_values(samples, "python_info", "implementation") == {"CPython"}
 
 
 def test_a_background_process_that_dies_is_started_again_and_goes_on(
