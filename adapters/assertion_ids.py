@@ -15,7 +15,7 @@ from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
 
-from adapters.sqlite_store import sqlite_has
+from adapters.sqlite_store import schema_missing
 
 TABLE = "keyledger_used_assertions"
 _DDL = (
@@ -53,7 +53,7 @@ class UsedAssertionIds:
         self._prune_every = prune_every
         self._monotonic = monotonic
         self._pruned_at = monotonic()
-        if not sqlite_has(datastore, TABLE):  # no wait for SQLite's write lock once made
+        if schema_missing(datastore, TABLE):  # no wait for SQLite's write lock once made
             with datastore.transaction(commit=True) as curs:
                 curs.execute(ddl)
 

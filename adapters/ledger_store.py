@@ -16,7 +16,7 @@ from uuid import UUID
 
 from psycopg.rows import tuple_row
 
-from adapters.sqlite_store import sqlite_has
+from adapters.sqlite_store import schema_missing
 from domain.ledger import TILE_WIDTH, TileWrite, row_leaf, state_hash, topic_text
 from domain.ledger_audit import Recorded, recorded_from_tiles
 from domain.merkle_tree import HASH_SIZE
@@ -85,7 +85,7 @@ class LedgerTables:
         """The tables and the tree's row, if missing. On SQLite a write transaction waits for
         the file's write lock (adapters/sqlite_store.py), so every CLI command's start looks
         first, and writes only to a store that lacks them."""
-        if sqlite_has(self._datastore, *_TABLES) and self._tree_made():
+        if not schema_missing(self._datastore, *_TABLES) and self._tree_made():
             return
         with self._datastore.transaction(commit=True) as curs:
             for statement in _ddl(self._blob):
@@ -100,7 +100,7 @@ class LedgerTables:
 
     def _tree_made(self) -> bool:
         with self._datastore.transaction(commit=False) as curs:
-            curs.execute("SELECT 1 FROM keyledger_ledger_tree WHERE name = ?", (_TREE,))
+            curs.execute(self._sql("SELECT 1 FROM keyledger_ledger_tree WHERE name = ?"), (_TREE,))
             return curs.fetchone() is not None
 
     def exist(self) -> bool:

@@ -341,14 +341,14 @@ class ConsumerLagCollector(Collector):
 class _ProcessMetrics(Collector):
     """The metrics this process (or, in multiprocess mode, every process) recorded."""
 
-    def __init__(self, only_worker: bool) -> None:
-        self._only_worker = only_worker
+    def __init__(self, single_worker: bool) -> None:
+        self._single_worker = single_worker
 
     def collect(self) -> Iterable[Any]:
         if os.environ.get(MULTIPROC_ENV):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            if self._only_worker:
+            if self._single_worker:
                 # The files add up counters, not a process's memory or CPU: those (process_*,
                 # python_*) come from the one worker answering, and only when it is the one.
                 ProcessCollector(registry=registry)
@@ -358,19 +358,19 @@ class _ProcessMetrics(Collector):
         return REGISTRY.collect()
 
 
-def registry_with(*collectors: Collector, only_worker: bool = False) -> CollectorRegistry:
+def registry_with(*collectors: Collector, single_worker: bool = False) -> CollectorRegistry:
     """A registry of everything recorded, plus the collectors computed at scrape time;
-    `only_worker`: serve has a single request worker (it answers every scrape)."""
+    `single_worker`: serve has a single request worker (it answers every scrape)."""
     registry = CollectorRegistry()
-    registry.register(_ProcessMetrics(only_worker))
+    registry.register(_ProcessMetrics(single_worker))
     for collector in collectors:
         registry.register(collector)
     return registry
 
 
-def exposition(*collectors: Collector, only_worker: bool = False) -> bytes:
+def exposition(*collectors: Collector, single_worker: bool = False) -> bytes:
     """The text a scrape gets (`CONTENT_TYPE`): every process's values, and the collectors'."""
-    return generate_latest(registry_with(*collectors, only_worker=only_worker))
+    return generate_latest(registry_with(*collectors, single_worker=single_worker))
 
 
 class MetricsServer:

@@ -16,7 +16,7 @@ from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 from psycopg.sql import SQL, Identifier
 
 from adapters.postgres_recorder import SCHEMA_LOCK_KEY
-from adapters.sqlite_store import sqlite_has
+from adapters.sqlite_store import schema_missing
 from domain.client_record import ClientRecord
 
 R = TypeVar("R")
@@ -144,7 +144,8 @@ class SQLiteProjectionTable(_Operations[R], SQLiteTrackingRecorder):
     def create_table(self) -> None:
         """Only when a table is missing: a reader opening the table (every /metrics scrape's
         projection status) must not wait for SQLite's write lock (adapters/sqlite_store.py)."""
-        if sqlite_has(self.datastore, "tracking", self.table):
+        if not schema_missing(self.datastore, "tracking", self.table):
+            self.tracking_table_exists = True  # made single-row: no migration to check
             return
         super().create_table()
 

@@ -46,6 +46,8 @@ class _Connection(SQLiteConnection):
 
 class _Pool(SQLiteConnectionPool):
     def _create_connection(self) -> SQLiteConnection:
+        # eventsourcing's connection, with its WAL setup, rewrapped: the class that begins
+        # transactions has no hook of its own (eventsourcing 9.4's sqlite module).
         plain = super()._create_connection()
         return _Connection(plain._sqlite_conn, max_age=self.max_age)
 
@@ -56,18 +58,26 @@ class WriteLockFirstSQLiteFactory(SQLiteFactory):
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
         unused = self.datastore.pool  # no connection made yet: the pool connects lazily
-        self.datastore.pool = _Pool(db_name=unused.db_name, lock_timeout=unused.lock_timeout)
+        self.datastore.pool = _Pool(
+            db_name=unused.db_name,
+            lock_timeout=unused.lock_timeout,
+            pool_size=unused.pool_size,
+            max_overflow=unused.max_overflow,
+            pool_timeout=unused.pool_timeout,
+            max_age=unused.max_age,
+            pre_ping=unused.pre_ping,
+        )
         unused.close()
 
 
-def sqlite_has(datastore: Any, *names: str) -> bool:
-    """Whether `datastore` is SQLite and already has these tables (or indexes), found by a
-    read. A schema made "if missing" in a write transaction would otherwise wait for the
-    write lock at every start and read path; on PostgreSQL always False (no such wait)."""
+def schema_missing(datastore: Any, *names: str) -> bool:
+    """Whether to run a schema's "if missing" statements: on SQLite, only when a read finds
+    one of these tables (or indexes) missing, since a write transaction waits for the file's
+    write lock at every start and read path; on PostgreSQL always (no such wait)."""
     if not isinstance(datastore, SQLiteDatastore):
-        return False
+        return True
     with datastore.transaction(commit=False) as curs:
         marks = ", ".join("?" * len(names))
         curs.execute(f"SELECT count(*) FROM sqlite_master WHERE name IN ({marks})", names)  # noqa: S608
         found: int = curs.fetchone()[0]
-    return found == len(names)
+    return found < len(names)

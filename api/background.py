@@ -52,7 +52,12 @@ PROCESS_NAME = "keyledger-background"
 
 # The background process of this serve process, as /readyz reports it: set while a keeper
 # runs. Only a worker in the same process (a single worker) sees it.
-process_health: Health | None = None
+_keeper_health: Health | None = None
+
+
+def keeper_health() -> Health | None:
+    """The health of this process's background process, while serve keeps one here."""
+    return _keeper_health
 
 
 @dataclass
@@ -161,15 +166,15 @@ def background_process(settings: Settings) -> Iterator[Callable[[], None]]:
     if not settings.jobs_in_own_process or not any_jobs(settings):
         yield lambda: None
         return
-    global process_health
+    global _keeper_health
     keeper = _ProcessKeeper()
-    process_health = keeper.health
+    _keeper_health = keeper.health
     keeper.start()
     try:
         yield keeper.stop_soon
     finally:
         keeper.stop()
-        process_health = None
+        _keeper_health = None
 
 
 def any_jobs(settings: Settings) -> bool:

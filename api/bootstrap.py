@@ -39,8 +39,8 @@ from adapters.signing import JwtSigner, JwtVerifier, KeyRing
 from adapters.token_archives import open_archives
 from adapters.token_event_rows import TokenEventRows
 from adapters.tracing import NoTracing, Tracing, otlp_headers, otlp_tracing
-from api import background, shutdown
-from api.background import BackgroundJobs
+from api import shutdown
+from api.background import BackgroundJobs, keeper_health
 from api.http import server
 from api.settings import Settings, SettingsError
 from api.usecases.access_tokens import AccessTokenValidator
@@ -526,8 +526,10 @@ class Runtime:
         loops += [k.health for k in (self.key_keeper, self.analytics) if k is not None]
         if self.key_keeper is not None:
             loops.append(self.key_keeper.signer_health)
-        if background.process_health is not None:  # serve's, beside its single worker
-            loops.append(background.process_health)
+        # serve's background process, beside its single worker: uvicorn builds the worker
+        # from a factory string, so the keeper cannot be handed to it.
+        if (process := keeper_health()) is not None:
+            loops.append(process)
         return {h.name: h.failure for h in loops if h.failure is not None}
 
 

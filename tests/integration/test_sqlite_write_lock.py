@@ -82,9 +82,14 @@ def test_a_commands_start_on_an_installed_store_waits_for_no_writer(tmp_path: Pa
     settings = Settings(database_url=f"sqlite:///{path}", keys_dir=tmp_path / "keys")
     prepare(settings, create=True)
     done: list[bool] = []
+
+    def command_start() -> None:
+        prepare(settings)
+        done.append(True)
+
     with sqlite3.connect(path, isolation_level=None) as writer:
         writer.execute("BEGIN IMMEDIATE")  # the server, or another command, is writing
-        command = threading.Thread(target=lambda: done.append(prepare(settings) is None))
+        command = threading.Thread(target=command_start)
         command.start()
         command.join(5)
         prepared_while_locked = list(done)

@@ -1,6 +1,6 @@
-"""A store with months of token history, for the retention tests: two months past retention
-at `NOW` and a recent one, the read models that fold token events caught up; and retention
-runs over it at a fixed moment."""
+"""Token history for the retention, archive and partition tests: a token builder, a store
+with two months past retention at `NOW` and a recent one (the read models that fold token
+events caught up), and retention runs over it at a fixed moment."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     if runtime.key_keeper is not None:
         collectors.append(m.SigningKeyCollector(runtime.key_keeper.rotation_clock))
     return Response(
-        m.exposition(*collectors, only_worker=runtime.settings.workers == 1),
+        m.exposition(*collectors, single_worker=runtime.settings.workers == 1),
         media_type=MEDIA_TYPE,
         headers={"Cache-Control": "no-store"},
     )
