@@ -51,6 +51,12 @@ def _token(base: str, env: dict[str, str]) -> None:
     assert response.status_code == 200, response.text
 
 
+def _kill_the_background_process(log: Path) -> None:
+    """SIGKILL to serve's first background process, once it runs."""
+    wait_until(lambda: bool(_background_pids(log)), 30, "the background process starts")
+    os.kill(_background_pids(log)[0], signal.SIGKILL)
+
+
 def _failing(base: str) -> str | None:
     """What /readyz says of the background process, if it is failing."""
     failing: dict[str, str] = httpx.get(f"{base}/readyz").json()["failing"]
@@ -94,8 +100,7 @@ def test_a_background_process_that_dies_is_started_again_and_goes_on(
 ) -> None:
     env, log = _environment(tmp_path, broker), tmp_path / "serve.log"
     with serve(env, log=log) as base:
-        wait_until(lambda: bool(_background_pids(log)), 30, "the background process starts")
-        os.kill(_background_pids(log)[0], signal.SIGKILL)
+        _kill_the_background_process(log)
         wait_until(lambda: len(_background_pids(log)) == 2, 30, "a new one starts")
         before = _published(base)
         _token(base, env)
@@ -107,8 +112,7 @@ def test_readyz_reports_a_dead_background_process_until_its_replacement_runs(
 ) -> None:
     env, log = _environment(tmp_path, broker), tmp_path / "serve.log"
     with serve(env, log=log) as base:
-        wait_until(lambda: bool(_background_pids(log)), 30, "the background process starts")
-        os.kill(_background_pids(log)[0], signal.SIGKILL)
+        _kill_the_background_process(log)
         wait_until(lambda: _failing(base) is not None, 10, "/readyz reports it")
         assert "exited with code -9" in str(_failing(base))
         wait_until(lambda: _failing(base) is None, 30, "/readyz: the new one runs")

@@ -5,12 +5,26 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from adapters.event_store import Ledger
 from adapters.projection_tables import clients_table
 from api.bootstrap import prepare
 from api.settings import Settings
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[Ledger, Path]]:
+    """A SQLite event store with a table `t (n)`, and its file."""
+    path = tmp_path / "k.db"
+    ledger = Ledger(f"sqlite:///{path}")
+    with ledger.datastore.transaction(commit=True) as curs:
+        curs.execute("CREATE TABLE t (n INTEGER)")
+    yield ledger, path
+    ledger.close()
 
 
 def _insert_from_another_connection(path: Path, value: int) -> None:
@@ -19,39 +33,27 @@ def _insert_from_another_connection(path: Path, value: int) -> None:
 
 
 def test_a_write_transaction_that_reads_first_survives_another_writers_commit(
-    tmp_path: Path,
+    store: tuple[Ledger, Path],
 ) -> None:
-    path = tmp_path / "k.db"
-    ledger = Ledger(f"sqlite:///{path}")
-    try:
-        with ledger.datastore.transaction(commit=True) as curs:
-            curs.execute("CREATE TABLE t (n INTEGER)")
-        other = threading.Thread(target=_insert_from_another_connection, args=(path, 2))
-        with ledger.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT count(*) FROM t")
-            other.start()
-            other.join(0.5)  # it waits for this transaction's lock instead of committing first
-            curs.execute("INSERT INTO t (n) VALUES (1)")
-        other.join(10)
-        with ledger.datastore.transaction(commit=False) as curs:
-            curs.execute("SELECT n FROM t ORDER BY rowid")
-            assert [row["n"] for row in curs.fetchall()] == [1, 2]
-    finally:
-        ledger.close()
+    ledger, path = store
+    other = threading.Thread(target=_insert_from_another_connection, args=(path, 2))
+    with ledger.datastore.transaction(commit=True) as curs:
+        curs.execute("SELECT count(*) FROM t")
+        other.start()
+        other.join(0.5)  # it waits for this transaction's lock instead of committing first
+        curs.execute("INSERT INTO t (n) VALUES (1)")
+    other.join(10)
+    with ledger.datastore.transaction(commit=False) as curs:
+        curs.execute("SELECT n FROM t ORDER BY rowid")
+        assert [row["n"] for row in curs.fetchall()] == [1, 2]
 
 
-def test_a_read_transaction_does_not_hold_the_write_lock(tmp_path: Path) -> None:
-    path = tmp_path / "k.db"
-    ledger = Ledger(f"sqlite:///{path}")
-    try:
-        with ledger.datastore.transaction(commit=True) as curs:
-            curs.execute("CREATE TABLE t (n INTEGER)")
-        with ledger.datastore.transaction(commit=False) as curs:
-            curs.execute("SELECT count(*) FROM t")
-            with sqlite3.connect(path, timeout=0, isolation_level=None) as other:
-                other.execute("INSERT INTO t (n) VALUES (3)")  # no wait: nobody holds the lock
-    finally:
-        ledger.close()
+def test_a_read_transaction_does_not_hold_the_write_lock(store: tuple[Ledger, Path]) -> None:
+    ledger, path = store
+    with ledger.datastore.transaction(commit=False) as curs:
+        curs.execute("SELECT count(*) FROM t")
+        with sqlite3.connect(path, timeout=0, isolation_level=None) as other:
+            other.execute("INSERT INTO t (n) VALUES (3)")  # no wait: nobody holds the lock
 
 
 def test_reading_a_projection_table_waits_for_no_writer(tmp_path: Path) -> None:
