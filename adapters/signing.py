@@ -265,10 +265,13 @@ def _b64url(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())  # immutable: built once, not per token
+
+
 def _signature(key: PrivateKey, signing_input: bytes) -> bytes:
     """RFC 7518 §3.3/§3.4 and RFC 8037 §3.1 signature bytes for the key's algorithm."""
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        r, s = decode_dss_signature(key.sign(signing_input, _ECDSA_SHA256))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")  # JWS wants R || S, not DER
     if isinstance(key, rsa.RSAPrivateKey):
         return key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())

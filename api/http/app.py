@@ -39,7 +39,7 @@ from api.http.ledger.checkpoints import latest_checkpoint, ledger_keys, list_che
 from api.http.oauth2.discovery import authorization_server_metadata
 from api.http.oauth2.introspection import introspection_endpoint
 from api.http.oauth2.revocation import revocation_endpoint
-from api.http.oauth2.token import jwks, token_endpoint
+from api.http.oauth2.token import TokenRouteFirst, jwks, token_endpoint
 from api.http.openapi_docs import ClosedStructs, complete_openapi
 from api.http.ops.health import healthz, readyz
 from api.http.ops.metrics import metrics
@@ -133,7 +133,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     # Request ids, the access log and the latency histogram wrap Litestar's handler once,
     # outside the router: as per-route middleware they cost a quarter of the token rate.
-    app.asgi_handler = RequestInstrumentation(app.asgi_handler, access_log=settings.access_log)
+    # Inside them, the token endpoint is reached before the router (api/http/oauth2/token.py).
+    app.asgi_handler = RequestInstrumentation(
+        TokenRouteFirst(app.asgi_handler, app), access_log=settings.access_log
+    )
     if isinstance(tracing, OpenTelemetryTracing):  # off: not wrapped, no cost at all
         app.asgi_handler = RequestTracing(app.asgi_handler, tracing)
     return app

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from litestar import Request, Response
+from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
+from litestar.types import Receive, Scope, Send
 
 from domain.oauth_errors import InvalidClient, OAuthError, TooManyRequests
 from domain.redaction import redact
@@ -14,6 +15,18 @@ from domain.redaction import redact
 log = logging.getLogger("keyledger.errors")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+async def answer_exception(
+    app: Litestar, scope: Scope, receive: Receive, send: Send, exc: Exception
+) -> None:
+    """Answer `exc` as Litestar's exception middleware does, for a route reached without it:
+    with the app's handler for the nearest of its types (`Exception` has one)."""
+    handlers = app.exception_handlers
+    handler = next(handlers[kind] for kind in type(exc).__mro__ if kind in handlers)
+    request: Request[Any, Any, Any] = Request(scope, receive, send)
+    response = handler(request, exc)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)
 
 
 def oauth_error_response(request: Request[Any, Any, Any], exc: OAuthError) -> Response[Any]:

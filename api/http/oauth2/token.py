@@ -1,10 +1,12 @@
 """The OAuth 2.0 endpoints under `/oauth2`: token (RFC 6749 §3.2, §4.4) and JWK Set (RFC 7517).
 
-The token endpoint is the hot path, so it is an ASGI route inside Litestar: it reads its own
-body (capped at 16 KiB), reads the two headers it needs from the raw scope and sends one
-pre-encoded response. Errors still go through the app's exception handlers. Measured here,
-skipping Litestar's request parsing and response conversion gives about 20% more tokens/s;
-`api/http/openapi_docs.py` documents the route, which schema generation cannot see.
+The token endpoint is the hot path, so it is plain ASGI: it reads its own body (capped at
+16 KiB), reads the two headers it needs from the raw scope and sends one pre-encoded response.
+`TokenRouteFirst` answers `POST /oauth2/token` before Litestar's router and exception
+middleware (the route is still registered, for every other spelling of the path, and for
+`api/http/openapi_docs.py`, which documents it); its errors go through the app's own
+exception handlers. Measured here, skipping Litestar's request parsing and response
+conversion gave about 20% more tokens/s, and skipping its router another ~9% of the request.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, asgi, get
+from litestar import Litestar, Request, Response, asgi, get
+from litestar.enums import ScopeType
 from litestar.exceptions import MethodNotAllowedException
-from litestar.types import Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.metrics import token_issued
 from api.http.client_address import client_address
+from api.http.errors import answer_exception
 from api.http.oauth2.client_credentials import extract_credentials
 from api.http.oauth2.form import (
     BodyTooLarge,
@@ -98,8 +102,10 @@ async def send_json(send: Send, body: dict[str, Any], status: int = 200) -> None
     await send({"type": "http.response.body", "body": content, "more_body": False})
 
 
-@asgi("/oauth2/token", copy_scope=False)
-async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+TOKEN_PATH = "/oauth2/token"  # noqa: S105 (a path, not a secret)
+
+
+async def issue_token(scope: Scope, receive: Receive, send: Send) -> None:
     """POST /oauth2/token: `grant_type=client_credentials`, RFC 6749 §4.4.2 and §5."""
     with Observing(scope, "/oauth2/token") as seen:
         headers, seen.params = await read_oauth_form(scope, receive, frozenset({"resource"}))
@@ -118,6 +124,42 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
     token_issued(credentials.client_id)
     bind_client(credentials.client_id)
     await send_json(send, issued.response_body())
+
+
+token_endpoint = asgi(TOKEN_PATH, copy_scope=False)(issue_token)
+
+
+class TokenRouteFirst:
+    """The token endpoint reached before Litestar's router: `POST /oauth2/token`, spelled
+    exactly so, goes straight to `issue_token`; everything else to `app`, Litestar's handler.
+
+    Litestar has set `scope["app"]` by then (the endpoint reads the runtime from it). An
+    exception before the response started is answered as Litestar's exception middleware
+    would (`answer_exception`: the app's handler for it); after, it propagates to uvicorn.
+    """
+
+    def __init__(self, app: ASGIApp, litestar: Litestar) -> None:
+        self.app = app
+        self._litestar = litestar
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["path"] != TOKEN_PATH:
+            await self.app(scope, receive, send)
+            return
+        scope["path_template"] = TOKEN_PATH  # the latency histogram's route label
+        started = False
+
+        async def send_once_started(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await issue_token(scope, receive, send_once_started)
+        except Exception as exc:
+            if started:
+                raise
+            await answer_exception(self._litestar, scope, receive, send, exc)
 
 
 @get(
