@@ -45,6 +45,8 @@ class AsyncPostgresGroupCommitter:
         self._pending: list[tuple[Sequence[Any], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._cursor: psycopg.AsyncCursor[Any] | None = None
+        self._query = b""  # the statement, rendered for the current connection
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.batches = 0
@@ -155,20 +157,26 @@ class AsyncPostgresGroupCommitter:
                 raise
 
     async def _execute(self, params: tuple[list[Any], ...], expected: int) -> None:
-        conn = await self._connection()
-        cursor = await conn.execute(self._statement, params, prepare=True)
+        cursor = await self._connection()
+        await cursor.execute(self._query, params, prepare=True)
         rows = await cursor.fetchall()
         if len(rows) != expected:
             raise RuntimeError(f"stored {len(rows)} of {expected} events")
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
+    async def _connection(self) -> psycopg.AsyncCursor[Any]:
+        """The connection's one cursor, reused by every batch (one is in flight at a time),
+        with the statement rendered once: a new cursor and the statement's rendering cost as
+        much client CPU as the prepared execute itself."""
+        if self._conn is None or self._conn.closed or self._cursor is None:
             self._conn = await psycopg.AsyncConnection.connect(
                 self._conninfo, autocommit=True, connect_timeout=5
             )
-        return self._conn
+            self._query = self._statement.as_bytes(self._conn)
+            self._cursor = self._conn.cursor()
+        return self._cursor
 
     async def _discard_connection(self) -> None:
         if self._conn is not None:
             await self._conn.close()
         self._conn = None
+        self._cursor = None
