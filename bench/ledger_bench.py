@@ -42,7 +42,7 @@ def integration(dsn: str, events: int) -> tuple[float, float]:
         built = time.perf_counter() - started
         assert folded == events, (folded, events)
         started = time.perf_counter()
-        report = verify_ledger(StoreEntries(ledger), [], [], ed25519_verify, tables)
+        report = verify_ledger(StoreEntries(tables), [], [], ed25519_verify, tables)
         verified = time.perf_counter() - started
         assert report.difference is None
         assert report.events == events
