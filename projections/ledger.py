@@ -41,6 +41,11 @@ class LedgerBuilder:
         self._growth: TreeGrowth | None = None
         self.state = TreeState(0, 0, [])
 
+    @property
+    def batch(self) -> int:
+        """The most events one `integrate()` folds in."""
+        return self._batch
+
     def load(self) -> TreeState:
         """Start from the stored edge and its open tiles (again after another builder ran)."""
         if not self._tables.exist():  # a store set up before the ledger existed

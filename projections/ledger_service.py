@@ -125,17 +125,25 @@ class LedgerService:
         self._last_checkpoint = time.monotonic()  # the first one an interval after the start
 
     def step(self, *, force: bool = False) -> StoredCheckpoint | None:
-        """Fold every committed event in; sign a checkpoint if one is due. Blocking."""
-        while self._integrate():
-            pass
+        """Fold in the events committed before it began; sign a checkpoint if one is due.
+        Blocking."""
+        self._catch_up()
         due = time.monotonic() - self._last_checkpoint >= self.config.checkpoint_interval
         if force or self._requested or (self._grown and due):
             signed = self._checkpoint()
             if signed is not None:  # its own event folded in now: listed without a next step
-                while self._integrate():
-                    pass
+                self._catch_up()
             return signed
         return None
+
+    def _catch_up(self) -> None:
+        """Fold batches until one comes back short of a full batch: it held everything
+        committed when it was read. What commits meanwhile waits for the next step, so under
+        load each step writes the open tiles once, not once per few hundred events (every
+        write rewrites whole tiles: folding until nothing was left cost a sixth of the token
+        rate, `bench.ledger_bench`'s on/off 0.84 against 0.94 now)."""
+        while self._integrate() >= self.builder.batch:
+            pass
 
     def _integrate(self) -> int:
         rows = self.builder.peek()
