@@ -29,7 +29,7 @@ class SecretHasher:
         self._pepper = pepper
 
     def hash(self, secret: str) -> str:
-        # hmac.digest: OpenSSL's one-shot HMAC, without building an `hmac.HMAC` object
+        # every token request hashes the presented secret: one call, no `hmac.HMAC` object
         digest = hmac.digest(self._pepper, secret.encode("utf-8", "surrogatepass"), "sha256")
         return f"{HASH_SCHEME}${digest.hex()}"
 

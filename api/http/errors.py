@@ -20,8 +20,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 async def answer_exception(
     app: Litestar, scope: Scope, receive: Receive, send: Send, exc: Exception
 ) -> None:
-    """Answer `exc` as Litestar's exception middleware does, for a route reached without it:
-    with the app's handler for the nearest of its types (`Exception` has one)."""
+    """Answer `exc` with the app's handler for its nearest type, as Litestar's middleware does."""
     handlers = app.exception_handlers
     handler = next(handlers[kind] for kind in type(exc).__mro__ if kind in handlers)
     request: Request[Any, Any, Any] = Request(scope, receive, send)

@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
-import jwt
+import logging
+from typing import Any
 
+import jwt
+import pytest
+from httpx import Response
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+
+from api.http.oauth2.token import TokenRouteFirst, token_endpoint
 from api.settings import Settings
+from api.usecases.client_admin import NewCredentials
 from tests.integration.helpers import basic, register, running, stored_token
+
+GRANT = "grant_type=client_credentials&scope=invoices:read"
+
+
+async def _post(
+    http: Any, creds: NewCredentials, path: str = "/oauth2/token", **extra: str
+) -> Response:
+    headers = {**basic(creds.client_id, creds.client_secret), **extra}
+    response: Response = await http.post(path, content=GRANT, headers=headers)
+    return response
 
 
 async def test_a_registered_client_gets_a_token_that_verifies_against_the_jwks(
@@ -153,3 +172,67 @@ async def test_health_readiness_and_openapi_are_served(settings: Settings) -> No
         assert form["properties"]["grant_type"]["enum"] == ["client_credentials"]
         assert {"200", "400", "401"} <= token["responses"].keys()
         assert "/oauth2/jwks" in schema["paths"]
+
+
+async def test_the_path_with_a_trailing_slash_is_the_token_endpoint_too(
+    settings: Settings,
+) -> None:
+    async with running(settings) as (http, runtime):
+        creds = await register(runtime)
+        response = await _post(http, creds, "/oauth2/token/")
+    assert response.status_code == 200
+    assert response.json()["token_type"] == "Bearer"
+
+
+async def test_a_malformed_host_header_is_refused_before_any_token_is_issued(
+    settings: Settings,
+) -> None:
+    async with running(settings) as (http, runtime):
+        creds = await register(runtime)
+        head = runtime.ledger.head()
+        exact = await _post(http, creds, Host="a b")
+        slashed = await _post(http, creds, "/oauth2/token/", Host="x/y?z")
+        assert runtime.ledger.head() == head
+    assert exact.status_code == slashed.status_code == 400
+    assert (
+        exact.json()
+        == slashed.json()
+        == {
+            "error": "invalid_request",
+            "error_description": "Invalid host header",
+        }
+    )
+
+
+async def test_the_token_endpoint_returns_the_request_id_it_was_given(
+    settings: Settings,
+) -> None:
+    async with running(settings) as (http, runtime):
+        creds = await register(runtime)
+        response = await _post(http, creds, **{"X-Request-Id": "trace-me-42"})
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "trace-me-42"
+
+
+async def test_an_unexpected_failure_is_answered_as_a_json_500_and_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running(settings) as (http, runtime):
+        creds = await register(runtime)
+
+        async def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("a bug in the issuer")
+
+        monkeypatch.setattr(runtime.issuer, "issue", broken)
+        with caplog.at_level(logging.ERROR, logger="keyledger.errors"):
+            response = await _post(http, creds)
+    assert response.status_code == 500
+    assert response.json() == {"error": "server_error", "error_description": "internal error"}
+    assert response.headers["cache-control"] == "no-store"
+    assert "unexpected error on /oauth2/token" in caplog.text
+
+
+def test_the_token_endpoint_refuses_to_skip_what_the_app_would_apply_to_it() -> None:
+    app = Litestar(route_handlers=[token_endpoint], cors_config=CORSConfig())
+    with pytest.raises(RuntimeError, match="cors_config"):
+        TokenRouteFirst(app.asgi_handler, app)

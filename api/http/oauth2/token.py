@@ -2,11 +2,12 @@
 
 The token endpoint is the hot path, so it is plain ASGI: it reads its own body (capped at
 16 KiB), reads the two headers it needs from the raw scope and sends one pre-encoded response.
-`TokenRouteFirst` answers `POST /oauth2/token` before Litestar's router and exception
-middleware (the route is still registered, for every other spelling of the path, and for
+`TokenRouteFirst` answers `/oauth2/token` before Litestar's router and exception middleware
+(the route is still registered, for every other spelling of the path, and for
 `api/http/openapi_docs.py`, which documents it); its errors go through the app's own
 exception handlers. Measured here, skipping Litestar's request parsing and response
-conversion gave about 20% more tokens/s, and skipping its router another ~9% of the request.
+conversion gave about 20% more tokens/s; skipping the router too, with one-shot HMAC and one
+ECDSA object, took the request from 194 to 167 µs of CPU in process.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response, asgi, get
+from litestar._asgi.utils import is_valid_host
 from litestar.enums import ScopeType
-from litestar.exceptions import MethodNotAllowedException
+from litestar.exceptions import ClientException, MethodNotAllowedException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.metrics import token_issued
@@ -39,6 +41,7 @@ from domain.oauth_errors import InvalidClient, InvalidRequest, UnsupportedGrantT
 from domain.policy import TokenRequest
 
 GRANT_TYPE = "client_credentials"
+TOKEN_PATH = "/oauth2/token"  # noqa: S105 (a path, not a secret)
 _RESPONSE_HEADERS = [
     (b"content-type", b"application/json"),
     (b"cache-control", b"no-store"),
@@ -102,12 +105,9 @@ async def send_json(send: Send, body: dict[str, Any], status: int = 200) -> None
     await send({"type": "http.response.body", "body": content, "more_body": False})
 
 
-TOKEN_PATH = "/oauth2/token"  # noqa: S105 (a path, not a secret)
-
-
 async def issue_token(scope: Scope, receive: Receive, send: Send) -> None:
     """POST /oauth2/token: `grant_type=client_credentials`, RFC 6749 §4.4.2 and §5."""
-    with Observing(scope, "/oauth2/token") as seen:
+    with Observing(scope, TOKEN_PATH) as seen:
         headers, seen.params = await read_oauth_form(scope, receive, frozenset({"resource"}))
         params = seen.params
         grant_type = single(params, "grant_type")
@@ -130,36 +130,57 @@ token_endpoint = asgi(TOKEN_PATH, copy_scope=False)(issue_token)
 
 
 class TokenRouteFirst:
-    """The token endpoint reached before Litestar's router: `POST /oauth2/token`, spelled
-    exactly so, goes straight to `issue_token`; everything else to `app`, Litestar's handler.
-
-    Litestar has set `scope["app"]` by then (the endpoint reads the runtime from it). An
-    exception before the response started is answered as Litestar's exception middleware
-    would (`answer_exception`: the app's handler for it); after, it propagates to uvicorn.
-    """
+    """`/oauth2/token`, spelled exactly so, answered before Litestar's router (`app`)."""
 
     def __init__(self, app: ASGIApp, litestar: Litestar) -> None:
+        skipped = _bypassed(litestar)
+        if skipped:  # what the router or its middleware would apply, and this path would not
+            raise RuntimeError(f"the token endpoint's own route would skip {skipped}")
         self.app = app
         self._litestar = litestar
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["path"] != TOKEN_PATH:
+        if scope["type"] != ScopeType.HTTP or scope["path"] != TOKEN_PATH or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
         scope["path_template"] = TOKEN_PATH  # the latency histogram's route label
         started = False
 
-        async def send_once_started(message: Message) -> None:
+        async def send_noting_start(message: Message) -> None:
             nonlocal started
             started = True
             await send(message)
 
         try:
-            await issue_token(scope, receive, send_once_started)
+            _require_valid_host(scope)
+            await issue_token(scope, receive, send_noting_start)
         except Exception as exc:
-            if started:
+            if started:  # as Litestar's middleware: nothing can be answered any more
                 raise
             await answer_exception(self._litestar, scope, receive, send, exc)
+
+
+def _require_valid_host(scope: Scope) -> None:
+    """The router's first check: a malformed `Host` is a 400 before anything else."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            if not is_valid_host(value):
+                raise ClientException("Invalid host header")
+            return
+
+
+def _bypassed(app: Litestar) -> list[str]:
+    """The app-level settings the token endpoint's own route would not apply."""
+    found = {
+        "allowed_hosts": app.allowed_hosts,
+        "cors_config": app.cors_config,
+        "middleware": app.middleware,
+        "before_send": app.before_send,
+        "after_exception": app.after_exception,
+        "guards": token_endpoint.resolve_guards(),
+        "status-code exception handlers": [k for k in app.exception_handlers if isinstance(k, int)],
+    }
+    return [name for name, value in found.items() if value]
 
 
 @get(
