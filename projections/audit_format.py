@@ -366,5 +366,58 @@ def audit_message(
     event: Any, notification_id: int, source: str, ledger_entry: bytes | None = None
 ) -> tuple[bytes, bytes]:
     """The Kafka key (the client id) and value (the CloudEvents JSON) of one stored event."""
-    message = cloud_event(event, notification_id, source, ledger_entry)
+    if type(event) is IssuedToken.Issued:
+        message = issued_cloud_event(event, notification_id, source, ledger_entry)
+    else:
+        message = cloud_event(event, notification_id, source, ledger_entry)
     return message["subject"].encode(), msgspec.json.encode(message)
+
+
+_ISSUED_TYPE = AUDIT_TYPES[IssuedToken.Issued]
+_ISSUED_DATA = (
+    "audience",
+    "auth_method",
+    "client_id",
+    "client_version",
+    "expires_at",
+    "issued_at",
+    "jti",
+    "kid",
+    "scopes",
+    "secret_generation",
+    "source_ip",
+)
+
+
+def issued_cloud_event(
+    event: IssuedToken.Issued, sequence: int, source: str, ledger_entry: bytes | None = None
+) -> dict[str, Any]:
+    """`cloud_event` of a token's `Issued` event, the same object written out field by field:
+    the relay builds one per token, and the general walk over fields cost twice as much."""
+    issued_at = event.issued_at.isoformat()
+    message = {
+        "specversion": SPEC_VERSION,
+        "id": event_id(event.originator_id, event.originator_version),
+        "source": source,
+        "type": _ISSUED_TYPE,
+        "subject": event.client_id,
+        "time": issued_at,
+        "sequence": str(sequence),
+        "datacontenttype": "application/json",
+        "data": {
+            "audience": _json(event.audience),
+            "auth_method": _json(event.auth_method),
+            "client_id": _json(event.client_id),
+            "client_version": _json(event.client_version),
+            "expires_at": _json(event.expires_at),
+            "issued_at": issued_at,
+            "jti": _json(event.jti),
+            "kid": _json(event.kid),
+            "scopes": _json(event.scopes),
+            "secret_generation": _json(event.secret_generation),
+            "source_ip": _json(event.source_ip),
+        },
+    }
+    if ledger_entry is not None:
+        message["ledgerentry"] = b64encode(ledger_entry).decode()
+    return message
