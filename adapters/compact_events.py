@@ -33,7 +33,7 @@ import functools
 import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -246,6 +246,25 @@ def decode_issued(
         "source_ip": _text_address(source_ip) if isinstance(source_ip, bytes) else source_ip,
         "originator_id": originator_id,
     }
+
+
+class IssuedTally(NamedTuple):
+    """What counting a token needs of its compact state: the analytics fold reads these four
+    fields of every token, and decoding the whole event cost twice its fold."""
+
+    client_id: str
+    issued_micros: int  # microseconds since the epoch, UTC
+    scopes: list[str]
+    audience: list[str]
+
+
+def issued_tally(state: bytes) -> IssuedTally:
+    """`decode_issued`'s client id, issue time, scopes and audience, and nothing else."""
+    fields = _decoder.decode(state)
+    scopes = fields[2]
+    return IssuedTally(
+        _text_uuid(fields[1]), fields[4], scopes.split(" ") if scopes else [], fields[3]
+    )
 
 
 class CompactMapper(Mapper[UUID]):

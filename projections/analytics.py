@@ -10,12 +10,12 @@ same events gives the same rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.compact_events import stored_topics
+from adapters.compact_events import ISSUED_TOPIC, issued_tally, stored_topics
 from domain.client import Client
 from domain.token import IssuedToken
 
@@ -34,6 +34,9 @@ ANALYTICS_EVENT_TYPES: tuple[type[Any], ...] = (
 )
 ANALYTICS_TOPICS = tuple(topic for t in ANALYTICS_EVENT_TYPES for topic in stored_topics(t))
 _LENGTHS = {HOUR: 13, DAY: 10}  # of an ISO 8601 time: "2026-11-22T06" and "2026-11-22"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HOUR_MICROS = 3_600_000_000
+_LABELS_KEPT = 1024  # hours whose labels a view keeps (tokens arrive in a few hours at once)
 
 
 def bucket_label(granularity: str, at: datetime) -> str:
@@ -86,6 +89,7 @@ class AnalyticsView:
 
     def __init__(self) -> None:
         self._rows: dict[str, Row] = {}
+        self._labels: dict[int, tuple[str, str]] = {}  # hour since the epoch: its labels
         self.position = 0
 
     def get(self, key: str) -> Row | None:
@@ -102,9 +106,9 @@ class AnalyticsView:
         """Fold one event; the keys of the rows it changed."""
         self.position = notification_id
         if isinstance(event, IssuedToken.Issued):
-            return self._tokens(event.client_id, event.issued_at, issued=event)
+            return self._tokens(event.client_id, event.issued_at, event.scopes, event.audience)
         if isinstance(event, IssuedToken.Revoked):
-            return self._tokens(event.client_id, event.at)
+            return self._tokens(event.client_id, event.at, revoked=True)
         client_id = str(event.originator_id)
         if isinstance(event, Client.Registered):
             row = ClientActivity(
@@ -137,29 +141,57 @@ class AnalyticsView:
                 return None
         return (found.key,)
 
+    def apply_stored(
+        self, notification: Any, to_domain_event: Callable[[Any], Any]
+    ) -> tuple[str, ...] | None:
+        """`apply` of an event as the log stores it: a token stored compactly is counted from
+        its tally, without building the event (every token issued passes here)."""
+        if notification.topic != ISSUED_TOPIC:
+            return self.apply(to_domain_event(notification), notification.id)
+        self.position = notification.id
+        tally = issued_tally(bytes(notification.state))
+        client_id, micros = tally.client_id, tally.issued_micros
+        hour = micros // _HOUR_MICROS
+        labels = self._labels.get(hour)
+        if labels is None:
+            if len(self._labels) >= _LABELS_KEPT:
+                self._labels.clear()
+            labels = self._labels[hour] = _labels(_EPOCH + timedelta(hours=hour))
+        at = _EPOCH + timedelta(microseconds=micros)
+        return self._tokens(client_id, at, tally.scopes, tally.audience, labels=labels)
+
     def _tokens(
-        self, client_id: str, at: datetime, issued: IssuedToken.Issued | None = None
+        self,
+        client_id: str,
+        at: datetime,
+        scopes: Sequence[str] = (),
+        audience: Sequence[str] = (),
+        *,
+        revoked: bool = False,
+        labels: tuple[str, str] | None = None,
     ) -> tuple[str, ...]:
+        """Count a token issued (or revoked) at `at` in its hour, its day and its client;
+        `labels`, when given, are `at`'s hour and day."""
         keys = []
-        iso = (at if at.tzinfo is UTC else at.astimezone(UTC)).isoformat()
-        for granularity, label in ((HOUR, iso[:13]), (DAY, iso[:10])):
+        hour_label, day_label = labels or _labels(at)
+        for granularity, label in ((HOUR, hour_label), (DAY, day_label)):
             key = f"{granularity}|{label}|{client_id}"
             bucket = self._rows.get(key)
             if not isinstance(bucket, Bucket):
                 bucket = Bucket(granularity, label, client_id)
                 self._rows[key] = bucket
-            if issued is None:
+            if revoked:
                 bucket.revoked += 1
             else:
                 bucket.issued += 1
-                for scope in issued.scopes:
+                for scope in scopes:
                     bucket.scopes[scope] = bucket.scopes.get(scope, 0) + 1
-                for audience in issued.audience:
-                    bucket.audiences[audience] = bucket.audiences.get(audience, 0) + 1
+                for name in audience:
+                    bucket.audiences[name] = bucket.audiences.get(name, 0) + 1
             keys.append(key)
         activity = self._rows.get(f"{CLIENT}|{client_id}")
         if isinstance(activity, ClientActivity):
-            if issued is None:
+            if revoked:
                 activity.revoked += 1
             else:
                 activity.issued += 1
@@ -167,6 +199,12 @@ class AnalyticsView:
                 activity.last_token_at = at if last is None or at > last else last
             keys.append(activity.key)
         return tuple(keys)
+
+
+def _labels(at: datetime) -> tuple[str, str]:
+    """The UTC hour and day `at` falls in: `bucket_label` of both, from one ISO form."""
+    iso = (at if at.tzinfo is UTC else at.astimezone(UTC)).isoformat()
+    return iso[: _LENGTHS[HOUR]], iso[: _LENGTHS[DAY]]
 
 
 class AnalyticsCodec:

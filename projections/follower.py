@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from adapters.projection_tables import ProjectionTable
 
@@ -42,6 +42,16 @@ class View(Protocol[R]):
 
     def apply(self, event: Any, notification_id: int) -> str | tuple[str, ...] | None:
         """Fold one event in; the key (or keys) of the records it changed."""
+
+
+@runtime_checkable
+class StoredEventView(Protocol):
+    """A view that folds events as the log stores them, decoding only what it needs (and
+    the rest with `to_domain_event`): `apply_stored` instead of `apply`."""
+
+    def apply_stored(
+        self, notification: Any, to_domain_event: Callable[[Any], Any]
+    ) -> str | tuple[str, ...] | None: ...
 
 
 def touched_keys(touched: str | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -122,9 +132,15 @@ class LogFollower(Generic[R]):
                 # the planner may sort the rest of the table for every batch.
                 upto = min(head, self._scanned + READ_WINDOW)
                 batch = self._log.read(self._scanned, READ_BATCH, stop=upto, topics=self._topics)
+                to_domain_event = self._log.mapper.to_domain_event
+                # checked once: a protocol check costs more than folding a token
+                stored = self.view if isinstance(self.view, StoredEventView) else None
                 for notification in batch:
-                    event = self._log.mapper.to_domain_event(notification)
-                    self._unsaved.update(touched_keys(self.view.apply(event, notification.id)))
+                    if stored is not None:
+                        touched = stored.apply_stored(notification, to_domain_event)
+                    else:
+                        touched = self.view.apply(to_domain_event(notification), notification.id)
+                    self._unsaved.update(touched_keys(touched))
                 # A full batch ends where it ends: the rest of the window is read next.
                 self._scanned = batch[-1].id if len(batch) == READ_BATCH else upto
             self._save()
