@@ -210,11 +210,26 @@ def _text_address(packed: bytes) -> str:
     return str(ipaddress.ip_address(packed))
 
 
-def decode_issued(
-    state: bytes, originator_id: UUID, resolve_kid: Callable[[int], str] = _no_kids
-) -> dict[str, Any]:
-    """The event's state (every attribute but its version) from the compact form;
-    `resolve_kid` gives the key id a key number stands for."""
+class IssuedFields(NamedTuple):
+    """A compact state's fields as the event holds them, times as microseconds: what the
+    audit relay writes out, without building the event."""
+
+    jti: str | None  # None: the event's originator id
+    client_id: str
+    scopes: list[str]
+    audience: list[str]
+    issued_micros: int  # microseconds since the epoch, UTC
+    lifetime_micros: int  # expires_at, from issued_at
+    created_micros: int  # the event's timestamp, from issued_at
+    kid: str
+    client_version: int
+    secret_generation: int
+    auth_method: str
+    source_ip: str | None
+
+
+def issued_fields(state: bytes, resolve_kid: Callable[[int], str] = _no_kids) -> IssuedFields:
+    """The compact state's fields; `resolve_kid` gives the key id a key number stands for."""
     (
         jti,
         client_id,
@@ -229,21 +244,43 @@ def decode_issued(
         method,
         source_ip,
     ) = _decoder.decode(state)
-    issued_at = _EPOCH + timedelta(microseconds=issued_micros)
+    return IssuedFields(
+        None if jti is None else _text_uuid(jti),
+        _text_uuid(client_id),
+        scopes.split(" ") if scopes else [],
+        audience,
+        issued_micros,
+        lifetime,
+        created,
+        _text_kid(kid, resolve_kid),
+        client_version,
+        secret_generation,
+        STORED_AUTH_METHODS[method] if isinstance(method, int) else method,
+        _text_address(source_ip) if isinstance(source_ip, bytes) else source_ip,
+    )
+
+
+def decode_issued(
+    state: bytes, originator_id: UUID, resolve_kid: Callable[[int], str] = _no_kids
+) -> dict[str, Any]:
+    """The event's state (every attribute but its version) from the compact form;
+    `resolve_kid` gives the key id a key number stands for."""
+    fields = issued_fields(state, resolve_kid)
+    issued_at = _EPOCH + timedelta(microseconds=fields.issued_micros)
     return {
-        "timestamp": issued_at + timedelta(microseconds=created),
+        "timestamp": issued_at + timedelta(microseconds=fields.created_micros),
         "originator_topic": TOKEN_TOPIC,
-        "jti": str(originator_id) if jti is None else _text_uuid(jti),
-        "client_id": _text_uuid(client_id),
-        "scopes": scopes.split(" ") if scopes else [],
-        "audience": audience,
+        "jti": str(originator_id) if fields.jti is None else fields.jti,
+        "client_id": fields.client_id,
+        "scopes": fields.scopes,
+        "audience": fields.audience,
         "issued_at": issued_at,
-        "expires_at": issued_at + timedelta(microseconds=lifetime),
-        "kid": _text_kid(kid, resolve_kid),
-        "client_version": client_version,
-        "secret_generation": secret_generation,
-        "auth_method": STORED_AUTH_METHODS[method] if isinstance(method, int) else method,
-        "source_ip": _text_address(source_ip) if isinstance(source_ip, bytes) else source_ip,
+        "expires_at": issued_at + timedelta(microseconds=fields.lifetime_micros),
+        "kid": fields.kid,
+        "client_version": fields.client_version,
+        "secret_generation": fields.secret_generation,
+        "auth_method": fields.auth_method,
+        "source_ip": fields.source_ip,
         "originator_id": originator_id,
     }
 

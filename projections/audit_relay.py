@@ -19,16 +19,24 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
+from uuid import UUID
 
 from aiokafka.errors import KafkaError
 
+from adapters.compact_events import ISSUED_TOPIC, issued_fields
 from adapters.kafka import key_partitioner
 from adapters.metrics import RELAY_PUBLISH_ERRORS, RELAY_PUBLISHED
 from adapters.relay_store import RelayStore
 from adapters.tracing import Delivery, NoTracing, Tracing
+from domain.event_ids import event_id
 from domain.ledger import LedgerEntry
-from projections.audit_format import AUDIT_TYPES, audit_event_id, audit_message
+from projections.audit_format import (
+    AUDIT_TYPES,
+    ISSUED_AUDIT_TYPE,
+    audit_message,
+    stored_issued_message,
+)
 from projections.stopping import Stopped, close_within, unless_stopped
 
 log = logging.getLogger(__name__)
@@ -38,6 +46,17 @@ def _entry(n: Any) -> bytes:
     return LedgerEntry.of_row(
         n.id, n.originator_id, n.originator_version, n.topic, n.state
     ).encoded()
+
+
+class Outgoing(NamedTuple):
+    """One stored event as the relay publishes it: its message, and what its span names."""
+
+    position: int
+    key: bytes
+    value: bytes
+    originator_id: UUID
+    originator_version: int
+    audit_type: str
 
 
 Headers = list[tuple[str, bytes]]
@@ -86,7 +105,7 @@ class AuditRelay:
 
     def __init__(
         self,
-        mapper: Any,
+        mapper: Any,  # the store's CompactMapper
         positions: RelayStore,
         producer_factory: Callable[[], Awaitable[Producer]],
         config: RelayConfig,
@@ -160,7 +179,7 @@ class AuditRelay:
         RELAY_PUBLISHED.inc(len(batch))
         return len(batch)
 
-    async def _publish(self, batch: list[tuple[int, bytes, bytes, Any]]) -> None:
+    async def _publish(self, batch: list[Outgoing]) -> None:
         """`publish_batch`'s messages as one record batch per partition, in order, each
         partition the key's as the producer's partitioner picks it (a `send` per message
         cost the event loop about as much as building the message)."""
@@ -169,7 +188,7 @@ class AuditRelay:
         partitions = sorted(await self._producer.partitions_for(topic))
         open_batches: dict[int, Any] = {}
         acks: list[Awaitable[Any]] = []
-        for _, key, value, _ in batch:
+        for _, key, value, *_ in batch:
             partition = key_partitioner(key, partitions, partitions)
             records = open_batches.get(partition)
             if records is None:
@@ -182,7 +201,7 @@ class AuditRelay:
             acks.append(await self._producer.send_batch(records, topic, partition=partition))
         await asyncio.gather(*acks)
 
-    async def _publish_traced(self, batch: list[tuple[int, bytes, bytes, Any]]) -> None:
+    async def _publish_traced(self, batch: list[Outgoing]) -> None:
         """`publish_batch`'s sends, each in a producer span ended at its acknowledgement."""
         assert self._producer is not None
         assert not isinstance(self.tracing, NoTracing)
@@ -192,7 +211,7 @@ class AuditRelay:
             deliveries: list[Delivery] = []
             acks: list[Awaitable[Any]] = []
             try:
-                for position, key, value, event in batch:
+                for position, key, value, originator_id, version, audit_type in batch:
                     delivery = self.tracing.begin_delivery(
                         f"publish {topic}",
                         {
@@ -200,8 +219,8 @@ class AuditRelay:
                             "messaging.operation.type": "publish",
                             "messaging.destination.name": topic,
                             "messaging.kafka.message.key": key.decode(),
-                            "cloudevents.event_id": audit_event_id(event),
-                            "cloudevents.event_type": AUDIT_TYPES[type(event)],
+                            "cloudevents.event_id": event_id(originator_id, version),
+                            "cloudevents.event_type": audit_type,
                             "keyledger.notification_id": position,
                         },
                     )
@@ -222,14 +241,31 @@ class AuditRelay:
             if failure is not None:
                 raise failure
 
-    def _read(self) -> list[tuple[int, bytes, bytes, Any]]:
+    def _read(self) -> list[Outgoing]:
         notifications = self._positions.read(self.position, self.config.batch_max)
-        batch = []
-        for n in notifications:
-            event = self._mapper.to_domain_event(n)
-            key, value = audit_message(event, n.id, self.config.source, _entry(n))
-            batch.append((n.id, key, value, event))
-        return batch
+        return [self._outgoing(n) for n in notifications]
+
+    def _outgoing(self, n: Any) -> Outgoing:
+        source, entry = self.config.source, _entry(n)
+        if n.topic == ISSUED_TOPIC:  # nearly every event: written out from its stored fields
+            identity = n.originator_id
+            if not isinstance(identity, UUID):
+                identity = UUID(str(identity))
+            fields = issued_fields(bytes(n.state), self._mapper.key_numbers.kid)
+            key, value = stored_issued_message(
+                fields, identity, n.originator_version, n.id, source, entry
+            )
+            return Outgoing(n.id, key, value, identity, n.originator_version, ISSUED_AUDIT_TYPE)
+        event = self._mapper.to_domain_event(n)
+        key, value = audit_message(event, n.id, source, entry)
+        return Outgoing(
+            n.id,
+            key,
+            value,
+            event.originator_id,
+            event.originator_version,
+            AUDIT_TYPES[type(event)],
+        )
 
     async def _reset(self, *, lost_lock: bool) -> None:
         """Drop the producer (and, after a store error, the lock): start clean next time."""
