@@ -5,13 +5,14 @@ ledger's tree and checkpoints, and scheduled retention.
 (`KEYLEDGER_BACKGROUND_JOBS=process`), so that it never holds a worker's interpreter while
 that worker answers a request, or as threads inside every request worker (`workers`). Each
 job elects itself (a lock per relay, analytics table and ledger), so either way one of each
-runs per installation. `auto`, the default, picks by the worker count, as measured on two
-cores:
+runs per installation. `auto`, the default, is the process, as measured on two cores:
 
 - one worker (SQLite's default): the jobs cost about a quarter of its CPU per token; in a
   process of their own, 1.3 times the tokens/s with half the p99;
-- two workers on PostgreSQL: the jobs already spread over the two, and a third process only
-  adds switching: 0.89 times the tokens/s in a process of their own, so threads.
+- two workers on PostgreSQL: the elections put all the jobs in whichever worker asked first,
+  whose requests then waited for the GIL. In a process of their own: p99 19.6, 24.7 and
+  19.3 ms against 27.0, 25.7 and 25.6 with threads (alternating 15 s runs), and 4,367, 3,524
+  and 4,686 tokens/s against 4,173, 3,613 and 4,340.
 
 The process is stopped as soon as the server is signalled (beside the workers' graceful
 stop, not after it), is never restarted once the server stops, does not start if serve died

@@ -24,8 +24,7 @@ KAFKA_OFF = "off"
 # `keyledger serve` runs the work that follows the log (the audit relay, the analytics table,
 # the ledger's tree and checkpoints, scheduled retention) in one process of its own beside the
 # request workers ("process"), or as threads inside each worker ("workers"); "auto", the
-# default, chooses the process beside a single worker and threads among several (measured:
-# api/background.py).
+# default, is the process, whatever the worker count (measured: api/background.py).
 BACKGROUND_PLACES = ("auto", "workers", "process")
 
 
@@ -127,9 +126,7 @@ class Settings:
     @property
     def jobs_in_own_process(self) -> bool:
         """Whether `serve` runs the background jobs in a process of their own."""
-        if self.background_jobs == "auto":
-            return self.workers == 1
-        return self.background_jobs == "process"
+        return self.background_jobs in ("auto", "process")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

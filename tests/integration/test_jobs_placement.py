@@ -40,7 +40,9 @@ def _jobs_in_a_worker(tmp_path: Path, **extra: str) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize(("place", "workers"), [("auto", "1"), ("process", "1"), ("process", "2")])
+@pytest.mark.parametrize(
+    ("place", "workers"), [("auto", "1"), ("auto", "2"), ("process", "1"), ("process", "2")]
+)
 def test_a_worker_beside_a_background_process_runs_no_job(
     tmp_path: Path, place: str, workers: str
 ) -> None:
@@ -48,7 +50,7 @@ def test_a_worker_beside_a_background_process_runs_no_job(
     assert jobs == []
 
 
-@pytest.mark.parametrize(("place", "workers"), [("auto", "2"), ("workers", "1")])
+@pytest.mark.parametrize(("place", "workers"), [("workers", "1"), ("workers", "2")])
 def test_a_worker_without_a_background_process_runs_the_jobs(
     tmp_path: Path, place: str, workers: str
 ) -> None:

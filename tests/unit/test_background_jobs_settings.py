@@ -15,8 +15,8 @@ def test_by_default_a_single_worker_has_them_in_a_process_of_their_own() -> None
     assert _settings().jobs_in_own_process
 
 
-def test_by_default_several_workers_run_them_as_threads() -> None:
-    assert not _settings(KEYLEDGER_WORKERS="2").jobs_in_own_process
+def test_by_default_several_workers_have_them_in_a_process_of_their_own() -> None:
+    assert _settings(KEYLEDGER_WORKERS="2").jobs_in_own_process
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
