@@ -137,7 +137,10 @@ def run_process(parent: int) -> None:
     die_with_parent()
     if os.getppid() != parent:
         return
+    import uvloop
+
     from api.bootstrap import background_jobs, open_ledger, tracing_for
+    from api.http.worker_tuning import settle_heap
     from api.logs import configure_logging
 
     settings = Settings.from_env()
@@ -147,6 +150,7 @@ def run_process(parent: int) -> None:
     async def run() -> None:
         ledger = open_ledger(settings)
         jobs = background_jobs(settings, ledger, tracing=tracing)
+        settle_heap()  # the jobs allocate per event, as a worker does per request
         log.info("background process %d running: %s", os.getpid(), ", ".join(jobs.names))
         try:
             await shutdown.run_until_signalled(_Signalled(jobs))
@@ -155,7 +159,7 @@ def run_process(parent: int) -> None:
             if shutdown.call_all_within([*jobs.thread_stops, tracing.shutdown]):
                 ledger.close()
 
-    asyncio.run(run())
+    uvloop.run(run())  # the workers' loop: the relay's producer ran on it in a worker
 
 
 @contextlib.contextmanager
