@@ -103,6 +103,13 @@ class Ledger(Application[UUID]):
         )
 
     @property
+    def compact_mapper(self) -> CompactMapper:
+        """The mapper, as what `construct_mapper` made it (the relay decodes rows with it)."""
+        mapper = self.mapper
+        assert isinstance(mapper, CompactMapper)
+        return mapper
+
+    @property
     def datastore(self) -> Any:
         """The connection pool the recorders share (for read-model tables beside the events)."""
         return self.factory.datastore  # type: ignore[attr-defined]

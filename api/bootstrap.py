@@ -167,7 +167,7 @@ def build_relay(settings: Settings, ledger: Ledger, tracing: Tracing | None = No
     """The audit relay over this event store, publishing to the configured broker; its own
     tracing (`keyledger relay`) unless it runs inside `serve`, which shares the server's."""
     return AuditRelay(
-        ledger.mapper,
+        ledger.compact_mapper,
         relay_store(ledger, relay_name(settings)),
         lambda: topic_producer(settings, settings.audit_topic),
         RelayConfig(

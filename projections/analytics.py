@@ -9,13 +9,14 @@ same events gives the same rows.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapters.compact_events import ISSUED_TOPIC, issued_tally, stored_topics
+from adapters.compact_events import EPOCH, ISSUED_TOPIC, CompactMapper, stored_topics
 from domain.client import Client
 from domain.token import IssuedToken
 
@@ -34,9 +35,7 @@ ANALYTICS_EVENT_TYPES: tuple[type[Any], ...] = (
 )
 ANALYTICS_TOPICS = tuple(topic for t in ANALYTICS_EVENT_TYPES for topic in stored_topics(t))
 _LENGTHS = {HOUR: 13, DAY: 10}  # of an ISO 8601 time: "2026-11-22T06" and "2026-11-22"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR_MICROS = 3_600_000_000
-_LABELS_KEPT = 1024  # hours whose labels a view keeps (tokens arrive in a few hours at once)
 
 
 def bucket_label(granularity: str, at: datetime) -> str:
@@ -89,7 +88,6 @@ class AnalyticsView:
 
     def __init__(self) -> None:
         self._rows: dict[str, Row] = {}
-        self._labels: dict[int, tuple[str, str]] = {}  # hour since the epoch: its labels
         self.position = 0
 
     def get(self, key: str) -> Row | None:
@@ -141,24 +139,17 @@ class AnalyticsView:
                 return None
         return (found.key,)
 
-    def apply_stored(
-        self, notification: Any, to_domain_event: Callable[[Any], Any]
-    ) -> tuple[str, ...] | None:
-        """`apply` of an event as the log stores it: a token stored compactly is counted from
-        its tally, without building the event (every token issued passes here)."""
+    def apply_stored(self, notification: Any, mapper: CompactMapper) -> tuple[str, ...] | None:
+        """`apply` of an event as the log stores it: a compact token row is counted from its
+        decoded fields, without building its event (every token issued passes here)."""
         if notification.topic != ISSUED_TOPIC:
-            return self.apply(to_domain_event(notification), notification.id)
+            return self.apply(mapper.to_domain_event(notification), notification.id)
+        _, fields = mapper.issued_fields(notification)
         self.position = notification.id
-        tally = issued_tally(bytes(notification.state))
-        client_id, micros = tally.client_id, tally.issued_micros
-        hour = micros // _HOUR_MICROS
-        labels = self._labels.get(hour)
-        if labels is None:
-            if len(self._labels) >= _LABELS_KEPT:
-                self._labels.clear()
-            labels = self._labels[hour] = _labels(_EPOCH + timedelta(hours=hour))
-        at = _EPOCH + timedelta(microseconds=micros)
-        return self._tokens(client_id, at, tally.scopes, tally.audience, labels=labels)
+        micros = fields.issued_micros
+        at = EPOCH + timedelta(microseconds=micros)
+        labels = _hour_labels(micros // _HOUR_MICROS)
+        return self._tokens(fields.client_id, at, fields.scopes, fields.audience, labels=labels)
 
     def _tokens(
         self,
@@ -199,6 +190,12 @@ class AnalyticsView:
                 activity.last_token_at = at if last is None or at > last else last
             keys.append(activity.key)
         return tuple(keys)
+
+
+@functools.lru_cache(maxsize=1024)
+def _hour_labels(hour: int) -> tuple[str, str]:
+    """`_labels` of the hour `hour` hours after the epoch (tokens come a few hours at once)."""
+    return _labels(EPOCH + timedelta(hours=hour))
 
 
 def _labels(at: datetime) -> tuple[str, str]:

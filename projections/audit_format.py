@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 from base64 import b64encode
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import msgspec
 
-from adapters.compact_events import IssuedFields
+from adapters.compact_events import EPOCH, IssuedFields
 from domain.client import Client, event_time
 from domain.event_ids import event_id
 from domain.installation import Installation
@@ -425,18 +425,17 @@ def issued_cloud_event(
     return message
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 @functools.lru_cache(maxsize=4096)
 def _whole_second(seconds: int) -> str:
     """`isoformat()` of a UTC second since the epoch, without its `+00:00`."""
-    return (_EPOCH + timedelta(seconds=seconds)).isoformat()[:-6]
+    return (EPOCH + timedelta(seconds=seconds)).isoformat()[:-6]
 
 
 def utc_isoformat(micros: int) -> str:
     """`datetime.isoformat()` of the UTC time `micros` microseconds after the epoch (the
     second is formatted once for all the tokens issued in it)."""
+    if type(micros) is not int:  # not a row this server wrote: as `datetime` formats it
+        return (EPOCH + timedelta(microseconds=micros)).isoformat()
     seconds, fraction = divmod(micros, 1_000_000)
     if fraction:
         return f"{_whole_second(seconds)}.{fraction:06d}+00:00"
@@ -470,7 +469,7 @@ def stored_issued_message(
             "client_version": fields.client_version,
             "expires_at": utc_isoformat(fields.issued_micros + fields.lifetime_micros),
             "issued_at": issued_at,
-            "jti": str(originator_id) if fields.jti is None else fields.jti,
+            "jti": fields.jti_of(originator_id),
             "kid": fields.kid,
             "scopes": fields.scopes,
             "secret_generation": fields.secret_generation,

@@ -24,7 +24,7 @@ from uuid import UUID
 
 from aiokafka.errors import KafkaError
 
-from adapters.compact_events import ISSUED_TOPIC, issued_fields
+from adapters.compact_events import ISSUED_TOPIC, CompactMapper
 from adapters.kafka import key_partitioner
 from adapters.metrics import RELAY_PUBLISH_ERRORS, RELAY_PUBLISHED
 from adapters.relay_store import RelayStore
@@ -105,7 +105,7 @@ class AuditRelay:
 
     def __init__(
         self,
-        mapper: Any,  # the store's CompactMapper
+        mapper: CompactMapper,
         positions: RelayStore,
         producer_factory: Callable[[], Awaitable[Producer]],
         config: RelayConfig,
@@ -172,7 +172,7 @@ class AuditRelay:
             await self._publish_traced(batch)
         else:
             await self._publish(batch)
-        last = batch[-1][0]
+        last = batch[-1].position
         await asyncio.to_thread(self._positions.advance, self.position, last)
         self.position = last
         self.published += len(batch)
@@ -188,7 +188,8 @@ class AuditRelay:
         partitions = sorted(await self._producer.partitions_for(topic))
         open_batches: dict[int, Any] = {}
         acks: list[Awaitable[Any]] = []
-        for _, key, value, *_ in batch:
+        for message in batch:
+            key, value = message.key, message.value
             partition = key_partitioner(key, partitions, partitions)
             records = open_batches.get(partition)
             if records is None:
@@ -211,22 +212,26 @@ class AuditRelay:
             deliveries: list[Delivery] = []
             acks: list[Awaitable[Any]] = []
             try:
-                for position, key, value, originator_id, version, audit_type in batch:
+                for message in batch:
                     delivery = self.tracing.begin_delivery(
                         f"publish {topic}",
                         {
                             "messaging.system": "kafka",
                             "messaging.operation.type": "publish",
                             "messaging.destination.name": topic,
-                            "messaging.kafka.message.key": key.decode(),
-                            "cloudevents.event_id": event_id(originator_id, version),
-                            "cloudevents.event_type": audit_type,
-                            "keyledger.notification_id": position,
+                            "messaging.kafka.message.key": message.key.decode(),
+                            "cloudevents.event_id": event_id(
+                                message.originator_id, message.originator_version
+                            ),
+                            "cloudevents.event_type": message.audit_type,
+                            "keyledger.notification_id": message.position,
                         },
                     )
                     deliveries.append(delivery)
                     acks.append(
-                        await self._producer.send(topic, value, key, headers=delivery.headers)
+                        await self._producer.send(
+                            topic, message.value, message.key, headers=delivery.headers
+                        )
                     )
                 outcomes = await asyncio.gather(*acks, return_exceptions=True)
             except BaseException as exc:
@@ -248,10 +253,7 @@ class AuditRelay:
     def _outgoing(self, n: Any) -> Outgoing:
         source, entry = self.config.source, _entry(n)
         if n.topic == ISSUED_TOPIC:  # nearly every event: written out from its stored fields
-            identity = n.originator_id
-            if not isinstance(identity, UUID):
-                identity = UUID(str(identity))
-            fields = issued_fields(bytes(n.state), self._mapper.key_numbers.kid)
+            identity, fields = self._mapper.issued_fields(n)
             key, value = stored_issued_message(
                 fields, identity, n.originator_version, n.id, source, entry
             )

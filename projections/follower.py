@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from adapters.projection_tables import ProjectionTable
@@ -46,12 +46,10 @@ class View(Protocol[R]):
 
 @runtime_checkable
 class StoredEventView(Protocol):
-    """A view that folds events as the log stores them, decoding only what it needs (and
-    the rest with `to_domain_event`): `apply_stored` instead of `apply`."""
+    """A view that folds events as the log stores them (`apply_stored` instead of `apply`),
+    decoding with the log's mapper only what it needs."""
 
-    def apply_stored(
-        self, notification: Any, to_domain_event: Callable[[Any], Any]
-    ) -> str | tuple[str, ...] | None: ...
+    def apply_stored(self, notification: Any, mapper: Any) -> str | tuple[str, ...] | None: ...
 
 
 def touched_keys(touched: str | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -105,6 +103,8 @@ class LogFollower(Generic[R]):
         self._log = log_
         self._table = table
         self.view = view
+        # checked here, not per event: a protocol check costs more than folding a token
+        self._stored_view = view if isinstance(view, StoredEventView) else None
         self._interval = interval
         self._scanned = 0
         self._unsaved: set[str] = set()
@@ -132,14 +132,14 @@ class LogFollower(Generic[R]):
                 # the planner may sort the rest of the table for every batch.
                 upto = min(head, self._scanned + READ_WINDOW)
                 batch = self._log.read(self._scanned, READ_BATCH, stop=upto, topics=self._topics)
-                to_domain_event = self._log.mapper.to_domain_event
-                # checked once: a protocol check costs more than folding a token
-                stored = self.view if isinstance(self.view, StoredEventView) else None
+                mapper = self._log.mapper
                 for notification in batch:
-                    if stored is not None:
-                        touched = stored.apply_stored(notification, to_domain_event)
+                    if self._stored_view is not None:
+                        touched = self._stored_view.apply_stored(notification, mapper)
                     else:
-                        touched = self.view.apply(to_domain_event(notification), notification.id)
+                        touched = self.view.apply(
+                            mapper.to_domain_event(notification), notification.id
+                        )
                     self._unsaved.update(touched_keys(touched))
                 # A full batch ends where it ends: the rest of the window is read next.
                 self._scanned = batch[-1].id if len(batch) == READ_BATCH else upto

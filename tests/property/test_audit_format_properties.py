@@ -11,7 +11,7 @@ import msgspec
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from adapters.compact_events import ISSUED_TOPIC, issued_fields
+from adapters.compact_events import ISSUED_TOPIC
 from domain.token import IssuedToken
 from projections.audit_format import (
     audit_message,
@@ -57,9 +57,9 @@ def test_a_compactly_stored_token_is_written_out_as_its_event_would_be(
     bytes as the message of the event the row decodes to."""
     stored = MAPPER.to_stored_event(event)
     assume(stored.topic == ISSUED_TOPIC)
-    fields = issued_fields(stored.state, MAPPER.key_numbers.kid)
+    originator_id, fields = MAPPER.issued_fields(stored)
     message = stored_issued_message(
-        fields, stored.originator_id, stored.originator_version, sequence, "urn:test", entry
+        fields, originator_id, stored.originator_version, sequence, "urn:test", entry
     )
     decoded = MAPPER.to_domain_event(stored)
     assert message == audit_message(decoded, sequence, "urn:test", entry)

@@ -138,7 +138,7 @@ async def _relay(
         return FlakyProducer(await start_producer(config), counter, failing_sends)
 
     relay = AuditRelay(
-        ledger.mapper,
+        ledger.compact_mapper,
         CrashingStore(relay_store(ledger, topic), crashing_writes),
         producer,
         RelayConfig(
