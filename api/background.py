@@ -16,8 +16,9 @@ runs per installation. `auto`, the default, is the process, as measured on two c
 
 The process is stopped as soon as the server is signalled (beside the workers' graceful
 stop, not after it), is never restarted once the server stops, does not start if serve died
-before the process could ask to die with it, and, beside a single worker, /readyz reports it
-as failing while it is down. Its jobs' own failures are in its log and metrics, not /readyz.
+before the process could ask to die with it. It reports its jobs' failures to the workers
+every second (api/background_status.py): /readyz on any worker names them, and names the
+process once it has not reported for a while; beside a single worker, at once while it is down.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from api import shutdown
+from api import background_status, shutdown
 from api.settings import Settings
 from projections.follower import Health
 
@@ -71,6 +72,11 @@ class BackgroundJobs:
     retention: RetentionSchedule | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stopping: asyncio.Event | None = None
+
+    @property
+    def healths(self) -> list[Health]:
+        """The health of each job that keeps one (what the status report names)."""
+        return [j.health for j in (self.analytics, self.ledger_service) if j is not None]
 
     @property
     def names(self) -> list[str]:
@@ -152,14 +158,29 @@ def run_process(parent: int) -> None:
         jobs = background_jobs(settings, ledger, tracing=tracing)
         settle_heap()  # the jobs allocate per event, as a worker does per request
         log.info("background process %d running: %s", os.getpid(), ", ".join(jobs.names))
+        reporting = asyncio.create_task(_report_status(jobs), name="status-report")
         try:
             await shutdown.run_until_signalled(_Signalled(jobs))
         finally:
+            reporting.cancel()
             await jobs.stop()
             if shutdown.call_all_within([*jobs.thread_stops, tracing.shutdown]):
                 ledger.close()
 
     uvloop.run(run())  # the workers' loop: the relay's producer ran on it in a worker
+
+
+async def _report_status(jobs: BackgroundJobs) -> None:
+    """Tell the workers how the jobs are doing, every `REPORT_EVERY` seconds, until cancelled."""
+    path = background_status.reported_path()
+    if path is None:  # started by hand, not by serve
+        return
+    while True:
+        try:
+            background_status.report(path, jobs.healths)
+        except OSError as exc:  # the file went with serve: nobody is reading any more
+            log.debug("status not reported: %s", exc)
+        await asyncio.sleep(background_status.REPORT_EVERY)
 
 
 @contextlib.contextmanager
@@ -172,14 +193,15 @@ def background_process(settings: Settings) -> Iterator[Callable[[], None]]:
         yield lambda: None
         return
     global _keeper_health
-    keeper = _ProcessKeeper()
-    _keeper_health = keeper.health
-    keeper.start()
-    try:
-        yield keeper.stop_soon
-    finally:
-        keeper.stop()
-        _keeper_health = None
+    with background_status.status_file():  # before the process and the workers start
+        keeper = _ProcessKeeper()
+        _keeper_health = keeper.health
+        keeper.start()
+        try:
+            yield keeper.stop_soon
+        finally:
+            keeper.stop()
+            _keeper_health = None
 
 
 def any_jobs(settings: Settings) -> bool:

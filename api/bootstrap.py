@@ -41,6 +41,7 @@ from adapters.token_event_rows import TokenEventRows
 from adapters.tracing import NoTracing, Tracing, otlp_headers, otlp_tracing
 from api import shutdown
 from api.background import BackgroundJobs, keeper_health
+from api.background_status import reported_failures
 from api.http import server
 from api.settings import Settings, SettingsError
 from api.usecases.access_tokens import AccessTokenValidator
@@ -530,7 +531,9 @@ class Runtime:
         # from a factory string, so the keeper cannot be handed to it.
         if (process := keeper_health()) is not None:
             loops.append(process)
-        return {h.name: h.failure for h in loops if h.failure is not None}
+        failing = {h.name: h.failure for h in loops if h.failure is not None}
+        # and what that process reports of its jobs, to any worker of the same serve
+        return {**reported_failures(), **failing}
 
 
 def _committer(ledger: Ledger, settings: Settings) -> GroupCommitter | AsyncPostgresGroupCommitter:

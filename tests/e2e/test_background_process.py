@@ -1,6 +1,6 @@
 """`keyledger serve` runs the audit relay, the analytics table and the ledger in one process
-of its own beside a single request worker (KEYLEDGER_BACKGROUND_JOBS=auto, the default), or
-beside any number with `process`."""
+of its own beside its request workers, however many (KEYLEDGER_BACKGROUND_JOBS=auto, the
+default), and /readyz on any worker names it while it does not report."""
 
 from __future__ import annotations
 
@@ -116,6 +116,25 @@ def test_readyz_reports_a_dead_background_process_until_its_replacement_runs(
         wait_until(lambda: _failing(base) is not None, 10, "/readyz reports it")
         assert "exited with code -9" in str(_failing(base))
         wait_until(lambda: _failing(base) is None, 30, "/readyz: the new one runs")
+
+
+def test_readyz_on_every_worker_reports_a_background_process_that_stops_reporting(
+    tmp_path: Path, broker: EmbeddedBroker
+) -> None:
+    env, log = _environment(tmp_path, broker, KEYLEDGER_WORKERS="2"), tmp_path / "serve.log"
+    with serve(env, log=log) as base:
+        wait_until(lambda: bool(_background_pids(log)), 30, "the background process starts")
+        wait_until(lambda: _failing(base) is None, 15, "it reports")
+        [pid] = _background_pids(log)
+        os.kill(pid, signal.SIGSTOP)  # alive, but stuck: no status report
+        try:
+            wait_until(lambda: _failing(base) is not None, 20, "/readyz reports it")
+            assert "no status report for" in str(_failing(base))
+            answers = {_failing(base) is not None for _ in range(8)}  # whichever worker
+            assert answers == {True}
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        wait_until(lambda: _failing(base) is None, 15, "/readyz: it reports again")
 
 
 def _alive(pid: int) -> bool:

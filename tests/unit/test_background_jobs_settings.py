@@ -1,4 +1,5 @@
-"""Where `serve` runs its background jobs: KEYLEDGER_BACKGROUND_JOBS and the worker count."""
+"""Where `serve` runs its background jobs: KEYLEDGER_BACKGROUND_JOBS, whatever the worker
+count."""
 
 from __future__ import annotations
 
