@@ -141,6 +141,8 @@ class LogFollower(Generic[R]):
                             mapper.to_domain_event(notification), notification.id
                         )
                     self._unsaved.update(touched_keys(touched))
+                    # folded: a failure further on retries after it, never folds it twice
+                    self._scanned = notification.id
                 # A full batch ends where it ends: the rest of the window is read next.
                 self._scanned = batch[-1].id if len(batch) == READ_BATCH else upto
             self._save()
