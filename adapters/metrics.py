@@ -17,6 +17,8 @@ relay lag, the signing key) are computed at scrape time by the process answering
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import platform
 import threading
@@ -359,6 +361,24 @@ class ConsumerLagCollector(Collector):
         yield lag
 
 
+class _WrittenFiles(multiprocess.MultiProcessCollector):
+    """prometheus-client's collector of every process's files, without the files a process is
+    creating at this moment: empty until it sizes them, they hold no value yet, and reading
+    one fails the whole scrape (a scrape as serve's background process starts)."""
+
+    def collect(self) -> Iterable[Any]:
+        files = []
+        for name in glob.glob(os.path.join(self._path, "*.db")):
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.getsize(name) >= _HEADER_BYTES:
+                    files.append(name)
+        merged: Iterable[Any] = self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        return merged
+
+
+_HEADER_BYTES = 8  # a file's used-bytes count and padding, written as it is sized
+
+
 class _ProcessMetrics(Collector):
     """The metrics this process (or, in multiprocess mode, every process) recorded."""
 
@@ -368,7 +388,7 @@ class _ProcessMetrics(Collector):
     def collect(self) -> Iterable[Any]:
         if os.environ.get(MULTIPROC_ENV):
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            _WrittenFiles(registry)  # type: ignore[no-untyped-call]
             if self._single_worker:
                 # The files add up counters, not a process's memory or CPU: those (process_*,
                 # python_*) come from the one worker answering, and only when it is the one.

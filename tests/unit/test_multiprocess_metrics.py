@@ -1,6 +1,7 @@
 """Under `serve`, every process keeps its metrics in files of its own (prometheus-client's
 multiprocess mode, adapters/metrics.py): the process id is kept rather than asked for on
-every increment, and a forked child still counts in a file of its own."""
+every increment, a forked child still counts in a file of its own, and a scrape while a
+process is creating its file still answers."""
 
 from __future__ import annotations
 
@@ -47,3 +48,25 @@ def test_a_forked_child_counts_in_its_own_file_and_nothing_is_lost(tmp_path: Pat
     assert result["total"] == 3 + 4 + 5
     assert (tmp_path / f"counter_{result['parent']}.db").exists()
     assert (tmp_path / f"counter_{result['child']}.db").exists()
+
+
+SCRAPE_BESIDE_A_FILE_BEING_CREATED = """
+import os, sys
+from adapters.metrics import RELAY_PUBLISHED, exposition
+
+RELAY_PUBLISHED.inc(7)
+open(os.path.join(sys.argv[1], "counter_4194304.db"), "wb").close()  # created, not yet sized
+print(exposition().decode())
+"""
+
+
+def test_a_scrape_as_a_process_creates_its_file_still_answers(tmp_path: Path) -> None:
+    ran = subprocess.run(
+        [sys.executable, "-c", SCRAPE_BESIDE_A_FILE_BEING_CREATED, str(tmp_path)],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": os.getcwd()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "keyledger_relay_published_events_total 7.0" in ran.stdout
