@@ -376,19 +376,6 @@ def audit_message(
 
 
 ISSUED_AUDIT_TYPE = AUDIT_TYPES[IssuedToken.Issued]
-_ISSUED_DATA = (
-    "audience",
-    "auth_method",
-    "client_id",
-    "client_version",
-    "expires_at",
-    "issued_at",
-    "jti",
-    "kid",
-    "scopes",
-    "secret_generation",
-    "source_ip",
-)
 
 
 def issued_cloud_event(
