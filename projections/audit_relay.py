@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -137,10 +138,11 @@ class AuditRelay:
                     log.info("audit relay active from position %d", self.position)
                 if self._producer is None:  # waits for the broker: abandoned at once on stop
                     self._producer = await unless_stopped(self._stopping, self._producer_factory())
+                began = time.monotonic()
                 published = await self.publish_batch()
                 backoff = self.config.backoff_min
-                if not published:
-                    await self._sleep(self.config.interval)
+                if published < self.config.batch_max:  # caught up: the rest of the interval
+                    await self._sleep(self.config.interval - (time.monotonic() - began))
             except asyncio.CancelledError:
                 raise
             except Stopped:

@@ -77,6 +77,40 @@ async def test_every_committed_event_reaches_the_topic_once_in_order_per_client(
     assert all(r.key == r.message["subject"] for r in stored)
 
 
+async def test_a_relay_that_has_caught_up_publishes_once_an_interval_not_once_an_event(
+    kafka_settings: Settings,
+) -> None:
+    """Each publish reads the log and commits the relay's position: under a steady stream of
+    tokens, a relay that has caught up waits out the rest of its interval and takes all that
+    came meanwhile in one batch, instead of a batch (and a commit) per few tokens."""
+    paced = replace(kafka_settings, follow_interval=0.5)
+    async with running(paced) as (client, runtime):
+        created = await register(runtime)
+        relay = runtime.relay
+        assert relay is not None
+        await until(lambda: relay.active and relay.position > 0)
+        batches: list[int] = []
+        publish = relay.publish_batch
+
+        async def counted() -> int:
+            published = await publish()
+            if published:
+                batches.append(published)
+            return published
+
+        relay.publish_batch = counted  # type: ignore[method-assign]
+        loop = asyncio.get_running_loop()
+        began, issued = loop.time(), 0
+        while loop.time() - began < 2.0:  # tokens back to back, faster than a publish
+            response = await issue(client, created.client_id, created.client_secret)
+            assert response.status_code == 200
+            issued += 1
+        await until(lambda: relay.position >= runtime.ledger.head())
+        elapsed = loop.time() - began
+    assert sum(batches) == issued
+    assert len(batches) <= elapsed / 0.5 + 2, batches
+
+
 async def test_the_position_is_stored_only_after_the_broker_acknowledged(
     settings: Settings,
 ) -> None:
