@@ -28,6 +28,13 @@ sits between the version and the topic, in padding the row had anyway. Month tab
 a year ahead at every start and every retention run. A store created before keeps its single
 table and its own append function.
 
+The append function locks the partitioned table alone (`LOCK TABLE ONLY`): every append
+takes that lock before it draws a notification id, and it conflicts with itself and with any
+other insert's lock on the table, so appends still commit one after another. Without `ONLY`
+the lock recursed into every partition (seventeen in a new store) on every batch: about 45
+of the 150 µs of server CPU a batch of eight tokens cost (in process, alternating).
+Retention's month drop still locks the whole tree, root first, as before.
+
 The batch travels as one array per column (`uuid[]`, `bigint[]`, `text[]`, `bytea[]`), which
 psycopg dumps natively, rather than an array of a composite type, which it dumps as text
 with regular expressions per field (≈34 µs an event, measured here).
@@ -192,7 +199,7 @@ def partitioned_layout(
             "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ "
             "BEGIN "
             "SET LOCAL lock_timeout = {lock_timeout}; "
-            "LOCK TABLE {t} IN EXCLUSIVE MODE; "
+            "LOCK TABLE ONLY {t} IN EXCLUSIVE MODE; "
             "NOTIFY {channel}; "
             "RETURN QUERY INSERT INTO {t} "
             "(originator_id, originator_version, topic, state, kind) "

@@ -6,8 +6,10 @@ working, is never cleaned by a DELETE, and moves into the partitioned layout on 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -62,6 +64,53 @@ def test_each_event_lands_in_the_table_its_kind_says(ledger: Ledger, postgres_ur
         "keyledger_events_kept",
         "keyledger_events_tokens_default",
     ]
+
+
+def a_raw_event() -> tuple[list[uuid.UUID], list[int], list[str], list[bytes]]:
+    """The append function's arguments for one event that is not a token's."""
+    return [uuid.uuid4()], [1], ["tests:Appended"], [b"{}"]
+
+
+def test_an_append_locks_the_events_table_itself_not_each_of_its_tables(
+    ledger: Ledger, postgres_url: str
+) -> None:
+    """Locking every month table on every batch cost about a third of an append's time."""
+    with psycopg.connect(postgres_url) as writer:
+        writer.execute(ledger.recorder.append_statement, a_raw_event()).fetchall()
+        held = writer.execute(
+            "SELECT relation::regclass::text FROM pg_locks WHERE pid = pg_backend_pid() "
+            "AND locktype = 'relation' AND mode = 'ExclusiveLock'"
+        ).fetchall()
+        writer.rollback()
+    assert [row[0] for row in held] == ["keyledger_events"]
+
+
+def test_an_append_waits_until_the_append_before_it_has_committed(
+    ledger: Ledger, postgres_url: str
+) -> None:
+    """Positions follow commit order: a reader never passes a position that fills in later."""
+    statement = ledger.recorder.append_statement
+    with (
+        psycopg.connect(postgres_url) as first,
+        psycopg.connect(postgres_url, autocommit=True) as second,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        [(first_position,)] = first.execute(statement, a_raw_event()).fetchall()
+        pid = second.info.backend_pid
+        later = pool.submit(lambda: second.execute(statement, a_raw_event()).fetchall())
+        with psycopg.connect(postgres_url, autocommit=True) as watcher:
+            deadline = time.monotonic() + 10
+            while watcher.execute(
+                "SELECT wait_event_type IS DISTINCT FROM 'Lock' FROM pg_stat_activity "
+                "WHERE pid = %s",
+                (pid,),
+            ).fetchone() != (False,):
+                assert time.monotonic() < deadline, "the second append never waited"
+                time.sleep(0.01)
+        assert not later.done()
+        first.commit()
+        [(second_position,)] = later.result(timeout=10)
+    assert second_position > first_position
 
 
 def test_month_tables_are_made_a_year_ahead(postgres_url: str, ledger: Ledger) -> None:
