@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -42,6 +43,19 @@ async def test_requests_that_arrive_while_a_write_runs_commit_together() -> None
     committer.stop()
     assert sorted(store.saved) == sorted(f"e{i}" for i in range(51))
     assert len(store.calls) == 2
+
+
+async def test_what_one_turn_of_the_event_loop_submits_is_committed_together() -> None:
+    """An idle writer does not commit a turn's first request alone while the turn goes on."""
+    store = RecordingStore()
+    committer = GroupCommitter(store.save)
+    committer.start()
+    first = committer.submit(["e0"])
+    time.sleep(0.05)  # the rest of the turn's work, the interpreter free for the writer
+    rest = [committer.submit([f"e{i}"]) for i in range(1, 5)]
+    await asyncio.gather(first, *rest)
+    committer.stop()
+    assert store.calls == [["e0", "e1", "e2", "e3", "e4"]]
 
 
 async def test_a_future_resolves_only_after_its_events_were_saved() -> None:
