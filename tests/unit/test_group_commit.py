@@ -51,7 +51,7 @@ async def test_what_one_turn_of_the_event_loop_submits_is_committed_together() -
     committer = GroupCommitter(store.save)
     committer.start()
     first = committer.submit(["e0"])
-    time.sleep(0.05)  # the rest of the turn's work, the interpreter free for the writer
+    time.sleep(0.05)  # noqa: ASYNC251 - the rest of the turn, blocking, the GIL free
     rest = [committer.submit([f"e{i}"]) for i in range(1, 5)]
     await asyncio.gather(first, *rest)
     committer.stop()
