@@ -33,7 +33,11 @@ takes that lock before it draws a notification id, and it conflicts with itself 
 other insert's lock on the table, so appends still commit one after another. Without `ONLY`
 the lock recursed into every partition (seventeen in a new store) on every batch: about 45
 of the 150 µs of server CPU a batch of eight tokens cost (in process, alternating).
-Retention's month drop still locks the whole tree, root first, as before.
+Retention's month drop still locks the whole tree, root first, as before. So every write
+goes through `keyledger_events`, never straight into a partition: an insert into a partition
+takes no lock on the root and could commit a lower notification id after a follower read past
+it. Restore inserts through the root; retention only deletes from a partition, which draws
+no id.
 
 The batch travels as one array per column (`uuid[]`, `bigint[]`, `text[]`, `bytea[]`), which
 psycopg dumps natively, rather than an array of a composite type, which it dumps as text

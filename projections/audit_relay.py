@@ -141,8 +141,9 @@ class AuditRelay:
                 began = time.monotonic()
                 published = await self.publish_batch()
                 backoff = self.config.backoff_min
-                if published < self.config.batch_max:  # caught up: the rest of the interval
-                    await self._sleep(self.config.interval - (time.monotonic() - began))
+                rest = self.config.interval - (time.monotonic() - began)
+                if published < self.config.batch_max and rest > 0:  # caught up: wait the rest
+                    await self._sleep(rest)
             except asyncio.CancelledError:
                 raise
             except Stopped:

@@ -99,12 +99,13 @@ def test_an_append_waits_until_the_append_before_it_has_committed(
         pid = second.info.backend_pid
         later = pool.submit(lambda: second.execute(statement, a_raw_event()).fetchall())
         with psycopg.connect(postgres_url, autocommit=True) as watcher:
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 4  # under the append's 5 s lock_timeout
             while watcher.execute(
                 "SELECT wait_event_type IS DISTINCT FROM 'Lock' FROM pg_stat_activity "
                 "WHERE pid = %s",
                 (pid,),
             ).fetchone() != (False,):
+                assert not later.done(), f"the second append did not wait: {later.exception()}"
                 assert time.monotonic() < deadline, "the second append never waited"
                 time.sleep(0.01)
         assert not later.done()
