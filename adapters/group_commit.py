@@ -6,12 +6,9 @@ with one `call_soon_threadsafe`. A token is answered only after its batch commit
 (DESIGN.md invariant 1); one transaction per token would cap throughput at the rate at which
 the event store serialises commits.
 
-What one turn of the event loop submits reaches the writer together, at the start of the
-loop's next turn: handed over one by one, an idle writer woke at the first request of a turn
-and committed it alone while the others of that turn waited for the next commit. On SQLite
-under wrk (one worker, 32 connections) batches held 3.1 events on average, 29% of them one,
-and each commit's `BEGIN IMMEDIATE`, write and sync cost the writer thread about 110 µs of
-CPU per token, on top of a GIL hand-off to the serving thread at every step.
+What one turn of an event loop submits reaches the writer together, at the start of that
+loop's next turn, so an idle writer does not commit a turn's first request alone while the
+rest of the turn waits for the next commit.
 """
 
 from __future__ import annotations
@@ -46,9 +43,12 @@ class GroupCommitter:
         self._max_batch = max_batch
         self._max_pending = max_pending
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # lists of items, and _STOP
-        self._lock = threading.Lock()  # the turn's items and the count pending
-        self._turn: list[Item] = []  # submitted in this turn of the loop, not yet handed over
-        self._pending = 0  # submitted and not yet taken by the writer
+        self._lock = threading.Lock()  # the turns' items, the count pending, stopping
+        # submitted in a loop's current turn, not yet handed over: one list per loop, so a
+        # loop that stops turning holds back only its own requests
+        self._turns: dict[asyncio.AbstractEventLoop, list[Item]] = {}
+        self._pending = 0  # submitted and not yet in a batch the writer is saving
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.saved = 0
@@ -66,28 +66,39 @@ class GroupCommitter:
         """Queue events for the next batch; the future resolves once they are committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
+        item = (events, future, loop)
         with self._lock:
-            if self._pending >= self._max_pending:
+            if self._stopping or self._pending >= self._max_pending:
                 raise QueueFull
             self._pending += 1
-            self._turn.append((events, future, loop))
-            first = len(self._turn) == 1
-        if first:  # the whole turn goes to the writer when the loop's next turn begins
-            loop.call_soon(self._hand_over)
+            turn = self._turns.setdefault(loop, [])
+            turn.append(item)
+            first = len(turn) == 1
+            if first:  # the whole turn goes to the writer when the loop's next turn begins
+                try:
+                    loop.call_soon(self._hand_over, loop)
+                except BaseException:
+                    turn.remove(item)
+                    self._pending -= 1
+                    raise
         WRITE_QUEUE_DEPTH.inc()
         return future
 
-    def _hand_over(self) -> None:
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
-            items, self._turn = self._turn, []
+            items = self._turns.pop(loop, [])
         if items:
             self._queue.put(items)
 
     def stop(self) -> None:
-        """Write everything already queued, then end the writer thread."""
+        """Write everything already submitted, refuse more, then end the writer thread."""
         if self._thread is None:
             return
-        self._hand_over()  # a turn whose loop stopped before handing it over
+        with self._lock:
+            self._stopping = True
+            loops = list(self._turns)
+        for loop in loops:  # turns whose loops have not handed them over yet
+            self._hand_over(loop)
         self._queue.put(_STOP)
         self._thread.join(timeout=30)
         self._thread = None
@@ -103,15 +114,14 @@ class GroupCommitter:
                     break
             stopping = _STOP in taken
             items = [item for items in taken if items is not _STOP for item in items]
-            if not items:
-                continue
-            with self._lock:
-                self._pending -= len(items)
-            WRITE_QUEUE_DEPTH.dec(len(items))
             for start in range(0, len(items), self._max_batch):
-                self._write(items[start : start + self._max_batch])
+                batch = items[start : start + self._max_batch]
+                with self._lock:  # the rest of a backlog still counts against max_pending
+                    self._pending -= len(batch)
+                WRITE_QUEUE_DEPTH.dec(len(batch))
+                self._write(batch)
 
-    def _write(self, batch: list[Any]) -> None:
+    def _write(self, batch: list[Item]) -> None:
         results = self._commit(batch)
         self.batches += 1
         WRITE_BATCH_SIZE.observe(sum(len(events) for events, _, _ in batch))
@@ -124,7 +134,7 @@ class GroupCommitter:
             except RuntimeError:
                 log.warning("event loop closed before %d commits were reported", len(outcomes))
 
-    def _commit(self, batch: list[Any]) -> list[BaseException | None]:
+    def _commit(self, batch: list[Item]) -> list[BaseException | None]:
         """Save the batch at once; if that fails, each item alone so one bad item fails alone."""
         try:
             self._save([e for events, _, _ in batch for e in events])

@@ -21,8 +21,10 @@ class RecordingStore:
         self.gate = threading.Event()
         self.gate.set()
         self.refuse: set[Any] = set()
+        self.entered = threading.Event()  # a save has begun (and may be held at the gate)
 
     def save(self, events: list[Any]) -> None:
+        self.entered.set()
         self.gate.wait()
         self.calls.append(list(events))
         if self.refuse & set(events):
@@ -118,3 +120,62 @@ async def test_stopping_writes_everything_already_queued() -> None:
     await stopper
     await asyncio.gather(*futures)
     assert len(store.saved) == 10
+
+
+async def test_what_is_submitted_in_the_turn_that_stops_the_writer_is_still_written() -> None:
+    store = RecordingStore()
+    committer = GroupCommitter(store.save)
+    committer.start()
+    future = committer.submit(["last"])
+    committer.stop()  # same turn: the loop never got to hand it over
+    await asyncio.wait_for(future, 5)
+    assert store.saved == ["last"]
+
+
+async def test_a_stopped_writer_refuses_new_work() -> None:
+    committer = GroupCommitter(RecordingStore().save)
+    committer.start()
+    committer.stop()
+    with pytest.raises(QueueFull):
+        committer.submit(["late"])
+
+
+async def test_a_backlog_the_writer_has_taken_still_counts_against_the_limit() -> None:
+    """The writer takes a whole backlog at once and saves it batch by batch."""
+    store = RecordingStore()
+    committer = GroupCommitter(store.save, max_batch=2, max_pending=4)
+    committer.start()
+    store.gate.clear()
+    backlog = [committer.submit([f"b{i}"]) for i in range(4)]  # one turn, one hand-over
+    await asyncio.to_thread(store.entered.wait, 5)  # saving b0 and b1; b2 and b3 wait
+    accepted = [committer.submit(["c0"]), committer.submit(["c1"])]
+    with pytest.raises(QueueFull):
+        committer.submit(["c2"])
+    store.gate.set()
+    await asyncio.gather(*backlog, *accepted)
+    committer.stop()
+
+
+async def test_a_loop_that_stops_turning_holds_back_only_its_own_requests() -> None:
+    store = RecordingStore()
+    committer = GroupCommitter(store.save)
+    committer.start()
+    submitted, release = threading.Event(), threading.Event()
+
+    async def stuck() -> None:
+        pending = committer.submit(["stuck"])
+        submitted.set()
+        release.wait(10)  # blocks its loop: the turn is not handed over meanwhile
+        await pending
+
+    other = threading.Thread(target=asyncio.run, args=(stuck(),))
+    other.start()
+    await asyncio.to_thread(submitted.wait, 5)
+    try:
+        await asyncio.wait_for(committer.submit(["free"]), 5)
+        assert store.saved == ["free"]
+    finally:
+        release.set()
+        await asyncio.to_thread(other.join, 10)
+    committer.stop()
+    assert store.saved == ["free", "stuck"]
