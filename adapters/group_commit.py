@@ -33,6 +33,10 @@ class QueueFull(Exception):
     """More events are waiting than the writer may hold; the caller should back off."""
 
 
+class WriterStopped(QueueFull):
+    """The writer is stopping: it takes nothing more (the server is shutting down)."""
+
+
 class GroupCommitter:
     """One writer thread that saves queued events in batches."""
 
@@ -55,6 +59,7 @@ class GroupCommitter:
 
     def start(self) -> None:
         WRITE_QUEUE_CAPACITY.set(self._max_pending)
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
@@ -68,7 +73,9 @@ class GroupCommitter:
         future: asyncio.Future[None] = loop.create_future()
         item = (events, future, loop)
         with self._lock:
-            if self._stopping or self._pending >= self._max_pending:
+            if self._stopping:
+                raise WriterStopped
+            if self._pending >= self._max_pending:
                 raise QueueFull
             self._pending += 1
             turn = self._turns.setdefault(loop, [])
@@ -81,14 +88,14 @@ class GroupCommitter:
                     turn.remove(item)
                     self._pending -= 1
                     raise
-        WRITE_QUEUE_DEPTH.inc()
+            WRITE_QUEUE_DEPTH.inc()
         return future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._lock:
+        with self._lock:  # queued under the lock: stop() cannot put _STOP in between
             items = self._turns.pop(loop, [])
-        if items:
-            self._queue.put(items)
+            if items:
+                self._queue.put(items)
 
     def stop(self) -> None:
         """Write everything already submitted, refuse more, then end the writer thread."""
@@ -96,10 +103,13 @@ class GroupCommitter:
             return
         with self._lock:
             self._stopping = True
-            loops = list(self._turns)
-        for loop in loops:  # turns whose loops have not handed them over yet
-            self._hand_over(loop)
-        self._queue.put(_STOP)
+            # turns whose loops have not handed them over yet (a loop closed without running
+            # its callbacks leaves its turn here until now)
+            for items in self._turns.values():
+                if items:
+                    self._queue.put(items)
+            self._turns.clear()
+            self._queue.put(_STOP)
         self._thread.join(timeout=30)
         self._thread = None
 

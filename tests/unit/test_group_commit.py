@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.group_commit import GroupCommitter, QueueFull
+from adapters.group_commit import GroupCommitter, QueueFull, WriterStopped
 
 
 class RecordingStore:
@@ -136,7 +136,7 @@ async def test_a_stopped_writer_refuses_new_work() -> None:
     committer = GroupCommitter(RecordingStore().save)
     committer.start()
     committer.stop()
-    with pytest.raises(QueueFull):
+    with pytest.raises(WriterStopped):
         committer.submit(["late"])
 
 
@@ -147,11 +147,13 @@ async def test_a_backlog_the_writer_has_taken_still_counts_against_the_limit() -
     committer.start()
     store.gate.clear()
     backlog = [committer.submit([f"b{i}"]) for i in range(4)]  # one turn, one hand-over
-    await asyncio.to_thread(store.entered.wait, 5)  # saving b0 and b1; b2 and b3 wait
-    accepted = [committer.submit(["c0"]), committer.submit(["c1"])]
-    with pytest.raises(QueueFull):
-        committer.submit(["c2"])
-    store.gate.set()
+    try:
+        assert await asyncio.to_thread(store.entered.wait, 5)  # saving b0, b1; b2, b3 wait
+        accepted = [committer.submit(["c0"]), committer.submit(["c1"])]
+        with pytest.raises(QueueFull):
+            committer.submit(["c2"])
+    finally:
+        store.gate.set()
     await asyncio.gather(*backlog, *accepted)
     committer.stop()
 
@@ -166,12 +168,12 @@ async def test_a_loop_that_stops_turning_holds_back_only_its_own_requests() -> N
         pending = committer.submit(["stuck"])
         submitted.set()
         release.wait(10)  # blocks its loop: the turn is not handed over meanwhile
-        await pending
+        await asyncio.wait_for(pending, 5)
 
-    other = threading.Thread(target=asyncio.run, args=(stuck(),))
+    other = threading.Thread(target=asyncio.run, args=(stuck(),), daemon=True)
     other.start()
-    await asyncio.to_thread(submitted.wait, 5)
     try:
+        assert await asyncio.to_thread(submitted.wait, 5)
         await asyncio.wait_for(committer.submit(["free"]), 5)
         assert store.saved == ["free"]
     finally:
