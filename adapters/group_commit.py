@@ -71,7 +71,6 @@ class GroupCommitter:
         """Queue events for the next batch; the future resolves once they are committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        item = (events, future, loop)
         with self._lock:
             if self._stopping:
                 raise WriterStopped
@@ -79,15 +78,9 @@ class GroupCommitter:
                 raise QueueFull
             self._pending += 1
             turn = self._turns.setdefault(loop, [])
-            turn.append(item)
-            first = len(turn) == 1
-            if first:  # the whole turn goes to the writer when the loop's next turn begins
-                try:
-                    loop.call_soon(self._hand_over, loop)
-                except BaseException:
-                    turn.remove(item)
-                    self._pending -= 1
-                    raise
+            turn.append((events, future, loop))
+            if len(turn) == 1:  # the whole turn goes to the writer when the loop turns again
+                loop.call_soon(self._hand_over, loop)  # only queues: the loop is running
             WRITE_QUEUE_DEPTH.inc()
         return future
 
@@ -105,9 +98,8 @@ class GroupCommitter:
             self._stopping = True
             # turns whose loops have not handed them over yet (a loop closed without running
             # its callbacks leaves its turn here until now)
-            for items in self._turns.values():
-                if items:
-                    self._queue.put(items)
+            for items in self._turns.values():  # never empty: a turn is made with its item
+                self._queue.put(items)
             self._turns.clear()
             self._queue.put(_STOP)
         self._thread.join(timeout=30)
