@@ -25,6 +25,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from api.http.whole_response import WHOLE_RESPONSE_TARGETS, WholeResponseCycle
 from api.settings import Settings
 
 _LINE_OVERHEAD = 4  # ": " and CRLF of a header line
@@ -179,6 +180,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
+        if self._takes_whole_response():
+            self._run_whole_response()
+            return
         before = self.cycle
         super().on_headers_complete()
         if self.cycle is not before:  # a new request's cycle (not an upgrade)
@@ -190,3 +194,36 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._idle = True
         super().on_message_complete()
+
+    def _takes_whole_response(self) -> bool:
+        """A request `WholeResponseCycle` runs: a target it serves, spelled exactly so, by
+        `POST` over HTTP/1.1, with nothing uvicorn's cycle would do for it (no `Expect`, no
+        upgrade, no root path or concurrency limit), not queued behind another request."""
+        return (
+            self.url in WHOLE_RESPONSE_TARGETS
+            and self.parser.get_method() == b"POST"
+            and self.parser.get_http_version() == "1.1"
+            and not self.expect_100_continue
+            and not self.parser.should_upgrade()
+            and not self.root_path
+            and self.limit_concurrency is None
+            and (self.cycle is None or self.cycle.response_complete)
+        )
+
+    def _run_whole_response(self) -> None:
+        """What uvicorn's `on_headers_complete` does, for a target with no query and no
+        escapes, with the lighter cycle."""
+        scope = self.scope
+        scope["method"] = "POST"
+        scope["path"] = self.url.decode("ascii")
+        scope["raw_path"] = self.url
+        scope["query_string"] = b""
+        self.cycle = WholeResponseCycle(  # type: ignore[assignment]
+            self.scope,
+            self.transport,
+            self.flow,
+            self.server_state.default_headers,
+            keep_alive=self.parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        self._start_asgi_task(self.cycle, self.app)
