@@ -172,6 +172,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._reading_head:  # a chunked body's trailer field: never a header
+            return
         self._over(len(name) + len(value) + _LINE_OVERHEAD)
         if len(self.headers) >= self._max_headers:
             self._refused = True
@@ -185,7 +187,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         before = self.cycle
         super().on_headers_complete()
-        if self.cycle is not before:  # a new request's cycle (not an upgrade)
+        # A new request's cycle (not an upgrade); a response to HEAD has no body to carry it.
+        if self.cycle is not before and self.scope["method"] != "HEAD":
             # Not a Transport subclass: its every other method is the transport's own.
             self.cycle.transport = cast(
                 asyncio.Transport, ResponseInOneWrite(self.transport, self.cycle)

@@ -45,8 +45,11 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": BODY, "more_body": False})
 
 
-async def _exchange(request: bytes, expect_close: bool = False) -> tuple[list[bytes], bytes]:
-    """Serve one connection that sends `request`: the server's writes, and what arrived."""
+async def _exchange(
+    request: bytes, expect_close: bool = False, bodies: int | None = None
+) -> tuple[list[bytes], bytes]:
+    """Serve one connection that sends `request`: the server's writes, and what arrived
+    (once `bodies` responses with a body came, by default one per request)."""
     config = Config(app=_app, log_config=None, access_log=False, lifespan="off")
     config.load()
     state = ServerState()
@@ -71,7 +74,8 @@ async def _exchange(request: bytes, expect_close: bool = False) -> tuple[list[by
             arrived = await asyncio.wait_for(reader.read(), 5)
         else:
             arrived = b""
-            while arrived.count(BODY) < request.count(b"HTTP/1.1\r\n"):
+            expected = request.count(b"HTTP/1.1\r\n") if bodies is None else bodies
+            while arrived.count(BODY) < expected:
                 arrived += await asyncio.wait_for(reader.read(65536), 5)
     finally:
         writer.close()
@@ -113,3 +117,13 @@ def test_a_head_whose_body_never_comes_is_still_sent_before_the_connection_close
     assert len(writes) == 1
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert arrived == writes[0]
+
+
+def test_a_response_to_head_is_sent_at_once_on_a_kept_alive_connection() -> None:
+    head = b"HEAD / HTTP/1.1\r\nhost: t\r\n\r\n"
+    writes, arrived = asyncio.run(_exchange(head + _post(), bodies=1))
+    assert len(writes) == 2
+    assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert writes[0].endswith(b"\r\n\r\n")  # the head alone: HEAD has no body
+    assert writes[1].endswith(BODY)
+    assert arrived == b"".join(writes)
