@@ -25,7 +25,7 @@ log = logging.getLogger("uvicorn.error")
 WHOLE_RESPONSE_TARGETS = frozenset({b"/oauth2/token"})  # request targets, spelled exactly so
 _BODYLESS = (204, 304)
 _SERVER_ERROR = (
-    b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
     b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error"
 )
 
@@ -99,7 +99,10 @@ class WholeResponseCycle:
     def _end_unanswered(self) -> None:
         """A 500 if nothing was written yet, then the connection closes either way."""
         if not self.response_complete and not self.disconnected:
-            self.transport.write(_SERVER_ERROR)
+            lines = [STATUS_LINE[500]]
+            for name, value in self.default_headers:  # the server's own: valid
+                lines += (name, b": ", value, b"\r\n")
+            self.transport.write(b"".join(lines) + _SERVER_ERROR)
         self.transport.close()
 
     async def receive(self) -> dict[str, Any]:
@@ -141,31 +144,31 @@ class WholeResponseCycle:
 
     def _encoded_head(self, length: int) -> bytes:
         """The status line and headers, refusing what could split the response (as uvicorn
-        does); `content-length` is the body's, checked against a declared one."""
+        does). The body's length is written here, once: a declared `content-length` must
+        be plain digits equal to it (or, on a 204 or 304, be absent or 0)."""
         status, headers = self._head
         if not 200 <= status < 600:
             raise RuntimeError(f"A whole response cannot have the status {status}.")
+        bodyless = status in _BODYLESS
+        if bodyless and length:
+            raise RuntimeError(f"A {status} response has no body.")
         lines = [STATUS_LINE[status]]
-        declared: int | None = None
         close = False
         for name, value in (*self.default_headers, *headers):
             if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
                 raise RuntimeError("Invalid HTTP header name or value.")
             name = name.lower()
             if name == b"content-length":
-                declared = int(value)
-            elif name == b"transfer-encoding":
+                if not value.isdigit() or int(value) != length:
+                    raise RuntimeError(f"Response body of {length} bytes, declared {value!r}.")
+                continue
+            if name == b"transfer-encoding":
                 raise RuntimeError("A whole response is not sent in chunks.")
-            elif name == b"connection":
+            if name == b"connection":
                 close = close or b"close" in [t.strip() for t in value.lower().split(b",")]
             lines += (name, b": ", value, b"\r\n")
-        if status in _BODYLESS:
-            if length:
-                raise RuntimeError(f"A {status} response has no body.")
-        elif declared is None:
+        if not bodyless:
             lines.append(b"content-length: %d\r\n" % length)
-        elif declared != length:
-            raise RuntimeError(f"Response body of {length} bytes, declared {declared}.")
         if close:
             self.keep_alive = False
         elif not self.keep_alive:

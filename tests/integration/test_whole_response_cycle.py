@@ -343,3 +343,104 @@ def test_every_request_on_a_connection_is_answered_once_in_order(
     assert [body for _, body in answers] == [
         b"b=" + body.hex().encode() + b"|" for _, body in requests
     ]
+
+
+def test_the_500_carries_the_servers_default_headers() -> None:
+    async def scenario() -> bytes:
+        async with Served(fails_after_the_head) as served:
+            served.state.default_headers = [(b"server", b"keyledger-test"), (b"date", b"D")]
+            return await served.exchange(post(), responses=2)
+
+    arrived = run(scenario())
+    assert arrived.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert b"server: keyledger-test\r\n" in arrived
+    assert b"date: D\r\n" in arrived
+
+
+def declaring(*lengths: bytes) -> App:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        headers = [(b"content-length", length) for length in lengths]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    return app
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("length", [b"+2", b" 2", b"0x2", b"2 ", b"1_0"])
+def test_a_declared_length_that_is_not_plain_digits_is_a_500(length: bytes) -> None:
+    _, arrived = run(_serve(declaring(length), post(), responses=2))
+    assert arrived.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert arrived.count(b"HTTP/1.1") == 1
+
+
+def test_a_length_declared_twice_leaves_as_one() -> None:
+    _, arrived = run(_serve(declaring(b"2", b"2"), post()))
+    [(head, body)] = split_responses(arrived)
+    assert head.lower().count(b"content-length") == 1
+    assert body == b"{}"
+
+
+def refusing_the_first() -> App:
+    """A 413 to the connection's first request before reading its body; echoes the rest."""
+    calls: list[int] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        calls.append(1)
+        if len(calls) > 1:
+            await answer_body(scope, receive, send)
+            return
+        body = b'{"error":"invalid_request"}'
+        headers = [(b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+CHUNKED = (
+    b"POST /oauth2/token HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n"
+    b"3\r\na=1\r\n4\r\n&b=2\r\n0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("first", [post(body=b"a=1&b=2"), CHUNKED], ids=["length", "chunked"])
+def test_an_answer_before_the_body_is_read_keeps_the_connection_in_step(first: bytes) -> None:
+    _, arrived = run(
+        _serve(refusing_the_first(), first, post(body=b"a=9"), responses=2, pause=0.05)
+    )
+    answers = split_responses(arrived)
+    assert [head.split(b" ")[1] for head, _ in answers] == [b"413", b"200"]
+    assert answers[1][1] == b"a=9|"
+
+
+def test_a_request_target_split_across_reads_is_still_recognised() -> None:
+    served, arrived = run(
+        _serve(
+            answer_body,
+            b"POST /oau",
+            b"th2/token HTTP/1.1\r\nhost: t\r\ncontent-length: 3\r\n\r\na=1",
+            pause=0.05,
+        )
+    )
+    assert served.cycles == [WholeResponseCycle]
+    assert [body for _, body in split_responses(arrived)] == [b"a=1|"]
+
+
+def test_a_chunked_bodys_trailer_fields_never_become_request_headers() -> None:
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        while (await receive())["more_body"]:
+            pass
+        seen.append(list(scope["headers"]))
+        await answer_body_of(b"", scope, send)
+
+    request = (
+        b"POST /oauth2/token HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"3\r\na=1\r\n0\r\nx-forwarded-for: 203.0.113.9\r\n\r\n"
+    )
+    run(_serve(app, request))
+    [headers] = seen
+    assert b"x-forwarded-for" not in [name for name, _ in headers]
