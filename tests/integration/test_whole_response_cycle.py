@@ -140,6 +140,13 @@ async def _serve(
     return served, arrived
 
 
+@pytest.mark.parametrize("target", [b"/oauth2/introspect", b"/oauth2/revoke"])
+def test_introspection_and_revocation_requests_are_answered_whole_too(target: bytes) -> None:
+    served, arrived = run(_serve(answer_body, post(target)))
+    assert served.cycles == [WholeResponseCycle]
+    assert [body for _, body in split_responses(arrived)] == [b"a=1|"]
+
+
 def test_a_token_request_is_answered_with_its_length_in_one_write() -> None:
     served, arrived = run(_serve(answer_body, post(body=b"grant_type=x")))
     assert served.cycles == [WholeResponseCycle]
