@@ -58,7 +58,9 @@ from psycopg import Cursor, errors
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
+from adapters.compact_events import stored_topics
 from adapters.token_event_rows import kind_sql
+from domain.token import IssuedToken
 from domain.token_periods import TokenPeriod
 
 log = logging.getLogger("keyledger")
@@ -66,6 +68,21 @@ MONTHS_AHEAD = 12
 
 # Serialises schema creation across processes (CREATE OR REPLACE FUNCTION is not race-safe).
 SCHEMA_LOCK_KEY = 0x6B6C_6564_6765_72  # "kledger"
+_ISSUED = ", ".join("'" + t.replace("'", "''") + "'" for t in stored_topics(IssuedToken.Issued))
+
+
+def changes_channel(events_table: str) -> str:
+    """The channel told at each commit that appends anything but tokens' issuance (a client,
+    a key, a revocation...): the workers' followers wait on it (`adapters/log_changes.py`)
+    rather than poll a log that, under load, grows by nothing but tokens."""
+    return events_table.replace(".", "_") + "_changes"
+
+
+def _notify_changes(events_table: str) -> Composed:
+    return SQL(
+        "IF EXISTS (SELECT FROM unnest(topics) AS c(tp) WHERE tp <> ALL (ARRAY[{issued}])) "
+        "THEN NOTIFY {changes}; END IF; "
+    ).format(issued=SQL(_ISSUED), changes=Identifier(changes_channel(events_table)))
 
 
 class GroupCommitPostgresApplicationRecorder(PostgresApplicationRecorder):
@@ -87,6 +104,7 @@ class GroupCommitPostgresApplicationRecorder(PostgresApplicationRecorder):
                 "SET LOCAL lock_timeout = {lock_timeout}; "
                 "LOCK TABLE {table} IN EXCLUSIVE MODE; "
                 "NOTIFY {channel}; "
+                "{notify_changes}"
                 "RETURN QUERY INSERT INTO {table} "
                 "(originator_id, originator_version, topic, state) "
                 "SELECT * FROM unnest(ids, versions, topics, states) "
@@ -98,6 +116,7 @@ class GroupCommitPostgresApplicationRecorder(PostgresApplicationRecorder):
                 lock_timeout=Literal(f"{datastore.lock_timeout}s"),
                 table=Identifier(datastore.schema, events_table_name),
                 channel=Identifier(self.channel_name),
+                notify_changes=_notify_changes(events_table_name),
             )
         )
         self._unpartitioned.append(self.sql_create_statements[-1])
@@ -205,6 +224,7 @@ def partitioned_layout(
             "SET LOCAL lock_timeout = {lock_timeout}; "
             "LOCK TABLE ONLY {t} IN EXCLUSIVE MODE; "
             "NOTIFY {channel}; "
+            "{notify_changes}"
             "RETURN QUERY INSERT INTO {t} "
             "(originator_id, originator_version, topic, state, kind) "
             "SELECT i, v, tp, s, {kind} "
@@ -215,6 +235,7 @@ def partitioned_layout(
             function=function,
             t=name(),
             channel=Identifier(table.replace(".", "_")),
+            notify_changes=_notify_changes(table),
             kind=SQL(kind_sql("i", "tp")),
             lock_timeout=Literal(f"{lock_timeout}s"),
         ),

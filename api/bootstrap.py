@@ -29,9 +29,10 @@ from adapters.key_vault import KeyVault
 from adapters.ledger_signer import ed25519_verify, note_key
 from adapters.ledger_sources import StoreEntries
 from adapters.ledger_store import LedgerTables
+from adapters.log_changes import ChangeListener, LogChanges
 from adapters.named_lock import exclusive, sqlite_path
 from adapters.observation_buffer import ObservationBuffer
-from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder
+from adapters.postgres_recorder import GroupCommitPostgresApplicationRecorder, changes_channel
 from adapters.projection_tables import clients_table
 from adapters.relay_store import relay_store
 from adapters.removed_archives import archived_log, every_archived_row
@@ -386,7 +387,11 @@ def key_admin(
 
 
 def key_keeper(
-    settings: Settings, ledger: Ledger, clock: Clock, secrets: InstallationSecrets | None = None
+    settings: Settings,
+    ledger: Ledger,
+    clock: Clock,
+    secrets: InstallationSecrets | None = None,
+    changes: LogChanges | None = None,
 ) -> SigningKeysKeeper:
     """A ring loaded with the current keys (created on the very first start), kept in step;
     refused (`SigningKeyUnavailable`) when the key that signs now cannot be opened."""
@@ -401,6 +406,7 @@ def key_keeper(
             timedelta(days=settings.key_rotation_days) if settings.key_rotation_days else None
         ),
         lead=timedelta(seconds=settings.key_prepublish_seconds),
+        changes=changes,
     )
     keys = admin.ensure(settings.keys_dir)
     admin.check_signer(keys)
@@ -453,6 +459,7 @@ class Runtime:
     ledger_service: LedgerService | None = None
     ledger_admin: LedgerAdmin | None = None
     retention: RetentionSchedule | None = None
+    listener: ChangeListener | None = None
     tracing: Tracing = field(default_factory=NoTracing)
     reports: AnalyticsReports = field(init=False)
     ledger_queries: LedgerQueries = field(init=False)
@@ -467,6 +474,8 @@ class Runtime:
         self.alert_queries = AlertQueries(self.alerts)
 
     async def start(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
         try:
             self.follower.load()
         except Exception:
@@ -504,6 +513,7 @@ class Runtime:
             self.tracing.shutdown,
         ]
         stops += [*self.jobs.thread_stops, *([self.key_keeper.stop] if self.key_keeper else [])]
+        stops += [self.listener.stop] if self.listener is not None else []
         if isinstance(self.committer, AsyncPostgresGroupCommitter):
             try:  # what is queued is committed, unless the database does not answer
                 await asyncio.wait_for(self.committer.stop(), shutdown.GRACE)
@@ -552,6 +562,16 @@ def _committer(ledger: Ledger, settings: Settings) -> GroupCommitter | AsyncPost
     )
 
 
+def _change_listener(ledger: Ledger, settings: Settings) -> ChangeListener | None:
+    """PostgreSQL's word of each change the workers' followers fold; none on SQLite (they
+    poll)."""
+    recorder = ledger.recorder
+    if not isinstance(recorder, GroupCommitPostgresApplicationRecorder):
+        return None
+    channel = changes_channel(recorder.events_table_name)
+    return ChangeListener(settings.database_url, channel, LogChanges())
+
+
 def build(
     settings: Settings,
     clock: Clock | None = None,
@@ -567,9 +587,11 @@ def build(
     )
     ledger = open_ledger(settings, create=True)
     clock = clock or SystemClock()
+    listener = _change_listener(ledger, settings)
+    changes = listener.changes if listener is not None else None
     try:
         secrets = installation_secrets(settings, ledger)
-        keeper = key_keeper(settings, ledger, clock, secrets)
+        keeper = key_keeper(settings, ledger, clock, secrets, changes)
         record_installation(ledger, secrets, clock)
         ledger_tables(ledger).create()
     except Exception:
@@ -580,7 +602,11 @@ def build(
     hasher = SecretHasher(secrets.pepper)
     view = ClientsView()
     follower = ClientsFollower(
-        ledger, clients_table(ledger.datastore), view, interval=settings.follow_interval
+        ledger,
+        clients_table(ledger.datastore),
+        view,
+        interval=settings.follow_interval,
+        changes=changes,
     )
     committer = _committer(ledger, settings)
     authenticator = ClientAuthenticator(
@@ -612,6 +638,7 @@ def build(
         revoked_view,
         interval=settings.follow_interval,
         clock=clock,
+        changes=changes,
     )
     verifier = JwtVerifier(keys, settings.issuer_url)
     tokens = AccessTokenValidator(verifier, view, revoked_view, clock)
@@ -650,6 +677,7 @@ def build(
             nudge=ledger_service.nudge if ledger_service is not None else None,
         ),
         retention=jobs.retention if jobs else None,
+        listener=listener,
         tracing=tracing,
     )
 

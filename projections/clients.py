@@ -12,6 +12,7 @@ from typing import Any
 
 from eventsourcing.utils import get_topic
 
+from adapters.log_changes import LogChanges
 from adapters.projection_tables import ProjectionTable
 from domain.client import Client, SecretSlot
 from domain.client_record import ClientRecord
@@ -172,5 +173,8 @@ class ClientsFollower(LogFollower[ClientRecord]):
         table: ProjectionTable[ClientRecord],
         view: ClientsView,
         interval: float = 0.1,
+        changes: LogChanges | None = None,
     ) -> None:
-        super().__init__(log_, table, view, CLIENT_TOPICS, interval, name="clients-follower")
+        super().__init__(
+            log_, table, view, CLIENT_TOPICS, interval, name="clients-follower", changes=changes
+        )

@@ -1,6 +1,7 @@
 """Following the notification log: in-memory views, persisted with their position.
 
-Every process holds its views in memory and polls the log for the topics they fold, so hot
+Every process holds its views in memory and polls the log for the topics they fold (on
+PostgreSQL, a worker's followers when told of a change: `adapters/log_changes.py`), so hot
 paths never query. The same fold is written to a durable table with its tracked position,
 so a process starts from the table instead of from the first event.
 """
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from adapters.log_changes import LogChanges, next_turn
 from adapters.projection_tables import ProjectionTable
 
 log = logging.getLogger(__name__)
@@ -97,8 +99,10 @@ class LogFollower(Generic[R]):
         interval: float = 0.1,
         *,
         name: str = "follower",
+        changes: LogChanges | None = None,
     ) -> None:
         self._topics = topics
+        self._changes = changes
         self._name = name
         self._log = log_
         self._table = table
@@ -160,7 +164,9 @@ class LogFollower(Generic[R]):
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        seen = -1  # the first turn does not wait for a change
+        while not next_turn(self._stop, self._interval, self._changes, seen):
+            seen = self._changes.generation if self._changes is not None else 0
             try:
                 if self.ready.is_set():
                     self.catch_up()
@@ -173,5 +179,7 @@ class LogFollower(Generic[R]):
 
     def stop(self) -> None:
         self._stop.set()
+        if self._changes is not None:
+            self._changes.report()  # wakes a turn waiting for a change: it sees the stop
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from eventsourcing.utils import get_topic
 
+from adapters.log_changes import LogChanges
 from adapters.projection_tables import ProjectionTable, projection_table
 from domain.token import IssuedToken
 from projections.follower import LogFollower, NotificationLog
@@ -115,9 +116,16 @@ class RevokedTokensFollower(LogFollower[RevokedToken]):
         view: RevokedTokensView,
         interval: float = 0.1,
         clock: Clock | None = None,
+        changes: LogChanges | None = None,
     ) -> None:
         super().__init__(
-            log_, table, view, REVOKED_TOPICS, interval, name="revoked-tokens-follower"
+            log_,
+            table,
+            view,
+            REVOKED_TOPICS,
+            interval,
+            name="revoked-tokens-follower",
+            changes=changes,
         )
         self._revoked = view
         self._clock = clock

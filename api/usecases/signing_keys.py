@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from eventsourcing.persistence import IntegrityError
 
 from adapters.event_store import Ledger
 from adapters.key_vault import KeyVault, KeyVaultError
+from adapters.log_changes import LogChanges, next_turn
 from adapters.signing import (
     KeyRing,
     NoSigningKey,
@@ -221,7 +223,9 @@ class SigningKeysKeeper:
         rotate_every: timedelta | None,
         lead: timedelta,
         check_every: float = 60.0,
+        changes: LogChanges | None = None,
     ) -> None:
+        self._changes = changes
         self._ledger, self.admin, self.ring, self._clock = ledger, admin, ring, clock
         self._interval, self._check_every = interval, check_every
         self._rotate_every, self._lead = rotate_every, lead
@@ -282,22 +286,26 @@ class SigningKeysKeeper:
         self._thread.start()
 
     def _run(self) -> None:
-        waited = self._check_every  # check the schedule at once on start
-        while not self._stop.is_set():
+        checked: float | None = None  # check the schedule at once on start
+        while True:
+            seen = self._changes.generation if self._changes is not None else 0
             try:
                 self.catch_up()
-                if waited >= self._check_every:
-                    waited = 0.0
+                now = time.monotonic()
+                if checked is None or now - checked >= self._check_every:
+                    checked = now
                     self.check_rotation()
             except Exception as exc:
                 self.health.failed(exc)
             else:
                 self.health.succeeded()
             self.check_signer()
-            self._stop.wait(self._interval)
-            waited += self._interval
+            if next_turn(self._stop, self._interval, self._changes, seen):
+                return
 
     def stop(self) -> None:
         self._stop.set()
+        if self._changes is not None:
+            self._changes.report()  # wakes a turn waiting for a change: it sees the stop
         if self._thread is not None:
             self._thread.join(timeout=5)
