@@ -174,6 +174,7 @@ class LogFollower(Generic[R]):
                     self.load()
             except Exception as exc:
                 self.health.failed(exc)
+                seen = -1  # retried at the next interval, not at the next change
             else:
                 self.health.succeeded()
 

@@ -297,6 +297,7 @@ class SigningKeysKeeper:
                     self.check_rotation()
             except Exception as exc:
                 self.health.failed(exc)
+                seen = -1  # retried at the next interval, not at the next change
             else:
                 self.health.succeeded()
             self.check_signer()

@@ -37,12 +37,16 @@ def ledger(postgres_url: str) -> Iterator[Ledger]:
 
 @pytest.fixture
 def listener(postgres_url: str, ledger: Ledger) -> Iterator[ChangeListener]:
-    channel = changes_channel(ledger.recorder.events_table_name)  # type: ignore[attr-defined]
+    channel = channel_of(ledger)
     started = ChangeListener(postgres_url, channel, LogChanges(), poll=0.05)
     started.start()
     until(lambda: started.changes.listening)
     yield started
     started.stop()
+
+
+def channel_of(ledger: Ledger) -> str:
+    return changes_channel(ledger.recorder.events_table_name)  # type: ignore[attr-defined]
 
 
 def until(condition: object, seconds: float = 5.0) -> None:
@@ -69,13 +73,13 @@ def notified(url: str, channel: str, act: object, wait: float = 0.5) -> int:
 def test_appending_a_client_event_notifies_the_changes_channel(
     postgres_url: str, ledger: Ledger
 ) -> None:
-    channel = changes_channel(ledger.recorder.events_table_name)  # type: ignore[attr-defined]
+    channel = channel_of(ledger)
     assert notified(postgres_url, channel, lambda: register(ledger)) >= 1
 
 
 def test_appending_only_issued_tokens_does_not(postgres_url: str, ledger: Ledger) -> None:
     client_id = register(ledger)
-    channel = changes_channel(ledger.recorder.events_table_name)  # type: ignore[attr-defined]
+    channel = channel_of(ledger)
     tokens = [issued_event(client_id, NOW, ["a"], str(uuid.uuid4())) for _ in range(5)]
     assert notified(postgres_url, channel, lambda: ledger.append(tokens)) == 0
 
@@ -112,12 +116,12 @@ def test_issuing_tokens_does_not_wake_the_followers(
 def test_a_lost_listening_connection_polls_meanwhile_then_listens_again(
     postgres_url: str, ledger: Ledger, listener: ChangeListener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(log_changes, "RECONNECT_AFTER", 0.2)
-    channel = changes_channel(ledger.recorder.events_table_name)  # type: ignore[attr-defined]
+    monkeypatch.setattr(log_changes, "RECONNECT_AFTER", (0.2, 0.2))
+    channel = channel_of(ledger)
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE query = %s AND pid <> pg_backend_pid()",
+            "WHERE query = %s AND datname = current_database() AND pid <> pg_backend_pid()",
             (f'LISTEN "{channel}"',),
         )
     until(lambda: not listener.changes.listening)
@@ -172,3 +176,68 @@ def test_a_stopped_follower_stops_waiting_for_a_change(
     stopping.start()
     stopping.join(10)
     assert not stopping.is_alive()  # not the 60 s the safety turn would take
+
+
+def test_a_batch_holding_a_revocation_notifies_even_beside_issued_tokens(
+    postgres_url: str, ledger: Ledger
+) -> None:
+    client_id = register(ledger)
+    token = issued_event(client_id, NOW, ["a"], str(uuid.uuid4()))
+    ledger.append([token])
+    aggregate = token.mutate(None)
+    assert aggregate is not None
+    aggregate.revoke(now=NOW, actor="admin", reason=None)
+    [revoked] = aggregate.collect_events()
+    other = issued_event(client_id, NOW, ["a"], str(uuid.uuid4()))
+    channel = channel_of(ledger)
+    assert notified(postgres_url, channel, lambda: ledger.append([other, revoked])) >= 1
+
+
+def test_a_follower_turns_every_safety_interval_when_no_notice_comes(
+    ledger: Ledger, listener: ChangeListener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listener deaf without knowing it (here: a change that sends no notice) still leaves
+    the follower within the safety turn."""
+    monkeypatch.setattr(log_changes, "SAFETY_INTERVAL", 0.3)
+    view = ClientsView()
+    follower = ClientsFollower(
+        ledger, clients_table(ledger.datastore), view, interval=0.05, changes=listener.changes
+    )
+    follower.load()
+    follower.start()
+    try:
+        time.sleep(0.2)
+        listener.stop()  # no notices any more, yet still said to be listening
+        listener.changes.listening = True
+        client_id = register(ledger, "unannounced")
+        until(lambda: view.get(client_id) is not None)
+    finally:
+        follower.stop()
+
+
+def test_a_failing_turn_is_retried_at_the_interval_not_at_the_next_change(
+    ledger: Ledger, listener: ChangeListener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(log_changes, "SAFETY_INTERVAL", 60.0)
+    view = ClientsView()
+    follower = ClientsFollower(
+        ledger, clients_table(ledger.datastore), view, interval=0.05, changes=listener.changes
+    )
+    follower.load()
+    failures: list[int] = []
+    catch_up = follower.catch_up
+
+    def fails_once() -> None:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("the store went away for a moment")
+        catch_up()
+
+    monkeypatch.setattr(follower, "catch_up", fails_once)
+    client_id = register(ledger, "retried")
+    follower.start()  # its first turn fails; the retry must not wait for another change
+    try:
+        until(lambda: view.get(client_id) is not None)
+        assert failures == [1]
+    finally:
+        follower.stop()
