@@ -112,8 +112,7 @@ class ChangeListener:
             keepalives_count=3,
         ) as conn:
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-            self._set_listening(True)
-            self.changes.report()  # a turn now: anything appended before LISTEN
+            self._set_listening(True)  # its report is a turn now: for what came before LISTEN
             while not self._stop.is_set():
                 for _ in conn.notifies(timeout=self._poll):
                     self.changes.report()

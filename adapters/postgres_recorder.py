@@ -68,7 +68,7 @@ MONTHS_AHEAD = 12
 
 # Serialises schema creation across processes (CREATE OR REPLACE FUNCTION is not race-safe).
 SCHEMA_LOCK_KEY = 0x6B6C_6564_6765_72  # "kledger"
-_ISSUED = ", ".join("'" + t.replace("'", "''") + "'" for t in stored_topics(IssuedToken.Issued))
+_ISSUED = SQL(", ").join(Literal(t) for t in stored_topics(IssuedToken.Issued))
 
 
 def changes_channel(events_table: str) -> str:
@@ -82,7 +82,7 @@ def _notify_changes(events_table: str) -> Composed:
     return SQL(
         "IF EXISTS (SELECT FROM unnest(topics) AS c(tp) WHERE tp <> ALL (ARRAY[{issued}])) "
         "THEN NOTIFY {changes}; END IF; "
-    ).format(issued=SQL(_ISSUED), changes=Identifier(changes_channel(events_table)))
+    ).format(issued=_ISSUED, changes=Identifier(changes_channel(events_table)))
 
 
 class GroupCommitPostgresApplicationRecorder(PostgresApplicationRecorder):

@@ -222,7 +222,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         scope["raw_path"] = self.url
         scope["query_string"] = b""
         self.cycle = WholeResponseCycle(  # type: ignore[assignment]
-            self.scope,
+            scope,
             self.transport,
             self.flow,
             self.server_state.default_headers,

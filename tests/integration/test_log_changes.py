@@ -49,6 +49,15 @@ def channel_of(ledger: Ledger) -> str:
     return changes_channel(ledger.recorder.events_table_name)  # type: ignore[attr-defined]
 
 
+def loaded_follower(ledger: Ledger, view: ClientsView, changes: LogChanges) -> ClientsFollower:
+    """A clients follower turning every 0.05 s at most, waiting on `changes`, loaded."""
+    follower = ClientsFollower(
+        ledger, clients_table(ledger.datastore), view, interval=0.05, changes=changes
+    )
+    follower.load()
+    return follower
+
+
 def until(condition: object, seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():  # type: ignore[operator]
@@ -89,10 +98,7 @@ def test_a_follower_told_of_a_change_folds_it_long_before_its_safety_turn(
 ) -> None:
     monkeypatch.setattr(log_changes, "SAFETY_INTERVAL", 60.0)  # only the notice can wake it
     view = ClientsView()
-    follower = ClientsFollower(
-        ledger, clients_table(ledger.datastore), view, interval=0.05, changes=listener.changes
-    )
-    follower.load()
+    follower = loaded_follower(ledger, view, listener.changes)
     follower.start()
     try:
         time.sleep(0.3)  # its first turn is behind it: it waits for a change now
@@ -162,14 +168,7 @@ def test_a_stopped_follower_stops_waiting_for_a_change(
     ledger: Ledger, listener: ChangeListener, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(log_changes, "SAFETY_INTERVAL", 60.0)
-    follower = ClientsFollower(
-        ledger,
-        clients_table(ledger.datastore),
-        ClientsView(),
-        interval=0.05,
-        changes=listener.changes,
-    )
-    follower.load()
+    follower = loaded_follower(ledger, ClientsView(), listener.changes)
     follower.start()
     time.sleep(0.2)
     stopping = threading.Thread(target=follower.stop)
@@ -200,10 +199,7 @@ def test_a_follower_turns_every_safety_interval_when_no_notice_comes(
     the follower within the safety turn."""
     monkeypatch.setattr(log_changes, "SAFETY_INTERVAL", 0.3)
     view = ClientsView()
-    follower = ClientsFollower(
-        ledger, clients_table(ledger.datastore), view, interval=0.05, changes=listener.changes
-    )
-    follower.load()
+    follower = loaded_follower(ledger, view, listener.changes)
     follower.start()
     try:
         time.sleep(0.2)
@@ -220,10 +216,7 @@ def test_a_failing_turn_is_retried_at_the_interval_not_at_the_next_change(
 ) -> None:
     monkeypatch.setattr(log_changes, "SAFETY_INTERVAL", 60.0)
     view = ClientsView()
-    follower = ClientsFollower(
-        ledger, clients_table(ledger.datastore), view, interval=0.05, changes=listener.changes
-    )
-    follower.load()
+    follower = loaded_follower(ledger, view, listener.changes)
     failures: list[int] = []
     catch_up = follower.catch_up
 
