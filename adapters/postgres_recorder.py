@@ -5,11 +5,18 @@ eventsourcing's recorder sends `BEGIN`, the EXCLUSIVE table lock, `NOTIFY`, the 
 whatever the client thread does in between. With several server processes writing, that
 hold time is what serialises them (measured here: ≈5 ms per batch under load, for 1.5 ms of
 work). This recorder calls one PL/pgSQL function, in autocommit mode, that takes the same
-lock, notifies and inserts; the statement's implicit transaction commits when it returns.
+lock and inserts; the statement's implicit transaction commits when it returns.
 The lock is held for server-side work only, it is still taken before any notification id is
 drawn and released only at commit, so ids follow commit order and a reader tailing the log
 never passes over a gap that fills in later. (eventsourcing's own `ENABLE_DB_FUNCTIONS` mode
 skips that lock, and readers then miss events: do not use it.)
+
+It does not send eventsourcing's `NOTIFY` at every commit: nothing here subscribes to that
+channel, and PostgreSQL before 19 wakes every backend listening on any channel of the
+database at each `NOTIFY` (async.c keeps no table of who listens to what), so the workers'
+change listeners would each wake, read the queue and find nothing, once per batch. Only a
+commit that appends something besides tokens' issuance notifies, on its own channel
+(`changes_channel`).
 
 A new store's events table is partitioned (issue 17), so that a month of token events can
 leave by dropping a table instead of a DELETE that bloats the live one:
@@ -103,7 +110,6 @@ class GroupCommitPostgresApplicationRecorder(PostgresApplicationRecorder):
                 "BEGIN "
                 "SET LOCAL lock_timeout = {lock_timeout}; "
                 "LOCK TABLE {table} IN EXCLUSIVE MODE; "
-                "NOTIFY {channel}; "
                 "{notify_changes}"
                 "RETURN QUERY INSERT INTO {table} "
                 "(originator_id, originator_version, topic, state) "
@@ -115,7 +121,6 @@ class GroupCommitPostgresApplicationRecorder(PostgresApplicationRecorder):
                 id_type=Identifier(datastore.originator_id_type),
                 lock_timeout=Literal(f"{datastore.lock_timeout}s"),
                 table=Identifier(datastore.schema, events_table_name),
-                channel=Identifier(self.channel_name),
                 notify_changes=_notify_changes(events_table_name),
             )
         )
@@ -223,7 +228,6 @@ def partitioned_layout(
             "BEGIN "
             "SET LOCAL lock_timeout = {lock_timeout}; "
             "LOCK TABLE ONLY {t} IN EXCLUSIVE MODE; "
-            "NOTIFY {channel}; "
             "{notify_changes}"
             "RETURN QUERY INSERT INTO {t} "
             "(originator_id, originator_version, topic, state, kind) "
@@ -234,7 +238,6 @@ def partitioned_layout(
         ).format(
             function=function,
             t=name(),
-            channel=Identifier(table.replace(".", "_")),
             notify_changes=_notify_changes(table),
             kind=SQL(kind_sql("i", "tp")),
             lock_timeout=Literal(f"{lock_timeout}s"),

@@ -3,6 +3,7 @@ timer (real PostgreSQL: the append function's NOTIFY, a listening connection, a 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -91,6 +92,29 @@ def test_appending_only_issued_tokens_does_not(postgres_url: str, ledger: Ledger
     channel = channel_of(ledger)
     tokens = [issued_event(client_id, NOW, ["a"], str(uuid.uuid4())) for _ in range(5)]
     assert notified(postgres_url, channel, lambda: ledger.append(tokens)) == 0
+
+
+def test_appending_only_issued_tokens_notifies_no_channel_at_all(
+    postgres_url: str, ledger: Ledger
+) -> None:
+    # PostgreSQL (before 19) wakes every backend listening on any channel of the database at
+    # each NOTIFY, so a notice on any channel would cost each worker's listener a wake-up per
+    # batch of tokens: none is sent, on eventsourcing's channel or any the function names.
+    client_id = register(ledger)
+    recorder = ledger.recorder
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        source = conn.execute(
+            "SELECT string_agg(prosrc, ' ') FROM pg_proc WHERE proname = %s",
+            (f"{recorder.events_table_name}_append",),  # type: ignore[attr-defined]
+        ).fetchone()
+        assert source is not None
+        named = re.findall(r'NOTIFY\s+"?(\w+)"?', source[0])
+        assert named  # the changes channel, under its condition
+        channels = {*named, recorder.channel_name}  # type: ignore[attr-defined]
+        for channel in channels:
+            conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
+        ledger.append([issued_event(client_id, NOW, ["a"], str(uuid.uuid4())) for _ in range(5)])
+        assert [n.channel for n in conn.notifies(timeout=0.5)] == []
 
 
 def test_a_follower_told_of_a_change_folds_it_long_before_its_safety_turn(
