@@ -35,6 +35,7 @@ from api.http.errors import (
     unexpected_error_response,
     unprocessable_response,
 )
+from api.http.head_requests import HeadAsGet
 from api.http.ledger.checkpoints import latest_checkpoint, ledger_keys, list_checkpoints
 from api.http.oauth2.discovery import authorization_server_metadata
 from api.http.oauth2.introspection import introspection_endpoint
@@ -134,8 +135,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # Request ids, the access log and the latency histogram wrap Litestar's handler once,
     # outside the router: as per-route middleware they cost a quarter of the token rate.
     # Inside them, the token endpoint is reached before the router (api/http/oauth2/token.py).
+    # HEAD runs as GET behind the token route, so token requests never pass through it.
     app.asgi_handler = RequestInstrumentation(
-        TokenRouteFirst(app.asgi_handler, app), access_log=settings.access_log
+        TokenRouteFirst(HeadAsGet(app.asgi_handler), app), access_log=settings.access_log
     )
     if isinstance(tracing, OpenTelemetryTracing):  # off: not wrapped, no cost at all
         app.asgi_handler = RequestTracing(app.asgi_handler, tracing)

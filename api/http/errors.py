@@ -9,6 +9,7 @@ from litestar import Litestar, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import Receive, Scope, Send
 
+from api.http.head_requests import with_head
 from domain.oauth_errors import InvalidClient, OAuthError, TooManyRequests
 from domain.redaction import redact
 
@@ -60,7 +61,11 @@ def http_error_response(request: Request[Any, Any, Any], exc: HTTPException) -> 
             exc.status_code, "invalid_request"
         )
         body = {"error": error, "error_description": redact(str(exc.detail))}
-    return Response(body, status_code=exc.status_code, headers=NO_STORE | dict(exc.headers or {}))
+    headers = {  # HEAD is answered wherever GET is (api/http/head_requests.py)
+        name: with_head(value) if name.lower() == "allow" else value
+        for name, value in (exc.headers or {}).items()
+    }
+    return Response(body, status_code=exc.status_code, headers=NO_STORE | headers)
 
 
 def unexpected_error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

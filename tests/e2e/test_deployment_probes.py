@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -114,3 +115,34 @@ def test_the_image_health_check_passes_while_the_server_is_ready_and_fails_witho
         assert during.returncode == 0, during.stderr
     after = image_health_check(env)
     assert after.returncode == 1
+
+
+def test_a_head_probe_gets_the_get_answer_without_its_body_on_a_kept_alive_connection(
+    tmp_path: Path,
+) -> None:
+    """Load balancers and uptime checks probe with HEAD (RFC 9110 §9.3.2): the server answers
+    it as GET, writes no body, and the connection serves the next request."""
+    port = free_port()
+    env = environment(f"sqlite:///{tmp_path}/k.db", tmp_path / "keys", port)
+    with serve(env, "--host", "127.0.0.1", log=tmp_path / "serve.log", admin=False):
+        got = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(
+                b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            )
+            answers = read_until(conn, got.content)
+    head, rest = answers.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert f"content-length: {len(got.content)}".encode() in head.lower()
+    assert rest.startswith(b"HTTP/1.1 200 ")  # no body between the two answers
+    assert rest.endswith(b"\r\n\r\n" + got.content)
+
+
+def read_until(conn: socket.socket, ending: bytes) -> bytes:
+    received = b""
+    while not received.endswith(ending):
+        chunk = conn.recv(65536)
+        assert chunk, received
+        received += chunk
+    return received
