@@ -6,6 +6,18 @@ tokens/s). This writer runs as a task on the loop itself: requests append their 
 await a future; the task takes everything pending, sends it in one statement on its own
 connection, and resolves the futures when the commit returned (DESIGN.md invariant 1).
 While one batch is in flight the next one gathers, so batches size themselves to the load.
+
+A batch also waits, at most `gather_wait` (1 ms by default), until as many requests are
+pending as the last batch held. Without it a steady load splits into batches of whatever
+arrived during the last commit, about half of what is in flight: each commit then pays
+PostgreSQL's fixed cost per transaction (the WAL flush: about 60 µs of its CPU here, two
+virtio kicks) and the worker's per-batch wake-ups for half as many tokens. Measured with
+`serve --workers 2` and 32 connections: batches of 15.6 instead of 7.6, 204 + 30 µs of CPU
+per token (server + PostgreSQL) instead of 232 + 44. The previous batch is the load's own
+measure: after a burst the wait times out once and the target falls to what came; a lone
+request (the last batch held one) never waits; what a wait adds to a token's latency is
+bounded by `gather_wait`. PostgreSQL's own `commit_delay` does the same for concurrent
+transactions; ours are one per worker, serialised by the append lock, so it cannot.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ class AsyncPostgresGroupCommitter:
         *,
         max_batch: int = 128,
         max_pending: int = 10_000,
+        gather_wait: float = 0.001,
     ) -> None:
         self._conninfo = conninfo
         self._statement = append_statement
@@ -44,6 +57,10 @@ class AsyncPostgresGroupCommitter:
         self._max_pending = max_pending
         self._pending: list[tuple[Sequence[Any], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
+        self._gather_wait = gather_wait
+        self._gathered = asyncio.Event()  # set once `_gather_target` requests are pending
+        self._gather_target = 0  # while a batch gathers: how many it waits for
+        self._last_batch = 0
         self._conn: psycopg.AsyncConnection[Any] | None = None
         # One batch is in flight at a time: it reuses one cursor, and the statement rendered
         # once (a new cursor and rendering per batch cost a fifth of the batch's client CPU).
@@ -69,12 +86,15 @@ class AsyncPostgresGroupCommitter:
         self._pending.append((events, future))
         WRITE_QUEUE_DEPTH.inc()
         self._wake.set()
+        if self._gather_target and len(self._pending) >= self._gather_target:
+            self._gathered.set()
         return future
 
     async def stop(self) -> None:
         """Commit everything already queued, then close the connection."""
         self._stopping = True
         self._wake.set()
+        self._gathered.set()
         if self._task is not None:
             await self._task
         await self._discard_connection()
@@ -85,12 +105,30 @@ class AsyncPostgresGroupCommitter:
             self._wake.clear()
             await asyncio.sleep(0)  # let requests already read from their sockets join in
             while self._pending:
+                await self._gather()
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 WRITE_QUEUE_DEPTH.dec(len(batch))
+                self._last_batch = len(batch)
                 await self._write(batch)
             if self._stopping:
                 return
+
+    async def _gather(self) -> None:
+        """Wait, at most `gather_wait`, until as many requests are pending as the last batch
+        held (the module's docstring says why)."""
+        target = min(self._last_batch, self._max_batch)
+        if self._stopping or self._gather_wait <= 0 or len(self._pending) >= target:
+            return
+        self._gathered.clear()
+        self._gather_target = target
+        try:
+            async with asyncio.timeout(self._gather_wait):
+                await self._gathered.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._gather_target = 0
 
     async def _write(self, batch: list[tuple[Sequence[Any], asyncio.Future[None]]]) -> None:
         errors = await self._commit(batch)

@@ -556,6 +556,7 @@ def _committer(ledger: Ledger, settings: Settings) -> GroupCommitter | AsyncPost
             ledger.mapper,
             max_batch=settings.write_batch_max,
             max_pending=settings.write_queue_max,
+            gather_wait=settings.write_gather_wait,
         )
     return GroupCommitter(
         ledger.append, max_batch=settings.write_batch_max, max_pending=settings.write_queue_max

@@ -47,6 +47,7 @@ class Settings:
     follow_interval: float = 0.1
     write_batch_max: int = 128
     write_queue_max: int = 10_000
+    write_gather_wait: float = 0.001
     db_pool_size: int = 5
     log_level: str = "info"
     log_format: str = "json"
@@ -153,6 +154,8 @@ class Settings:
             raise SettingsError("KEYLEDGER_WORKERS must be 1 to 64")
         if self.follow_interval <= 0 or self.write_batch_max < 1 or self.write_queue_max < 1:
             raise SettingsError("follow interval, batch and queue sizes must be positive")
+        if not 0 <= self.write_gather_wait <= 0.1:
+            raise SettingsError("KEYLEDGER_WRITE_GATHER_WAIT must be 0 to 0.1 seconds")
         if self.kafka_idempotence not in IDEMPOTENCE_CHOICES:
             raise SettingsError(
                 f"KEYLEDGER_KAFKA_IDEMPOTENCE must be one of {', '.join(IDEMPOTENCE_CHOICES)}"
