@@ -23,6 +23,7 @@ transactions; ours are one per worker, serialised by the append lock, so it cann
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -117,16 +118,15 @@ class AsyncPostgresGroupCommitter:
     async def _gather(self) -> None:
         """Wait, at most `gather_wait`, until as many requests are pending as the last batch
         held (the module's docstring says why)."""
-        target = min(self._last_batch, self._max_batch)
+        target = self._last_batch  # never over `max_batch`: a batch is cut at it
         if self._stopping or self._gather_wait <= 0 or len(self._pending) >= target:
             return
         self._gathered.clear()
         self._gather_target = target
         try:
-            async with asyncio.timeout(self._gather_wait):
-                await self._gathered.wait()
-        except TimeoutError:
-            pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._gather_wait):
+                    await self._gathered.wait()
         finally:
             self._gather_target = 0
 
